@@ -1,0 +1,138 @@
+"""Command line: parse and validate arguments, then hand over to the dashboard, headless or doctor.
+
+Every user-facing failure surfaces here as one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tui import __version__
+from tui.errors import UserError, fail
+from tui.model.filters import FilterError, Filters
+
+EXAMPLES = """\
+examples:
+  sudo netlat-tui                          live dashboard of all TCP/UDP traffic
+  sudo netlat-tui --workload loopback      ... with a built-in loopback load to look at
+  sudo netlat-tui --port 443 --comm nginx  only nginx's port-443 sockets
+  sudo netlat-tui --sample 16              follow 1 packet in 16 (busy hosts)
+  sudo netlat-tui --headless --duration 5 --json   one JSON summary for scripts
+  sudo netlat-tui --record run.jsonl       record snapshots while watching
+  netlat-tui --replay run.jsonl            replay a recording (no root needed)
+  netlat-tui --synthetic                   demo data, no probes
+  sudo netlat-tui doctor                   what this kernel offers and what would run
+"""
+
+PROBE_CHOICES = ("auto", "tracepoint", "kprobe", "fentry")
+WORKLOADS = ("none", "loopback")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="netlat-tui",
+        description="Live per-layer latency of the Linux TCP/IP stack (send and receive), "
+        "measured with BCC eBPF probes.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"netlat-tui {__version__}")
+    src = p.add_argument_group("source")
+    src.add_argument("--probes", choices=PROBE_CHOICES, default="auto",
+                     help="probe plan (default: the best this kernel supports)")
+    src.add_argument("--sample", type=_positive_int, default=1, metavar="N",
+                     help="follow 1 packet in N (default 1: every packet)")
+    src.add_argument("--interval", type=_positive_float, default=1.0, metavar="S",
+                     help="seconds between refreshes (default 1)")
+    src.add_argument("--replay", metavar="FILE", help="play back a recording (no root needed)")
+    src.add_argument("--speed", type=_positive_float, default=1.0, metavar="X",
+                     help="replay speed factor (default 1)")
+    src.add_argument("--synthetic", action="store_true", help="deterministic demo data, no probes")
+    src.add_argument("--record", metavar="FILE", help="write every snapshot to FILE (JSON lines)")
+    src.add_argument("--workload", choices=WORKLOADS, default="none",
+                     help="drive a built-in traffic load while running (default none)")
+    src.add_argument("--ebpf", action="store_true", help="print the generated BPF C and exit")
+    flt = p.add_argument_group("filters (validated, compiled into the probes)")
+    flt.add_argument("--pid", help="process id")
+    flt.add_argument("--comm", help="process name (up to 15 characters)")
+    flt.add_argument("--port", help="local or remote port")
+    flt.add_argument("--lport", help="local port")
+    flt.add_argument("--rport", help="remote port")
+    flt.add_argument("--addr", help="local or remote IP address")
+    flt.add_argument("--family", help="4 or 6")
+    flt.add_argument("--protocol", help="tcp or udp")
+    flt.add_argument("--iface", help="network interface name")
+    hl = p.add_argument_group("headless")
+    hl.add_argument("--headless", action="store_true", help="no UI: run, then print a summary")
+    hl.add_argument("--duration", type=_positive_float, default=5.0, metavar="S",
+                    help="headless run time in seconds (default 5)")
+    hl.add_argument("--json", action="store_true", help="headless: print the JSON document")
+    return p
+
+
+def build_doctor_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="netlat-tui doctor",
+        description="Check what this kernel and machine offer and which probe plan would run.",
+    )
+    p.add_argument("--json", action="store_true", help="print the checks as JSON")
+    return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def filters_from_args(args: argparse.Namespace) -> Filters:
+    """Validated Filters from the filter options; raises UserError with a one-line message."""
+    try:
+        return Filters.parse(
+            pid=args.pid, comm=args.comm, port=args.port, lport=args.lport, rport=args.rport,
+            addr=args.addr, family=args.family, protocol=args.protocol, iface=args.iface,
+        )
+    except FilterError as exc:
+        raise UserError(str(exc)) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv[:1] == ["doctor"]:
+            from tui.doctor import run_doctor
+
+            return run_doctor(build_doctor_parser().parse_args(argv[1:]))
+        args = build_parser().parse_args(argv)
+        args.filters = filters_from_args(args)
+        if args.headless or args.ebpf:
+            from tui.headless import run_headless
+
+            return run_headless(args)
+        from tui.app import run_app
+
+        return run_app(args)
+    except UserError as exc:
+        return fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Pure-Python model of netlat-tui: histograms, snapshots, summaries. Imports neither bcc nor textual."""

@@ -1,0 +1,137 @@
+"""Packet filters: parsed and validated here, before any value can reach BPF C source.
+
+Every field is either None (no filter) or a value already checked: integers parsed and range
+checked, names matched against a strict pattern, addresses parsed by :mod:`ipaddress`. The probe
+engine turns a Filters into C constants; the UI's filter dialog uses the same parsers, so the
+command line and the dialog reject the same input with the same one-line message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, fields, replace
+
+#: A task comm is at most 15 bytes (TASK_COMM_LEN - 1); keep to characters that are safe in C.
+_COMM_RE = re.compile(r"[A-Za-z0-9_.:+@/-]{1,15}")
+#: An interface name is at most 15 bytes (IFNAMSIZ - 1).
+_IFACE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,15}")
+
+
+class FilterError(ValueError):
+    """A filter value is invalid; str() is a one-line message naming the field."""
+
+
+def parse_pid(text: str) -> int:
+    return _parse_int("pid", text, 1, 4_194_304)
+
+
+def parse_port(text: str, name: str = "port") -> int:
+    return _parse_int(name, text, 1, 65_535)
+
+
+def _parse_int(name: str, text: str, low: int, high: int) -> int:
+    text = str(text).strip()
+    if not re.fullmatch(r"\d+", text):
+        raise FilterError(f"bad {name} {text!r}: expected a whole number {low}-{high}")
+    value = int(text)
+    if not low <= value <= high:
+        raise FilterError(f"bad {name} {value}: must be {low}-{high}")
+    return value
+
+
+def parse_comm(text: str) -> str:
+    text = str(text).strip()
+    if not _COMM_RE.fullmatch(text):
+        raise FilterError(
+            f"bad comm {text!r}: 1-15 characters of letters, digits and _ . : + @ / -"
+        )
+    return text
+
+
+def parse_iface(text: str) -> str:
+    text = str(text).strip()
+    if not _IFACE_RE.fullmatch(text):
+        raise FilterError(f"bad interface {text!r}: 1-15 characters of letters, digits and _ . : -")
+    return text
+
+
+def parse_addr(text: str) -> str:
+    text = str(text).strip()
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise FilterError(f"bad address {text!r}: expected an IPv4 or IPv6 address") from None
+
+
+def parse_family(text: str) -> int:
+    value = str(text).strip().lower().removeprefix("ipv")
+    if value not in ("4", "6"):
+        raise FilterError(f"bad family {text!r}: expected 4 or 6")
+    return int(value)
+
+
+def parse_protocol(text: str) -> str:
+    value = str(text).strip().lower()
+    if value not in ("tcp", "udp"):
+        raise FilterError(f"bad protocol {text!r}: expected tcp or udp")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Validated filters; None means "any". Build with :meth:`parse`, not by hand."""
+
+    pid: int | None = None
+    comm: str | None = None
+    port: int | None = None  #: local or remote
+    lport: int | None = None
+    rport: int | None = None
+    addr: str | None = None  #: local or remote address
+    family: int | None = None
+    protocol: str | None = None
+    iface: str | None = None
+
+    _PARSERS = {
+        "pid": parse_pid,
+        "comm": parse_comm,
+        "port": parse_port,
+        "lport": lambda t: parse_port(t, "lport"),
+        "rport": lambda t: parse_port(t, "rport"),
+        "addr": parse_addr,
+        "family": parse_family,
+        "protocol": parse_protocol,
+        "iface": parse_iface,
+    }
+
+    @classmethod
+    def parse(cls, **raw: str | int | None) -> Filters:
+        """Validate raw strings (None or "" = no filter); raises FilterError on the first bad one."""
+        values: dict[str, object] = {}
+        for name, text in raw.items():
+            if name not in cls._PARSERS:
+                raise FilterError(f"unknown filter {name!r}")
+            if text is None or str(text).strip() == "":
+                continue
+            values[name] = cls._PARSERS[name](str(text))
+        if values.get("addr") and values.get("family"):
+            addr_family = ipaddress.ip_address(values["addr"]).version
+            if addr_family != values["family"]:
+                raise FilterError(f"address {values['addr']} is not IPv{values['family']}")
+        return cls(**values)  # type: ignore[arg-type]
+
+    def with_(self, **raw: str | int | None) -> Filters:
+        """A copy with some fields re-parsed from raw text (the filter dialog's edit)."""
+        merged = {f.name: getattr(self, f.name) for f in fields(self)}
+        merged.update(raw)
+        return replace(Filters.parse(**merged))
+
+    def active(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+
+    def describe(self) -> str:
+        """``pid=42 port=8080``, or "" when nothing is filtered."""
+        return " ".join(f"{k}={v}" for k, v in self.active().items())
+
+    def __bool__(self) -> bool:
+        return bool(self.active())

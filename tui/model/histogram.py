@@ -1,0 +1,140 @@
+"""Log-linear latency histograms: the bucket scheme shared with the BPF C side, and percentiles.
+
+The kernel counts each latency (nanoseconds) into a bucket; user space only ever sees bucket counts.
+A bucket index is the value's power of two plus ``sub_bits`` bits below the leading one, the same
+idea as HdrHistogram. With ``sub_bits=3`` (8 sub-buckets per octave) a bucket is at most 1/8 of its
+lower bound wide, so a percentile reported at the bucket midpoint is within 6.25% of the true value.
+Values below ``2**sub_bits`` (and below 16 ns for sub_bits=3) are counted exactly.
+
+The C mirror of :func:`bucket_index` lives in ``tui/bpf/netlat.h``; a unit test checks they agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+#: Sub-bucket bits of the per-stage histograms (8 sub-buckets per power of two).
+STAGE_SUB_BITS = 3
+#: Sub-bucket bits of the coarse per-socket histograms (plain log2).
+SOCKET_SUB_BITS = 0
+#: Largest power of two tracked; larger values land in the last bucket (2**39 ns is about 9 minutes).
+MAX_LOG2 = 39
+
+
+def bucket_count(sub_bits: int) -> int:
+    """Number of buckets for a scheme: exact values below 2**sub_bits, then 2**sub_bits per octave."""
+    return (MAX_LOG2 - sub_bits + 2) << sub_bits
+
+
+def bucket_index(value_ns: int, sub_bits: int = STAGE_SUB_BITS) -> int:
+    """Bucket of a non-negative value; the Python twin of ``netlat_bucket()`` in the BPF C."""
+    if value_ns < (1 << sub_bits):
+        return max(value_ns, 0)
+    msb = value_ns.bit_length() - 1
+    if msb > MAX_LOG2:
+        return bucket_count(sub_bits) - 1
+    sub = (value_ns >> (msb - sub_bits)) & ((1 << sub_bits) - 1)
+    return ((msb - sub_bits + 1) << sub_bits) + sub
+
+
+def bucket_bounds(index: int, sub_bits: int = STAGE_SUB_BITS) -> tuple[int, int]:
+    """Half-open range ``[low, high)`` of values (ns) that fall into bucket ``index``."""
+    if index < (1 << sub_bits):
+        return index, index + 1
+    group = index >> sub_bits
+    sub = index & ((1 << sub_bits) - 1)
+    low = ((1 << sub_bits) + sub) << (group - 1)
+    return low, low + (1 << (group - 1))
+
+
+def bucket_mid(index: int, sub_bits: int = STAGE_SUB_BITS) -> float:
+    """Representative value of a bucket: exact for width-1 buckets, else the midpoint."""
+    low, high = bucket_bounds(index, sub_bits)
+    return float(low) if high - low == 1 else (low + high) / 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Histogram:
+    """Immutable bucket counts of one latency distribution (values in nanoseconds)."""
+
+    counts: tuple[int, ...]
+    sub_bits: int = STAGE_SUB_BITS
+
+    @classmethod
+    def empty(cls, sub_bits: int = STAGE_SUB_BITS) -> Histogram:
+        return cls((0,) * bucket_count(sub_bits), sub_bits)
+
+    @classmethod
+    def from_values(cls, values_ns: Iterable[int], sub_bits: int = STAGE_SUB_BITS) -> Histogram:
+        counts = [0] * bucket_count(sub_bits)
+        for value in values_ns:
+            counts[bucket_index(int(value), sub_bits)] += 1
+        return cls(tuple(counts), sub_bits)
+
+    @classmethod
+    def from_sparse(cls, buckets: dict[int, int], sub_bits: int = STAGE_SUB_BITS) -> Histogram:
+        """Build from ``{bucket index: count}``; indexes out of range are a ValueError."""
+        counts = [0] * bucket_count(sub_bits)
+        for index, count in buckets.items():
+            if not 0 <= index < len(counts) or count < 0:
+                raise ValueError(f"bad histogram bucket {index}={count}")
+            counts[index] = count
+        return cls(tuple(counts), sub_bits)
+
+    def sparse(self) -> dict[int, int]:
+        """Non-zero buckets as ``{index: count}`` (the form used in JSON and replay files)."""
+        return {i: c for i, c in enumerate(self.counts) if c}
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+    def __bool__(self) -> bool:
+        return any(self.counts)
+
+    def minus(self, older: Histogram) -> Histogram:
+        """Counts added since ``older`` (a counter reset shows as the newer counts alone)."""
+        if older.sub_bits != self.sub_bits:
+            raise ValueError("histograms of different schemes")
+        diff = tuple(a - b for a, b in zip(self.counts, older.counts, strict=True))
+        if any(d < 0 for d in diff):
+            return self
+        return Histogram(diff, self.sub_bits)
+
+    def plus(self, other: Histogram) -> Histogram:
+        if other.sub_bits != self.sub_bits:
+            raise ValueError("histograms of different schemes")
+        return Histogram(
+            tuple(a + b for a, b in zip(self.counts, other.counts, strict=True)), self.sub_bits
+        )
+
+    def percentile(self, q: float) -> float | None:
+        """Value (ns) at quantile ``q`` in [0, 100], or None when empty."""
+        total = self.total
+        if total == 0:
+            return None
+        # Nearest-rank: the smallest bucket whose cumulative count reaches ceil(q% of total).
+        rank = max(1, -(-round(q * total * 1000) // 100_000))
+        seen = 0
+        for index, count in enumerate(self.counts):
+            seen += count
+            if seen >= rank:
+                return bucket_mid(index, self.sub_bits)
+        return bucket_mid(len(self.counts) - 1, self.sub_bits)  # pragma: no cover
+
+    def percentiles(self, qs: Sequence[float] = (50, 90, 99, 99.9)) -> dict[float, float | None]:
+        return {q: self.percentile(q) for q in qs}
+
+    def max_bound(self) -> int | None:
+        """Upper edge (ns, exclusive) of the highest non-empty bucket, or None when empty."""
+        for index in range(len(self.counts) - 1, -1, -1):
+            if self.counts[index]:
+                return bucket_bounds(index, self.sub_bits)[1] - 1
+        return None
+
+    def mean(self) -> float | None:
+        total = self.total
+        if total == 0:
+            return None
+        return sum(c * bucket_mid(i, self.sub_bits) for i, c in enumerate(self.counts) if c) / total

@@ -1,0 +1,201 @@
+"""The immutable Snapshot every source produces and every widget reads.
+
+A Snapshot holds cumulative figures since its source started (histograms, socket counters), plus the
+sampled events that arrived since the previous snapshot. Rates and "since clear" views are derived
+by subtracting an older snapshot (:meth:`Snapshot.since`), never kept as mutable state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from tui.model.histogram import SOCKET_SUB_BITS, Histogram
+
+SEND = "send"
+RECV = "recv"
+PATHS: tuple[str, ...] = (SEND, RECV)
+
+
+@dataclass(frozen=True, slots=True)
+class StageSpec:
+    """What one measured interval is: its name, layer and the two events that bound it."""
+
+    key: str  #: stable identifier used in maps, JSON and tests, e.g. "qdisc"
+    label: str  #: short human name, e.g. "qdisc wait"
+    layer: str  #: e.g. "L5", "L4/L3" (merged), "L2"
+    opens: str  #: event that starts it, e.g. "net:net_dev_queue"
+    closes: str  #: event that ends it, e.g. "net:net_dev_start_xmit"
+    total: bool = False  #: a path total (spans several stages) rather than one stage
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInfo:
+    """A probe plan as the UI and the JSON describe it."""
+
+    name: str  #: "tracepoint", "kprobe", "fentry", "synthetic", ...
+    stages: Mapping[str, tuple[StageSpec, ...]]  #: path -> its stages, in packet order
+    totals: Mapping[str, tuple[StageSpec, ...]]  #: path -> its totals (e.g. recv: stack, e2e)
+    merged: tuple[str, ...] = ()  #: one line each on layers this plan cannot separate
+    sample: int = 1  #: 1 packet in ``sample`` is followed
+
+    def specs(self, path: str) -> tuple[StageSpec, ...]:
+        return tuple(self.stages.get(path, ())) + tuple(self.totals.get(path, ()))
+
+
+@dataclass(frozen=True, slots=True)
+class StageStats:
+    """Cumulative latency distribution of one stage or total."""
+
+    spec: StageSpec
+    hist: Histogram
+    max_ns: int = 0  #: exact largest value seen (0 when unknown or empty)
+
+    def since(self, older: StageStats) -> StageStats:
+        return replace(self, hist=self.hist.minus(older.hist))
+
+
+@dataclass(frozen=True, slots=True)
+class PathStats:
+    """Everything measured on one path (send or recv)."""
+
+    path: str
+    stages: tuple[StageStats, ...]
+    totals: tuple[StageStats, ...]
+    #: named counters of the path, cumulative, e.g. {"packets": n, "deferred": n, "bytes": n}
+    counters: Mapping[str, int] = field(default_factory=dict)
+
+    def all(self) -> tuple[StageStats, ...]:
+        return self.stages + self.totals
+
+    def get(self, key: str) -> StageStats | None:
+        return next((s for s in self.all() if s.spec.key == key), None)
+
+    def since(self, older: PathStats) -> PathStats:
+        old = {s.spec.key: s for s in older.all()}
+
+        def sub(stats: tuple[StageStats, ...]) -> tuple[StageStats, ...]:
+            return tuple(s.since(old[s.spec.key]) if s.spec.key in old else s for s in stats)
+
+        counters = {k: v - older.counters.get(k, 0) for k, v in self.counters.items()}
+        if any(v < 0 for v in counters.values()):
+            counters = dict(self.counters)
+        return replace(self, stages=sub(self.stages), totals=sub(self.totals), counters=counters)
+
+
+@dataclass(frozen=True, slots=True)
+class SocketStats:
+    """One socket's cumulative traffic and latency, keyed by a stable id (sock cookie or address)."""
+
+    key: int
+    pid: int
+    comm: str
+    protocol: str  #: "TCP" or "UDP"
+    family: int  #: 4 or 6
+    laddr: str
+    lport: int
+    raddr: str
+    rport: int
+    tx_packets: int = 0
+    tx_bytes: int = 0
+    rx_packets: int = 0
+    rx_bytes: int = 0
+    send_hist: Histogram = field(default_factory=lambda: Histogram.empty(SOCKET_SUB_BITS))
+    recv_hist: Histogram = field(default_factory=lambda: Histogram.empty(SOCKET_SUB_BITS))
+    max_ns: int = 0
+
+    @property
+    def local(self) -> str:
+        return endpoint(self.laddr, self.lport)
+
+    @property
+    def remote(self) -> str:
+        return endpoint(self.raddr, self.rport)
+
+    def hist(self, path: str) -> Histogram:
+        return self.send_hist if path == SEND else self.recv_hist
+
+    def since(self, older: SocketStats) -> SocketStats:
+        if older.tx_packets > self.tx_packets or older.rx_packets > self.rx_packets:
+            return self  # the kernel's LRU evicted and re-created the entry
+        return replace(
+            self,
+            tx_packets=self.tx_packets - older.tx_packets,
+            tx_bytes=self.tx_bytes - older.tx_bytes,
+            rx_packets=self.rx_packets - older.rx_packets,
+            rx_bytes=self.rx_bytes - older.rx_bytes,
+            send_hist=self.send_hist.minus(older.send_hist),
+            recv_hist=self.recv_hist.minus(older.recv_hist),
+        )
+
+
+def endpoint(addr: str, port: int) -> str:
+    """``addr:port`` with IPv6 addresses bracketed."""
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class PacketEvent:
+    """One sampled packet with its per-stage split (the seed's printf line, done properly)."""
+
+    time_ns: int  #: bpf_ktime_get_ns() when the packet finished its path
+    path: str
+    pid: int
+    comm: str
+    protocol: str
+    laddr: str
+    lport: int
+    raddr: str
+    rport: int
+    length: int
+    #: stage key -> ns, only the stages the packet was seen through
+    stages_ns: Mapping[str, int]
+    total_ns: int
+    deferred: bool = False  #: send path: left outside the send syscall (softirq, timer)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceMeta:
+    """Where the figures come from, for the header line."""
+
+    source: str  #: "live", "replay", "synthetic"
+    host: str
+    kernel: str
+    filters: str = ""  #: human description of active filters, "" when none
+    notes: tuple[str, ...] = ()  #: warnings worth showing (e.g. headers mismatch, offsets from BTF)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One tick of every figure, immutable; the only thing the UI ever receives from a source."""
+
+    seq: int
+    time_s: float  #: seconds since the source started (monotonic)
+    meta: SourceMeta
+    plan: PlanInfo
+    paths: Mapping[str, PathStats]
+    sockets: tuple[SocketStats, ...] = ()
+    events: tuple[PacketEvent, ...] = ()  #: sampled events since the previous snapshot
+    events_lost: int = 0  #: cumulative sampled events dropped (ring buffer full or rate limit)
+    events_total: int = 0  #: cumulative sampled events delivered
+
+    def path(self, name: str) -> PathStats:
+        return self.paths[name]
+
+    def since(self, older: Snapshot) -> Snapshot:
+        """Figures accumulated after ``older`` (used for "clear" and for per-interval rates)."""
+        paths = {
+            name: stats.since(older.paths[name]) if name in older.paths else stats
+            for name, stats in self.paths.items()
+        }
+        old_sockets = {s.key: s for s in older.sockets}
+        sockets = tuple(
+            s.since(old_sockets[s.key]) if s.key in old_sockets else s for s in self.sockets
+        )
+        return replace(
+            self,
+            paths=paths,
+            sockets=sockets,
+            events_lost=max(0, self.events_lost - older.events_lost),
+            events_total=max(0, self.events_total - older.events_total),
+        )
