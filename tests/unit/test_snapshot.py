@@ -1,0 +1,94 @@
+"""The snapshot model: deltas since an older snapshot, summaries, and the synthetic source."""
+
+from __future__ import annotations
+
+import json
+
+from tui.model.histogram import Histogram
+from tui.model.snapshot import RECV, SEND
+from tui.model.summary import SCHEMA, hist_stat, snapshot_summary
+from tui.sources.synthetic import SYNTHETIC_PLAN, SyntheticSource
+
+
+def _two_snapshots():
+    source = SyntheticSource(seed=3, packets_per_tick=100)
+    source.start()
+    first, second = source.poll(), source.poll()
+    source.close()
+    return first, second
+
+
+def test_synthetic_source_is_deterministic() -> None:
+    a = SyntheticSource(seed=11)
+    b = SyntheticSource(seed=11)
+    c = SyntheticSource(seed=12)
+    for _ in range(3):
+        sa, sb, sc = a.poll(), b.poll(), c.poll()
+    assert sa == sb
+    assert sa != sc
+
+
+def test_synthetic_counts_every_packet_in_every_stage() -> None:
+    _, second = _two_snapshots()
+    for path in (SEND, RECV):
+        stats = second.path(path)
+        assert stats.counters["packets"] == 200
+        for stage in stats.all():
+            assert stage.hist.total == 200, stage.spec.key
+
+
+def test_since_leaves_only_the_newer_tick() -> None:
+    first, second = _two_snapshots()
+    delta = second.since(first)
+    for path in (SEND, RECV):
+        assert delta.path(path).counters["packets"] == 100
+        for stage in delta.path(path).all():
+            assert stage.hist.total == 100
+    assert sum(s.tx_packets for s in delta.sockets) == 100
+    assert sum(s.rx_packets for s in delta.sockets) == 100
+    assert delta.events_total == second.events_total - first.events_total
+
+
+def test_since_treats_a_counter_reset_as_new_counts() -> None:
+    first, second = _two_snapshots()
+    # Older has more counts than newer (a source restart): the newer figures stand alone.
+    reset = first.since(second)
+    assert reset.path(SEND).stages[0].hist.total == 100
+
+
+def test_send_total_median_close_to_sum_of_stage_medians_in_synthetic() -> None:
+    # The synthetic total is the exact sum of its stages per packet, so its mean must equal the
+    # sum of stage means within bucket resolution (<= 6.25% per bucket midpoint).
+    _, second = _two_snapshots()
+    send = second.path(SEND)
+    stage_means = sum(s.hist.mean() for s in send.stages)
+    total_mean = send.get("total").hist.mean()
+    assert abs(total_mean - stage_means) / total_mean < 0.0625
+
+
+def test_summary_document_has_every_declared_stage_and_serialises() -> None:
+    _, second = _two_snapshots()
+    doc = snapshot_summary(second)
+    text = json.dumps(doc)
+    back = json.loads(text)
+    assert back["schema"] == SCHEMA
+    for path in (SEND, RECV):
+        declared = [s["key"] for s in back["plan"]["stages"][path]]
+        assert declared == [s.key for s in SYNTHETIC_PLAN.specs(path)]
+        got = set(back["paths"][path]["stages"]) | set(back["paths"][path]["totals"])
+        assert got == set(declared)
+        for stat in back["paths"][path]["stages"].values():
+            assert stat["count"] == 200
+            assert stat["p50_us"] <= stat["p90_us"] <= stat["p99_us"] <= stat["p999_us"]
+            assert stat["p999_us"] <= stat["max_us"] * 1.07
+            assert sum(stat["buckets"].values()) == 200
+    assert back["events"]["delivered"] == second.events_total
+
+
+def test_summary_percentiles_match_the_histogram() -> None:
+    stat = hist_stat(Histogram.from_values([1000] * 90 + [50_000] * 10))
+    assert stat["count"] == 100
+    assert abs(stat["p50_us"] - 1.0) < 0.0625
+    assert abs(stat["p90_us"] - 1.0) < 0.0625
+    assert abs(stat["p99_us"] - 50.0) / 50.0 < 0.0625
+    assert stat["max_us"] >= 50.0
