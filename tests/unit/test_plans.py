@@ -1,0 +1,95 @@
+"""Plan selection from (fake) kernel features, and kprobe symbol resolution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tui.bpf import plans
+from tui.bpf.features import KernelFeatures
+from tui.errors import UserError
+from tui.model.snapshot import RECV, SEND
+
+
+def features(**overrides: object) -> KernelFeatures:
+    base: dict[str, object] = dict(
+        btf=True, kprobes=False, fentry=False, raw_tracepoints=True, ringbuf=True,
+        tracepoints=dict.fromkeys(plans.all_tracepoints(), True),
+    )
+    base.update(overrides)
+    return KernelFeatures(**base)  # type: ignore[arg-type]
+
+
+KALLSYMS = {name: name for names in plans.KPROBE_FUNCTIONS.values() for name in names[:1]}
+
+
+def test_auto_picks_tracepoints_on_a_kernel_like_this_one() -> None:
+    plan = plans.choose_plan("auto", features())
+    assert plan.info.name == "tracepoint"
+    assert "net:net_dev_queue" in plan.raw_tracepoints
+
+
+def test_sample_is_carried_into_the_plan_info() -> None:
+    assert plans.choose_plan("tracepoint", features(), sample=16).info.sample == 16
+
+
+def test_kprobe_refused_without_kprobes_with_one_line_reason() -> None:
+    with pytest.raises(UserError) as err:
+        plans.choose_plan("kprobe", features())
+    assert "no kprobes" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_fentry_and_unknown_plans_are_refused() -> None:
+    with pytest.raises(UserError, match="fentry"):
+        plans.choose_plan("fentry", features(fentry=True))
+    with pytest.raises(UserError, match="expected auto"):
+        plans.choose_plan("bogus", features())
+
+
+def test_tracepoint_refused_when_a_tracepoint_is_missing() -> None:
+    tps = dict.fromkeys(plans.all_tracepoints(), True)
+    tps["tcp:tcp_probe"] = False
+    with pytest.raises(UserError, match="tcp:tcp_probe"):
+        plans.choose_plan("tracepoint", features(tracepoints=tps))
+
+
+def test_auto_falls_back_to_kprobe_when_tracepoints_are_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plans, "read_kallsyms", lambda path="/proc/kallsyms": KALLSYMS)
+    tps = dict.fromkeys(plans.all_tracepoints(), True)
+    tps["net:net_dev_start_xmit"] = False
+    plan = plans.choose_plan("auto", features(kprobes=True, tracepoints=tps))
+    assert plan.info.name == "kprobe"
+    assert plan.kprobes["dev_queue_xmit"] == "__dev_queue_xmit"
+
+
+def test_auto_with_nothing_usable_names_both_reasons() -> None:
+    with pytest.raises(UserError, match=r"no probe plan can run here: .*BTF.*kprobe"):
+        plans.choose_plan("auto", features(btf=False))
+
+
+def test_kallsyms_resolution_takes_renamed_and_suffixed_symbols(tmp_path: Path) -> None:
+    ksyms = tmp_path / "kallsyms"
+    ksyms.write_text(
+        "ffffffff81000000 T __sock_sendmsg\n"
+        "ffffffff81000010 t ip_rcv.cold\n"
+        "ffffffff81000020 t ip_rcv.isra.0\n"
+        "ffffffff81000030 T tcp_sendmsg\n"
+        "ffffffff81000040 T tcp_sendmsg.constprop.0\n"
+        "ffffffff81000050 d tcp_v4_rcv\n"
+    )
+    table = plans.read_kallsyms(str(ksyms))
+    resolved, missing = plans.resolve_kprobes(table)
+    assert resolved["sock_sendmsg"] == "__sock_sendmsg"
+    assert resolved["ip_rcv"] == "ip_rcv.isra.0"
+    assert resolved["tcp_sendmsg"] == "tcp_sendmsg"
+    assert "tcp_v4_rcv" in missing  # a data symbol is not a function
+
+
+def test_stage_slots_cover_every_declared_stage() -> None:
+    for plan in (plans.TRACEPOINT_INFO, plans.KPROBE_INFO):
+        for path in (SEND, RECV):
+            keys = [s.key for s in plan.specs(path)]
+            assert sorted(keys) == sorted(plans.SLOTS[path])
+            assert max(plans.SLOTS[path].values()) < plans.SLOTS_PER_PATH

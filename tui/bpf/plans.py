@@ -1,0 +1,276 @@
+"""Probe plans: which kernel events a plan hooks, which stages it measures, and picking one.
+
+A plan's stages are the contract with the UI and the JSON (tui.model.snapshot.PlanInfo) and with
+the BPF C (stage slot numbers, ``STAGE_*`` in netlat.h). Every plan writes the same maps, so the
+live source reads any plan the same way; only the boundaries (and so the merged layers) differ.
+
+- ``tracepoint``: stable tracepoints, attached as raw tracepoints (cheaper than ordinary ones;
+  arguments read through BTF offsets). Runs on any kernel with these tracepoints, including one
+  without kprobes or fentry. It cannot split L4 from L3 (no tracepoint between tcp_sendmsg and
+  dev_queue_xmit, nor between netif_receive_skb and the socket).
+- ``kprobe``: the seed's functions (with renamed/suffixed symbol fallbacks) for finer L3/L4
+  boundaries; needs CONFIG_KPROBES.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tui.bpf.features import KernelFeatures
+from tui.errors import UserError
+from tui.model.snapshot import RECV, SEND, PlanInfo, StageSpec
+
+# Stage slots in the kernel histogram array; mirrored as STAGE_* / TOTAL_* in tui/bpf/netlat.h.
+SLOTS_PER_PATH = 8
+SEND_SLOTS = {"tcp_ip": 0, "qdisc": 1, "device": 2, "total": 3, "deferred": 4, "udp_l2": 5}
+RECV_SLOTS = {"backlog": 0, "ip_tcp": 1, "sock_queue": 2, "copy": 3, "stack": 4, "e2e": 5}
+SLOTS = {SEND: SEND_SLOTS, RECV: RECV_SLOTS}
+PATH_INDEX = {SEND: 0, RECV: 1}
+
+# Per-path counters (netlat.h COUNTER_*), in array order.
+COUNTERS = {
+    SEND: ("packets", "bytes", "deferred", "udp", "stale"),
+    RECV: ("packets", "bytes", "no_socket", "coalesced", "stale"),
+}
+
+_TP = "tracepoint"
+_KP = "kprobe"
+
+
+def _s(key: str, label: str, layer: str, opens: str, closes: str, total: bool = False) -> StageSpec:
+    return StageSpec(key, label, layer, opens, closes, total)
+
+
+TRACEPOINT_INFO = PlanInfo(
+    name=_TP,
+    stages={
+        SEND: (
+            _s("tcp_ip", "TCP+IP", "L4/L3", "tcp:tcp_sendmsg_locked", "net:net_dev_queue"),
+            _s("qdisc", "qdisc", "L2", "net:net_dev_queue", "net:net_dev_start_xmit"),
+            _s("device", "device", "L2", "net:net_dev_start_xmit", "net:net_dev_xmit"),
+        ),
+        RECV: (
+            _s("backlog", "backlog", "L2", "net:netif_rx", "net:netif_receive_skb"),
+            _s("ip_tcp", "IP+TCP/UDP", "L3/L4", "net:netif_receive_skb", "sock:sk_data_ready"),
+            _s("sock_queue", "socket queue", "L5", "sock:sk_data_ready", "skb:skb_copy_datagram_iovec"),
+            _s("copy", "copy to user", "L5", "skb:skb_copy_datagram_iovec", "sock:sock_recv_length"),
+        ),
+    },
+    totals={
+        SEND: (
+            _s("total", "send total", "L4-L2", "tcp:tcp_sendmsg_locked", "net:net_dev_xmit", True),
+            _s("deferred", "deferred L2", "L2", "net:net_dev_queue", "net:net_dev_xmit", True),
+            _s("udp_l2", "UDP L2", "L2", "net:net_dev_queue", "net:net_dev_xmit", True),
+        ),
+        RECV: (
+            _s("stack", "stack total", "L2-L4", "net:netif_rx", "sock:sk_data_ready", True),
+            _s("e2e", "to application", "L2-L5", "net:netif_rx", "sock:sock_recv_length", True),
+        ),
+    },
+    merged=(
+        "send: TCP (L4) and IP (L3) merged: no tracepoint between tcp_sendmsg and dev_queue_xmit",
+        "send: qdisc/device/total count packets sent inside the send syscall; packets leaving "
+        "later (softirq, timers, ACKs) are in 'deferred L2'",
+        "send: UDP has no tracepoint above IP, so UDP is timed from net_dev_queue only (UDP L2)",
+        "recv: IP (L3) and TCP/UDP (L4) merged: no tracepoint between netif_receive_skb and the "
+        "socket",
+    ),
+)
+
+KPROBE_INFO = PlanInfo(
+    name=_KP,
+    stages={
+        SEND: (
+            _s("tcp_ip", "TCP+IP", "L4/L3", "kprobe:tcp_sendmsg", "kprobe:__dev_queue_xmit"),
+            _s("qdisc", "qdisc", "L2", "kprobe:__dev_queue_xmit", "kprobe:dev_hard_start_xmit"),
+            _s("device", "device", "L2", "kprobe:dev_hard_start_xmit", "kretprobe:dev_hard_start_xmit"),
+        ),
+        RECV: (
+            _s("backlog", "backlog", "L2", "net:netif_rx", "kprobe:__netif_receive_skb"),
+            _s("ip_tcp", "IP+TCP/UDP", "L3/L4", "kprobe:__netif_receive_skb", "sock:sk_data_ready"),
+            _s("sock_queue", "socket queue", "L5", "sock:sk_data_ready", "skb:skb_copy_datagram_iovec"),
+            _s("copy", "copy to user", "L5", "skb:skb_copy_datagram_iovec", "kretprobe:tcp_recvmsg"),
+        ),
+    },
+    totals=TRACEPOINT_INFO.totals,
+    merged=(
+        "send: TCP and IP share one stage until the kprobe plan is validated in a VM",
+        "recv: IP and TCP/UDP share one stage until the kprobe plan is validated in a VM",
+    ),
+)
+
+# The raw tracepoints each plan attaches ("category:event"; raw attach uses the event name).
+TRACEPOINT_EVENTS: tuple[str, ...] = (
+    "tcp:tcp_sendmsg_locked",
+    "net:net_dev_queue",
+    "net:net_dev_start_xmit",
+    "net:net_dev_xmit",
+    "sock:sock_send_length",
+    "net:netif_rx",
+    "net:netif_receive_skb",
+    "tcp:tcp_probe",
+    "sock:sk_data_ready",
+    "skb:skb_copy_datagram_iovec",
+    "sock:sock_recv_length",
+)
+#: Optional: first sight on NIC receive (NAPI/GRO) when netif_rx is not on the path.
+OPTIONAL_EVENTS: tuple[str, ...] = ("net:napi_gro_receive_entry",)
+
+#: kprobe plan: event name -> candidate kernel symbols, in preference order.
+KPROBE_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "sock_sendmsg": ("sock_sendmsg", "__sock_sendmsg"),
+    "tcp_sendmsg": ("tcp_sendmsg",),
+    "ip_queue_xmit": ("ip_queue_xmit", "__ip_queue_xmit"),
+    "ip_output": ("ip_output",),
+    "dev_queue_xmit": ("__dev_queue_xmit", "dev_queue_xmit"),
+    "dev_hard_start_xmit": ("dev_hard_start_xmit",),
+    "netif_receive_skb": ("__netif_receive_skb", "__netif_receive_skb_core"),
+    "ip_rcv": ("ip_rcv",),
+    "tcp_v4_rcv": ("tcp_v4_rcv",),
+    "tcp_recvmsg": ("tcp_recvmsg",),
+}
+KPROBE_TRACEPOINTS: tuple[str, ...] = (
+    "net:netif_rx",
+    "sock:sk_data_ready",
+    "skb:skb_copy_datagram_iovec",
+    "tcp:tcp_probe",
+    "sock:sock_recv_length",
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A plan ready to build: what it measures (``info``), what it hooks and its C source."""
+
+    info: PlanInfo
+    source: str  #: C file under tui/bpf/
+    raw_tracepoints: tuple[str, ...] = ()
+    optional_raw_tracepoints: tuple[str, ...] = ()
+    #: kprobe plan: logical name -> resolved kernel symbol (filled by resolve_kprobes)
+    kprobes: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+def all_tracepoints() -> tuple[str, ...]:
+    """Every tracepoint any plan uses (what features.detect() checks)."""
+    names = TRACEPOINT_EVENTS + OPTIONAL_EVENTS + KPROBE_TRACEPOINTS
+    return tuple(dict.fromkeys(names))
+
+
+def tracepoint_plan() -> Plan:
+    return Plan(
+        info=TRACEPOINT_INFO,
+        source="netlat_tp.bpf.c",
+        raw_tracepoints=TRACEPOINT_EVENTS,
+        optional_raw_tracepoints=OPTIONAL_EVENTS,
+    )
+
+
+def resolve_symbol(candidates: tuple[str, ...], kallsyms: dict[str, str]) -> str | None:
+    """The first candidate present in kallsyms, also as a compiler-suffixed copy (``.isra.0``).
+
+    ``kallsyms`` maps a base name (before the first '.') to the full symbol found.
+    """
+    for name in candidates:
+        if name in kallsyms:
+            return kallsyms[name]
+    return None
+
+
+def read_kallsyms(path: str = "/proc/kallsyms") -> dict[str, str]:
+    """Base name -> full text symbol name; exact names win over ``.isra``/``.constprop`` copies."""
+    table: dict[str, str] = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 3 or parts[1] not in "tT":
+                continue
+            full = parts[2]
+            base = full.split(".", 1)[0]
+            if full.endswith(".cold"):
+                continue  # the cold split of a function is not its entry point
+            if base == full or base not in table:
+                table[base] = full
+    return table
+
+
+def resolve_kprobes(kallsyms: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """(event -> symbol, missing events) for the kprobe plan."""
+    resolved, missing = {}, []
+    for event, candidates in KPROBE_FUNCTIONS.items():
+        sym = resolve_symbol(candidates, kallsyms)
+        if sym is None:
+            missing.append(event)
+        else:
+            resolved[event] = sym
+    return resolved, missing
+
+
+def kprobe_plan(kallsyms: dict[str, str] | None = None) -> Plan:
+    resolved, missing = resolve_kprobes(read_kallsyms() if kallsyms is None else kallsyms)
+    if missing:
+        raise UserError(f"kprobe plan: kernel functions not found: {', '.join(missing)}")
+    return Plan(
+        info=KPROBE_INFO,
+        source="netlat_kp.bpf.c",
+        raw_tracepoints=KPROBE_TRACEPOINTS,
+        kprobes=resolved,
+    )
+
+
+def _why_not_tracepoint(features: KernelFeatures) -> str | None:
+    if not features.btf:
+        return "the kernel has no BTF (/sys/kernel/btf/vmlinux), needed for struct offsets"
+    if not features.raw_tracepoints:
+        return "the kernel refuses raw tracepoint programs (need root and Linux 4.17+)"
+    missing = features.missing_tracepoints(TRACEPOINT_EVENTS)
+    if missing:
+        return f"tracepoints missing: {', '.join(missing)}"
+    return None
+
+
+def _why_not_kprobe(features: KernelFeatures) -> str | None:
+    if not features.kprobes:
+        return "this kernel has no kprobes (CONFIG_KPROBES unset: no kprobe_events in tracefs)"
+    if not features.btf:
+        return "the kernel has no BTF (/sys/kernel/btf/vmlinux), needed for struct offsets"
+    missing = features.missing_tracepoints(KPROBE_TRACEPOINTS)
+    if missing:
+        return f"tracepoints missing: {', '.join(missing)}"
+    return None
+
+
+def choose_plan(requested: str, features: KernelFeatures, sample: int = 1) -> Plan:
+    """The plan to run for ``--probes requested``; UserError (one line) when it cannot run here.
+
+    ``auto`` prefers the tracepoint plan: stable ABI and measured cheaper here; kprobe only when
+    tracepoints are missing (old kernels).
+    """
+    if requested == "fentry":
+        raise UserError("--probes fentry: no fentry plan yet; use tracepoint or kprobe")
+    if requested not in ("auto", _TP, _KP):
+        raise UserError(f"--probes {requested!r}: expected auto, tracepoint or kprobe")
+    plan: Plan | None = None
+    if requested in ("auto", _TP):
+        why = _why_not_tracepoint(features)
+        if why is None:
+            plan = tracepoint_plan()
+        elif requested == _TP:
+            raise UserError(f"--probes tracepoint cannot run here: {why}")
+        else:
+            why_kp = _why_not_kprobe(features)
+            if why_kp is not None:
+                raise UserError(f"no probe plan can run here: {why}; kprobe: {why_kp}")
+            plan = kprobe_plan()
+    else:
+        why = _why_not_kprobe(features)
+        if why is not None:
+            raise UserError(f"--probes kprobe cannot run here: {why}")
+        plan = kprobe_plan()
+    return _with_sample(plan, sample)
+
+
+def _with_sample(plan: Plan, sample: int) -> Plan:
+    from dataclasses import replace
+
+    return replace(plan, info=replace(plan.info, sample=sample))
