@@ -1,0 +1,414 @@
+"""The Textual app: runs a Source in a worker thread and shows its snapshots on the dashboard.
+
+The app holds the little state a viewer needs (selected path, paused, clear baseline, filters) and
+turns each snapshot into a :class:`~tui.screens.view_model.View` for the screens. Layout lives in
+``tui/screens/`` and ``app.tcss``; the source (live probes, replay or demo data) is never touched
+from the event loop: start, poll and close all run in the worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import DataTable
+from textual.worker import get_current_worker
+
+from tui.errors import UserError
+from tui.messages import SnapshotReady, SourceEnded, SourceFailed, SourceStarted, SourceStarting
+from tui.model.filters import Filters
+from tui.model.snapshot import PATHS, RECV, SEND, PacketEvent, Snapshot
+from tui.model.summary import snapshot_summary
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.filter_dialog import FilterDialog
+from tui.screens.help import HelpScreen
+from tui.screens.socket_detail import SocketScreen
+from tui.screens.view_model import View, build_view, event_matches, next_stage
+from tui.sources.base import Source, SourceError
+from tui.sources.factory import is_live, make_source, pauses_with_view
+from tui.sources.replay import RecordingSource
+from tui.widgets.sockets import SocketTable
+from tui.widgets.status import Status
+
+#: Sampled events kept for the socket drill-down's per-layer bars (since clear).
+RECENT_EVENTS = 5000
+#: How long run_app waits for the worker to close the source (detach probes) after the UI exits.
+CLOSE_TIMEOUT_S = 15.0
+
+
+class NetlatApp(App[int]):
+    """Live per-layer TCP/IP latency dashboard."""
+
+    TITLE = "netlat-tui"
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("s", "set_path('send')", "send"),
+        Binding("r", "set_path('recv')", "receive"),
+        Binding("tab", "toggle_path", "switch path", show=False, priority=True),
+        Binding("space,p", "toggle_pause", "pause", key_display="space"),
+        Binding("c", "clear", "clear"),
+        Binding("f", "filter", "filter"),
+        Binding("o", "sort", "sort"),
+        Binding("d", "drill", "socket"),
+        Binding("v", "next_stage", "stage"),
+        Binding("e", "export", "export"),
+        Binding("w", "screenshot_svg", "screenshot"),
+        Binding("question_mark,f1", "help", "help", key_display="?"),
+        Binding("q", "quit", "quit"),
+        Binding("ctrl+c", "quit", "quit", show=False, priority=True),
+    ]
+
+    path: reactive[str] = reactive(SEND, init=False)
+    paused: reactive[bool] = reactive(False, init=False)
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        filters: Filters | None = None,
+        rebuild: Callable[[Filters], Source] | None = None,
+        export_dir: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.filters = filters or Filters()
+        #: builds a new live source for new filters (None: filter the view instead)
+        self.rebuild = rebuild if is_live(source) else None
+        self.export_dir = export_dir or Path.cwd()
+        self.state = "starting"
+        self.stage_key = ""
+        self.current: Snapshot | None = None
+        self.previous: Snapshot | None = None
+        self.baseline: Snapshot | None = None
+        self.view: View | None = None
+        self.recent_events: deque[PacketEvent] = deque(maxlen=RECENT_EVENTS)
+        self._unshown_events: deque[PacketEvent] = deque(maxlen=500)
+        self._pending_filters: Filters | None = None
+        self._pause_flag = threading.Event()  # read by the worker thread
+        self.worker_started = threading.Event()
+        self.source_closed = threading.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen:
+        return DashboardScreen()
+
+    @property
+    def dashboard(self) -> DashboardScreen:
+        """The main screen (always at the bottom of the stack, whatever is pushed above it)."""
+        screen = self.screen_stack[0]
+        assert isinstance(screen, DashboardScreen)
+        return screen
+
+    def on_mount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            # Leave through the normal exit path so the worker detaches the probes and the
+            # terminal is restored (Textual itself handles ctrl+c as a key).
+            loop.add_signal_handler(sig, lambda code=128 + sig: self.exit(return_code=code))
+
+    def on_ready(self) -> None:
+        """The dashboard is on screen: show the loading state, then start the source in the worker."""
+        self.dashboard.query_one("#histogram").loading = True
+        self.show_status()
+        self.run_source()
+
+    def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="source")
+    def run_source(self) -> None:
+        """Start the source, then post one snapshot per interval until cancelled or ended."""
+        worker = get_current_worker()
+        source = self.source
+        self.worker_started.set()
+        try:
+            self.post_message(SourceStarting(self._starting_text(source)))
+            source.start()
+            self.post_message(SourceStarted())
+            while not worker.is_cancelled:
+                if self._pending_filters is not None:
+                    filters, self._pending_filters = self._pending_filters, None
+                    self.post_message(SourceStarting("recompiling probes for the new filters…"))
+                    source = self.source = self._refilter(source, filters)
+                    self.post_message(SourceStarted())
+                if self._pause_flag.is_set() and pauses_with_view(source):
+                    worker.cancelled_event.wait(0.1)
+                    continue
+                snapshot = source.poll()
+                if snapshot is None:
+                    self.post_message(SourceEnded())
+                    break
+                self.post_message(SnapshotReady(snapshot))
+                if worker.cancelled_event.wait(source.interval_s):
+                    break
+        except (SourceError, UserError) as exc:
+            self.post_message(SourceFailed(str(exc)))
+        except Exception as exc:  # the UI must say what broke, in one line, rather than die
+            self.post_message(SourceFailed(f"{type(exc).__name__}: {exc}"))
+        finally:
+            try:
+                source.close()
+            finally:
+                self.source_closed.set()
+
+    def _refilter(self, source: Source, filters: Filters) -> Source:
+        """Apply new filters to a live source: in place if it can, else close and rebuild it."""
+        if hasattr(source, "set_filters"):
+            source.set_filters(filters)
+            return source
+        assert self.rebuild is not None
+        recorder = source if isinstance(source, RecordingSource) else None
+        (recorder.inner if recorder else source).close()
+        fresh = self.rebuild(filters)
+        fresh.start()
+        if recorder is not None:
+            recorder.inner = fresh
+            return recorder
+        return fresh
+
+    @staticmethod
+    def _starting_text(source: Source) -> str:
+        return "loading probes…" if is_live(source) else "starting…"
+
+    # -- messages from the worker ---------------------------------------------------------------
+
+    def on_source_starting(self, message: SourceStarting) -> None:
+        self.state = message.description
+        self.show_status()
+
+    def on_source_started(self, _: SourceStarted) -> None:
+        # A (re)started source counts from zero again: forget the old baseline and rates.
+        self.current = self.previous = self.baseline = None
+        self.state = "paused" if self.paused else "live"
+        self.show_status()
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        snap = message.snapshot
+        if self.current is not None and snap.time_s < self.current.time_s:
+            self.baseline = None  # the source restarted (e.g. a replay of several runs)
+        self.previous, self.current = self.current, snap
+        events = [e for e in snap.events if self.rebuild is not None or event_matches(e, self.filters)]
+        self.recent_events.extend(events)
+        self._unshown_events.extend(events)
+        if not self.paused:
+            self.refresh_view()
+
+    def on_source_ended(self, _: SourceEnded) -> None:
+        self.state = "ended"
+        self.dashboard.query_one("#histogram").loading = False
+        self.show_status()
+
+    def on_source_failed(self, message: SourceFailed) -> None:
+        self.state = f"error: {message.reason}"
+        self.dashboard.query_one("#histogram").loading = False
+        self.notify(message.reason, title="source failed", severity="error", timeout=30)
+        self.show_status()
+
+    # -- rendering ------------------------------------------------------------------------------
+
+    def refresh_view(self) -> None:
+        """Rebuild the View from the latest snapshot and hand it to every screen showing it."""
+        if self.current is None:
+            return
+        view_filters = Filters() if self.rebuild is not None else self.filters
+        self.view = build_view(
+            self.current, self.previous, self.baseline, view_filters, self.path, self.stage_key
+        )
+        self.stage_key = self.view.stage_key
+        events = list(self._unshown_events)
+        self._unshown_events.clear()
+        with self.batch_update():
+            self.dashboard.query_one("#histogram").loading = False
+            for screen in self.screen_stack:
+                if isinstance(screen, DashboardScreen):
+                    screen.update_view(self.view, events)
+                elif isinstance(screen, SocketScreen):
+                    screen.update_view(self.view, self.recent_events)
+            self.show_status()
+
+    def show_status(self) -> None:
+        snap, view = self.current, self.view
+        status = Status(state=self.state, path=self.path, filters=self._filters_text())
+        if snap is not None and view is not None:
+            start = self.baseline.time_s if self.baseline is not None else 0.0
+            status = Status(
+                state=self.state, path=self.path, source=snap.meta.source, host=snap.meta.host,
+                kernel=snap.meta.kernel, plan=plan_text(snap),
+                merged=tuple(snap.plan.merged), notes=tuple(snap.meta.notes),
+                pkts_s={p: view.packets_rate(p) for p in PATHS if p in snap.paths},
+                events_s=view.events_rate(), events_lost=view.shown.events_lost,
+                filters=self._filters_text(), window_s=snap.time_s - start,
+                cleared=self.baseline is not None,
+            )
+        for screen in self.screen_stack:
+            if isinstance(screen, DashboardScreen):
+                screen.update_status(status)
+
+    def _filters_text(self) -> str:
+        text = self.filters.describe()
+        if text and self.rebuild is None:
+            return f"{text} (sockets+events only)"
+        return text
+
+    def watch_path(self) -> None:
+        self.refresh_view()
+        self.show_status()
+
+    def watch_paused(self, paused: bool) -> None:
+        if paused:
+            self._pause_flag.set()
+        else:
+            self._pause_flag.clear()
+        if self.state in ("live", "paused"):
+            self.state = "paused" if paused else "live"
+        self.refresh_view()
+        self.show_status()
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def action_set_path(self, path: str) -> None:
+        self.path = path
+
+    def action_toggle_path(self) -> None:
+        self.path = RECV if self.path == SEND else SEND
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+
+    def action_clear(self) -> None:
+        """Count from now: later figures are shown as the change since this snapshot."""
+        self.baseline = self.current
+        self.recent_events.clear()
+        self.refresh_view()
+        self.notify("cleared: figures count from now", timeout=2)
+
+    def action_next_stage(self) -> None:
+        if self.current is not None:
+            self.stage_key = next_stage(self.current, self.path, self.stage_key)
+            self.refresh_view()
+
+    def action_sort(self) -> None:
+        table = self.dashboard.query_one(SocketTable)
+        self.notify(f"sockets sorted by {table.cycle_sort()}", timeout=2)
+
+    def action_drill(self) -> None:
+        key = self.dashboard.query_one(SocketTable).selected_key()
+        if key is None:
+            self.notify("no socket to show yet", severity="warning", timeout=2)
+            return
+        self.push_screen(SocketScreen(int(key)))
+        self.call_after_refresh(self.refresh_view)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if isinstance(event.data_table, SocketTable):
+            self.action_drill()
+
+    def action_filter(self) -> None:
+        if self.rebuild is not None:
+            note = "Live: the probes are recompiled with the new filters; counts restart."
+        else:
+            note = "Recorded or demo data: filters narrow the sockets and sampled events only."
+        self.push_screen(FilterDialog(self.filters, note), self._filters_chosen)
+
+    def _filters_chosen(self, filters: Filters | None) -> None:
+        if filters is None or filters == self.filters:
+            return
+        self.filters = filters
+        if self.rebuild is not None:
+            self._pending_filters = filters  # the worker applies it between two polls
+        else:
+            self.recent_events = deque(
+                (e for e in self.recent_events if event_matches(e, filters)), maxlen=RECENT_EVENTS
+            )
+        self.refresh_view()
+        self.show_status()
+
+    def action_export(self) -> None:
+        """Write the snapshot on screen (since start or clear, filtered) as the summary JSON."""
+        if self.view is None:
+            self.notify("nothing to export yet", severity="warning", timeout=2)
+            return
+        shown = self.view.shown
+        window = self.current.time_s - (self.baseline.time_s if self.baseline else 0.0)
+        target = unique_path(self.export_dir / f"netlat-snapshot-{shown.seq}.json")
+        try:
+            target.write_text(json.dumps(snapshot_summary(shown, window), indent=2) + "\n")
+        except OSError as exc:
+            self.notify(f"cannot write {target}: {exc.strerror}", severity="error")
+            return
+        self.notify(f"exported {target}", timeout=4)
+
+    def action_screenshot_svg(self) -> None:
+        try:
+            saved = self.save_screenshot(path=str(self.export_dir))
+        except OSError as exc:
+            self.notify(f"cannot save screenshot: {exc.strerror}", severity="error")
+            return
+        self.notify(f"saved {saved}", timeout=4)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen([b for b in self.BINDINGS if isinstance(b, Binding)]))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every key's action, also in the command palette (ctrl+p)."""
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.description and binding.key != "ctrl+c":
+                action = binding.action
+                yield SystemCommand(
+                    f"{binding.description} ({binding.key_display or binding.key})",
+                    f"netlat-tui: {binding.description}",
+                    lambda action=action: self.run_action(action),
+                )
+
+
+def plan_text(snap: Snapshot) -> str:
+    """``tracepoint``, or ``tracepoint 1/16`` when sampling."""
+    return snap.plan.name + (f" 1/{snap.plan.sample}" if snap.plan.sample > 1 else "")
+
+
+def unique_path(path: Path) -> Path:
+    """``path``, or ``name-1.ext``, ``name-2.ext``... when it exists (never overwrite an export)."""
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """Build the source, run the dashboard (with the loopback workload if asked), close everything."""
+    source = make_source(args)
+    rebuild = None
+    if is_live(source):
+        from tui.system import preflight
+
+        preflight()  # root, tracefs, bcc, headers: one-line errors before the screen opens
+        rebuild = lambda filters: make_source(args, filters, record=False)  # noqa: E731
+    app = NetlatApp(source, filters=args.filters, rebuild=rebuild)
+    if getattr(args, "workload", "none") == "loopback":
+        from tui.workload import LoopbackWorkload
+
+        with LoopbackWorkload():
+            app.run()
+    else:
+        app.run()
+    if not app.worker_started.is_set() or not app.source_closed.wait(CLOSE_TIMEOUT_S):
+        app.source.close()  # the worker never ran or is stuck: close from here rather than leak probes
+    return app.return_code or 0

@@ -1,0 +1,55 @@
+"""Typed messages from the source worker thread to the app (the worker never touches a widget)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from textual.message import Message
+
+from tui.model.snapshot import Snapshot
+
+
+class SourceStarting(Message):
+    """The worker is starting the source (compiling and attaching probes can take seconds)."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__()
+        self.description = description
+
+
+class SourceStarted(Message):
+    """The source is running; snapshots follow."""
+
+
+class SnapshotReady(Message):
+    """One tick's immutable snapshot."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        """Whether a newer queued snapshot may supersede this one (Textual asks the older message).
+
+        Snapshots are cumulative, so the newer one holds all this one's figures except its sampled
+        events; it takes them over so that dropping a stale frame loses no event line.
+        """
+        if not isinstance(message, SnapshotReady):
+            return False
+        if self.snapshot.events:
+            message.snapshot = replace(
+                message.snapshot, events=self.snapshot.events + message.snapshot.events
+            )
+        return True
+
+
+class SourceEnded(Message):
+    """The source has no more snapshots (a replay reached its end, or a synthetic limit)."""
+
+
+class SourceFailed(Message):
+    """The source could not start or went wrong; ``reason`` is one line for the user."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason

@@ -1,0 +1,1 @@
+"""The dashboard's screens: main view, socket drill-down, filter dialog, help."""

@@ -1,0 +1,65 @@
+"""The main screen: status, histogram beside the per-layer bars, top sockets, sampled events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from tui.model.snapshot import PacketEvent, PathStats
+from tui.screens.view_model import View
+from tui.widgets.event_log import EventLog
+from tui.widgets.histogram import LatencyHistogram
+from tui.widgets.layer_bars import LayerBars, LayerRow
+from tui.widgets.sockets import SocketTable, socket_rows
+from tui.widgets.status import Status, StatusBar
+
+#: Narrow terminals stack the histogram above the bars instead of beside them.
+BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+
+
+def layer_rows(stats: PathStats) -> list[LayerRow]:
+    """Every stage of a path in packet order, then its totals."""
+    return [LayerRow.of(s.spec.label, s.spec.layer, s.hist, s.spec.total) for s in stats.all()]
+
+
+def histogram_title(view: View) -> str:
+    stats = view.shown.paths[view.path].get(view.stage_key)
+    name = stats.spec.label if stats is not None else view.stage_key
+    return f"{view.path} · {name}"
+
+
+class DashboardScreen(Screen):
+    """Everything at a glance; the app feeds it with :meth:`update_view`."""
+
+    HORIZONTAL_BREAKPOINTS = BREAKPOINTS
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        with Horizontal(id="charts"):
+            yield LatencyHistogram(id="histogram")
+            yield LayerBars(id="layers")
+        yield SocketTable(id="sockets")
+        yield EventLog(id="events")
+        yield Footer()
+
+    def update_status(self, status: Status) -> None:
+        self.query_one(StatusBar).update_status(status)
+
+    def update_view(self, view: View, new_events: Iterable[PacketEvent]) -> None:
+        """Show one frame (the app calls this inside ``batch_update``)."""
+        stats = view.shown.paths[view.path]
+        stage = stats.get(view.stage_key)
+        self.query_one(LatencyHistogram).update_snapshot(
+            histogram_title(view), stage.hist if stage else None, stage.max_ns if stage else 0
+        )
+        self.query_one(LayerBars).update_snapshot(
+            f"{view.path} path by layer", layer_rows(stats), dict(stats.counters)
+        )
+        self.query_one(SocketTable).update_snapshot(
+            socket_rows(view.shown, view.current, view.previous, view.path)
+        )
+        self.query_one(EventLog).update_snapshot(new_events)

@@ -1,0 +1,53 @@
+"""Help: every key the dashboard answers to, generated from the app's bindings."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+ABOUT = (
+    "Latency of the Linux TCP/IP stack per layer, measured in the kernel. Histograms are log2 "
+    "buckets; p50/p90/p99 are nearest-rank percentiles of bucket midpoints. Figures are since start, "
+    "or since the last clear. Sampled events are 1 packet in N (--sample)."
+)
+
+
+def bindings_table(bindings: list[Binding]) -> Table:
+    table = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
+    table.add_column(style="bold")
+    table.add_column()
+    for b in bindings:
+        if b.description:
+            table.add_row(b.key_display or b.key, b.description)
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    """Keys and what the figures mean; any of escape, q or ? closes it."""
+
+    BINDINGS = [
+        Binding("escape,question_mark,f1", "dismiss", "close help"),
+        Binding("q", "dismiss", "close help", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll {
+        width: 76; max-width: 100%; height: auto; max-height: 100%;
+        border: round $accent; padding: 0 1; background: $panel;
+    }
+    """
+
+    def __init__(self, bindings: list[Binding]) -> None:
+        super().__init__()
+        self._bindings = bindings
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static("[b]netlat-tui keys[/b]")
+            yield Static(bindings_table(self._bindings))
+            yield Static(ABOUT, classes="about")

@@ -1,0 +1,96 @@
+"""Drill-down into one socket: its own latency histogram and per-layer bars from its sampled packets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from tui.model.histogram import Histogram
+from tui.model.snapshot import RECV, SEND, PacketEvent, SocketStats
+from tui.screens.view_model import View
+from tui.widgets.histogram import LatencyHistogram
+from tui.widgets.layer_bars import LayerBars, LayerRow
+from tui.widgets.units import fmt_bytes, fmt_count, fmt_ns
+
+
+def belongs(event: PacketEvent, sock: SocketStats) -> bool:
+    """Whether a sampled packet travelled on this socket (same protocol and 4-tuple, either way)."""
+    if event.protocol != sock.protocol:
+        return False
+    ours = (sock.laddr, sock.lport, sock.raddr, sock.rport)
+    return (event.laddr, event.lport, event.raddr, event.rport) in (
+        ours,
+        (ours[2], ours[3], ours[0], ours[1]),
+    )
+
+
+def sampled_layer_rows(
+    view: View, sock: SocketStats, events: Iterable[PacketEvent]
+) -> tuple[list[LayerRow], int]:
+    """Per-stage rows of the socket's sampled packets on the view's path, and how many packets."""
+    mine = [e for e in events if e.path == view.path and belongs(e, sock)]
+    rows = []
+    for spec in view.shown.plan.stages.get(view.path, ()):
+        values = [e.stages_ns[spec.key] for e in mine if spec.key in e.stages_ns]
+        rows.append(LayerRow.of(spec.label, spec.layer, Histogram.from_values(values)))
+    rows.append(LayerRow.of("total", "", Histogram.from_values(e.total_ns for e in mine), total=True))
+    return rows, len(mine)
+
+
+def socket_summary(sock: SocketStats) -> Text:
+    text = Text.assemble(
+        (f" {sock.comm} ", "bold reverse"),
+        f" pid {sock.pid}  {sock.protocol}  {sock.local} ⇄ {sock.remote}\n",
+    )
+    for path, pkts, nbytes in (
+        (SEND, sock.tx_packets, sock.tx_bytes),
+        (RECV, sock.rx_packets, sock.rx_bytes),
+    ):
+        hist = sock.hist(path)
+        text.append(
+            f" {path:<4} {fmt_count(pkts):>7} pkts {fmt_bytes(nbytes):>9}"
+            f"  p50 {fmt_ns(hist.percentile(50)):>7}  p99 {fmt_ns(hist.percentile(99)):>7}\n"
+        )
+    return text
+
+
+class SocketScreen(Screen):
+    """One socket, on the path selected in the app; escape goes back."""
+
+    BINDINGS = [Binding("escape,backspace", "app.pop_screen", "back")]
+
+    DEFAULT_CSS = """
+    SocketScreen #sock-summary { height: auto; background: $boost; }
+    SocketScreen #sock-charts { height: 1fr; }
+    SocketScreen #sock-charts > * { width: 1fr; }
+    """
+
+    def __init__(self, socket_key: int) -> None:
+        super().__init__()
+        self.socket_key = socket_key
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="sock-summary")
+        with Horizontal(id="sock-charts"):
+            yield LatencyHistogram(id="sock-histogram")
+            yield LayerBars(id="sock-layers")
+        yield Footer()
+
+    def update_view(self, view: View, recent_events: Iterable[PacketEvent]) -> None:
+        sock = next((s for s in view.shown.sockets if s.key == self.socket_key), None)
+        summary = self.query_one("#sock-summary", Static)
+        if sock is None:
+            summary.update(" this socket is gone (closed, evicted or filtered out); escape to go back")
+            return
+        summary.update(socket_summary(sock))
+        self.query_one(LatencyHistogram).update_snapshot(
+            f"{sock.comm} {view.path} latency", sock.hist(view.path)
+        )
+        rows, sampled = sampled_layer_rows(view, sock, recent_events)
+        self.query_one(LayerBars).update_snapshot(f"{view.path} by layer ({sampled} sampled packets)", rows)

@@ -1,0 +1,117 @@
+"""What the screens show, derived from snapshots (pure: no Textual, no clock).
+
+The app keeps the latest cumulative snapshot, the one before it (for rates) and an optional baseline
+(the "clear" key); this module turns them into one immutable :class:`View` the screens render.
+For recorded and demo data, filters can only narrow what the snapshot itemises (sockets and sampled
+events); the path histograms were aggregated when recorded and stay unfiltered (the status says so).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from tui.model.filters import Filters
+from tui.model.snapshot import SEND, PacketEvent, PathStats, Snapshot, SocketStats
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """One frame of the dashboard."""
+
+    shown: Snapshot  #: figures since start or since clear, view filters applied
+    current: Snapshot  #: latest cumulative snapshot
+    previous: Snapshot | None  #: the cumulative snapshot before it (rates)
+    path: str
+    stage_key: str  #: the stage or total the histogram shows
+
+    @property
+    def dt(self) -> float:
+        return self.current.time_s - self.previous.time_s if self.previous is not None else 0.0
+
+    def packets_rate(self, path: str) -> float:
+        """Packets per second measured on ``path`` between the last two snapshots (0 when unknown)."""
+        if self.previous is None or self.dt <= 0 or path not in self.previous.paths:
+            return 0.0
+        now, old = path_packets(self.current.paths[path]), path_packets(self.previous.paths[path])
+        return (now - old) / self.dt if now >= old else 0.0
+
+    def events_rate(self) -> float:
+        if self.previous is None or self.dt <= 0:
+            return 0.0
+        return max(self.current.events_total - self.previous.events_total, 0) / self.dt
+
+
+def path_packets(stats: PathStats) -> int:
+    """Packets measured on a path: its "packets" counter, else the count of its first total."""
+    if "packets" in stats.counters:
+        return stats.counters["packets"]
+    first = stats.totals[0] if stats.totals else (stats.stages[0] if stats.stages else None)
+    return first.hist.total if first is not None else 0
+
+
+def default_stage(snapshot: Snapshot, path: str) -> str:
+    """The histogram's default: the path's first total, else its first stage."""
+    specs = snapshot.plan.totals.get(path) or snapshot.plan.stages.get(path) or ()
+    return specs[0].key if specs else ""
+
+
+def next_stage(snapshot: Snapshot, path: str, key: str) -> str:
+    """The stage after ``key`` in the path's totals-then-stages order (wraps around)."""
+    keys = [s.key for s in (*snapshot.plan.totals.get(path, ()), *snapshot.plan.stages.get(path, ()))]
+    if not keys:
+        return ""
+    return keys[(keys.index(key) + 1) % len(keys)] if key in keys else keys[0]
+
+
+def _family(addr: str) -> int:
+    return 6 if ":" in addr else 4
+
+
+def _matches(f: Filters, pid: int, comm: str, proto: str, laddr: str, lport: int, raddr: str,
+             rport: int) -> bool:
+    checks = (
+        f.pid is None or pid == f.pid,
+        f.comm is None or comm == f.comm,
+        f.port is None or f.port in (lport, rport),
+        f.lport is None or lport == f.lport,
+        f.rport is None or rport == f.rport,
+        f.addr is None or f.addr in (laddr, raddr),
+        f.family is None or _family(laddr) == f.family,
+        f.protocol is None or proto.lower() == f.protocol,
+    )
+    return all(checks)
+
+
+def socket_matches(s: SocketStats, f: Filters) -> bool:
+    return _matches(f, s.pid, s.comm, s.protocol, s.laddr, s.lport, s.raddr, s.rport)
+
+
+def event_matches(e: PacketEvent, f: Filters) -> bool:
+    return _matches(f, e.pid, e.comm, e.protocol, e.laddr, e.lport, e.raddr, e.rport)
+
+
+def filter_items(snapshot: Snapshot, f: Filters) -> Snapshot:
+    """Keep only the sockets and sampled events that match ``f`` (interface filters cannot apply)."""
+    if not f:
+        return snapshot
+    return replace(
+        snapshot,
+        sockets=tuple(s for s in snapshot.sockets if socket_matches(s, f)),
+        events=tuple(e for e in snapshot.events if event_matches(e, f)),
+    )
+
+
+def build_view(
+    current: Snapshot,
+    previous: Snapshot | None,
+    baseline: Snapshot | None,
+    view_filters: Filters,
+    path: str = SEND,
+    stage_key: str = "",
+) -> View:
+    """The frame to show: ``current`` since ``baseline``, narrowed by ``view_filters``."""
+    shown = current.since(baseline) if baseline is not None else current
+    shown = filter_items(shown, view_filters)
+    if not stage_key or not any(s.key == stage_key for s in shown.plan.specs(path)):
+        stage_key = default_stage(shown, path)
+    return View(shown=shown, current=current, previous=previous, path=path, stage_key=stage_key)

@@ -1,0 +1,46 @@
+"""Sampled packet log: one line per followed packet with its per-stage split (bounded)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.text import Text
+from textual.widgets import RichLog
+
+from tui.model.snapshot import SEND, PacketEvent, endpoint
+from tui.widgets.units import fmt_ns
+
+#: Lines kept; older ones scroll away so memory stays flat however long it runs.
+MAX_LINES = 500
+
+
+def event_line(event: PacketEvent) -> Text:
+    """``send TCP  4242 nginx  10.0.0.1:443 → 10.0.0.7:51514  1448B  12.3us = tcp_ip 9.10us + ...``."""
+    arrow = "→" if event.path == SEND else "←"
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"{event.path:<4} ", style="bold cyan" if event.path == SEND else "bold magenta")
+    text.append(f"{event.protocol:<3} {event.pid:>7} {event.comm[:15]:<15} ")
+    text.append(f"{endpoint(event.laddr, event.lport)} {arrow} {endpoint(event.raddr, event.rport)} ")
+    text.append(f"{event.length}B ", style="dim")
+    text.append(fmt_ns(event.total_ns), style="bold")
+    split = " + ".join(f"{key} {fmt_ns(ns)}" for key, ns in event.stages_ns.items())
+    if split:
+        text.append(f" = {split}")
+    if event.deferred:
+        text.append(" [deferred]", style="yellow")
+    return text
+
+
+class EventLog(RichLog):
+    """Newest sampled packets at the bottom."""
+
+    DEFAULT_CSS = """
+    EventLog { height: 1fr; min-height: 3; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes, max_lines=MAX_LINES, wrap=False, markup=False)
+
+    def update_snapshot(self, events: Iterable[PacketEvent]) -> None:
+        for event in events:
+            self.write(event_line(event))

@@ -1,0 +1,101 @@
+"""Per-layer breakdown: one bar per stage of a path (median solid, p99 shaded), slowest marked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.console import RenderableType
+from rich.text import Text
+from textual.widget import Widget
+
+from tui.model.histogram import Histogram
+from tui.widgets.units import fmt_count, fmt_ns
+
+
+@dataclass(frozen=True, slots=True)
+class LayerRow:
+    """One stage as the bars show it."""
+
+    label: str
+    layer: str
+    p50: float | None
+    p99: float | None
+    count: int
+    total: bool = False
+
+    @classmethod
+    def of(cls, label: str, layer: str, hist: Histogram, total: bool = False) -> LayerRow:
+        return cls(label, layer, hist.percentile(50), hist.percentile(99), hist.total, total)
+
+
+def slowest(rows: list[LayerRow]) -> int | None:
+    """Index of the stage (not total) with the highest median, None when nothing was measured."""
+    best: tuple[float, int] | None = None
+    for i, row in enumerate(rows):
+        if not row.total and row.p50 is not None and (best is None or row.p50 > best[0]):
+            best = (row.p50, i)
+    return None if best is None else best[1]
+
+
+class LayerBars(Widget):
+    """Stage bars scaled to the largest p99 so the layer where time goes stands out."""
+
+    DEFAULT_CSS = """
+    LayerBars { height: auto; min-height: 4; padding: 0 1; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._title = ""
+        self._rows: list[LayerRow] = []
+        self._footer = ""
+
+    def update_snapshot(
+        self, title: str, rows: list[LayerRow], counters: dict[str, int] | None = None
+    ) -> None:
+        """Show ``rows`` (stages first, then totals) and the path's counters on the last line."""
+        self._title = title
+        self._rows = rows
+        self._footer = "  ".join(f"{k} {fmt_count(v)}" for k, v in (counters or {}).items())
+        self.refresh(layout=True)
+
+    def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[no-untyped-def]
+        return len(self._rows) + 2 + (1 if self._footer else 0)
+
+    def render(self) -> RenderableType:
+        width = max(self.content_region.width, 30)
+        out = Text(no_wrap=True, overflow="ellipsis")
+        out.append(self._title or "layers", style="bold")
+        out.append("   █ median  ░ to p99\n", style="dim")
+        if not self._rows:
+            out.append("no stages yet")
+            return out
+        label_w = min(max(len(r.label) for r in self._rows), 16)
+        # Narrow panes (80-column terminals) drop the layer column and the "slowest" words;
+        # the slowest stage is still shown in reverse video.
+        roomy = width >= 60
+        layer_w = min(max(len(r.layer) for r in self._rows), 6) if roomy else 0
+        suffix = " ◀ slowest" if roomy else ""
+        bar_w = max(width - label_w - layer_w - 2 - 17 - len(suffix) - 1, 4)
+        scale = max((r.p99 or 0) for r in self._rows) or 1.0
+        hot = slowest(self._rows)
+        for i, row in enumerate(self._rows):
+            style = "bold reverse" if i == hot else ("dim" if row.total else "")
+            out.append(f"{row.label[:label_w]:<{label_w}} ", style=style)
+            if layer_w:
+                out.append(f"{row.layer[:layer_w]:<{layer_w}} ", style="dim")
+            solid = round(bar_w * (row.p50 or 0) / scale)
+            if row.p50 and not solid:
+                solid = 1  # never hide a measured stage behind a zero-length bar
+            shade = min(max(round(bar_w * (row.p99 or 0) / scale) - solid, 0), bar_w - solid)
+            bar_style = "bold red" if i == hot else ("blue" if row.total else "green")
+            out.append("█" * solid, style=bar_style)
+            out.append("░" * shade, style=bar_style)
+            out.append(" " * (bar_w - solid - shade))
+            out.append(f" {fmt_ns(row.p50):>8}{fmt_ns(row.p99):>8}")
+            out.append(suffix + "\n" if i == hot else "\n", style="bold")
+        pad = label_w + 1 + (layer_w + 1 if layer_w else 0) + bar_w
+        out.append(f"{'':<{pad}} {'p50':>8}{'p99':>8}", style="dim")
+        if self._footer:
+            out.append(f"\n{self._footer}", style="dim")
+        return out

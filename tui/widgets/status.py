@@ -1,0 +1,64 @@
+"""Header/status lines: where the figures come from, the plan and its merged layers, rates, state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import Static
+
+from tui.widgets.units import fmt_count
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Everything the header shows (built by the app, no clock inside)."""
+
+    state: str  #: "loading probes…", "live", "paused", "ended", "error: ..."
+    path: str
+    source: str = ""
+    host: str = ""
+    kernel: str = ""
+    plan: str = ""
+    merged: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    pkts_s: dict[str, float] | None = None
+    events_s: float = 0.0
+    events_lost: int = 0
+    filters: str = ""
+    window_s: float = 0.0  #: seconds covered by the figures (since start or since clear)
+    cleared: bool = False
+
+
+def status_text(s: Status) -> Text:
+    """Two or more lines: identity and state, then rates and filters, then merged layers and notes."""
+    text = Text(no_wrap=False)
+    text.append(" netlat-tui ", style="bold reverse")
+    text.append(f" {s.path.upper()} path ", style="bold cyan" if s.path == "send" else "bold magenta")
+    state_style = "green" if s.state == "live" else "bold yellow"
+    if s.state.startswith("error"):
+        state_style = "bold red"
+    text.append(f" {s.state} ", style=state_style)
+    if s.source:
+        text.append(f" {s.source} · {s.host} · {s.kernel} · plan {s.plan}", style="dim")
+    text.append("\n")
+    rates = s.pkts_s or {}
+    text.append(" pkts/s ")
+    text.append(" ".join(f"{p} {fmt_count(v)}" for p, v in rates.items()) or "-", style="bold")
+    text.append(f"  events/s {fmt_count(s.events_s)}  dropped {fmt_count(s.events_lost)}")
+    text.append(f"  filters {s.filters or 'none'}")
+    text.append(f"  {'since clear' if s.cleared else 'since start'} {s.window_s:.0f}s")
+    for line in (*s.merged, *s.notes):
+        text.append(f"\n ⚠ {line}", style="yellow")
+    return text
+
+
+class StatusBar(Static):
+    """The header of the dashboard."""
+
+    DEFAULT_CSS = """
+    StatusBar { height: auto; background: $boost; }
+    """
+
+    def update_status(self, status: Status) -> None:
+        self.update(status_text(status))
