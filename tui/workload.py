@@ -298,9 +298,10 @@ class LoopbackWorkload:
     def _tcp_echo(self, sock: socket.socket) -> None:
         buf = memoryview(bytearray(self.size))
         while self._recv_exact(sock, buf):
+            # counted before replying: once the client has its reply, both counts agree
+            self._c.tcp_rr_served += 1
             if not self._send_all(sock, buf):
                 return
-            self._c.tcp_rr_served += 1
 
     def _tcp_rr_client(self, sock: socket.socket) -> None:
         pacer = _Pacer(self._rates["tcp_rr"], self._stop)
@@ -360,8 +361,8 @@ class LoopbackWorkload:
                 continue
             if self._stop.is_set():
                 return
+            self._c.udp_rr_served += 1  # before replying, as in _tcp_echo
             sock.sendto(data, peer)
-            self._c.udp_rr_served += 1
 
     def _udp_rr_client(self, sock: socket.socket) -> None:
         pacer = _Pacer(self._rates["udp_rr"], self._stop)
@@ -401,6 +402,9 @@ class RRResult:
     cpu: int | None
     server_cpu: int | None
     port: int
+    #: the kernel's count of data segments on the client socket (TCP_INFO), the independent witness
+    data_segs_out: int = -1
+    data_segs_in: int = -1
 
 
 def _pin(cpu: int | None) -> None:
@@ -433,8 +437,10 @@ def serve_rr(listener: socket.socket, size: int, deadline: float) -> int:
     return served
 
 
-def run_rr_client(addr: tuple[str, int], size: int, duration: float, rate: float | None) -> tuple[int, float]:
-    """Request/response transactions for ``duration`` seconds; returns (count, seconds measured)."""
+def run_rr_client(
+    addr: tuple[str, int], size: int, duration: float, rate: float | None
+) -> tuple[int, float, TcpSegments]:
+    """Request/response transactions for ``duration`` seconds: (count, seconds measured, segments)."""
     sock = socket.create_connection(addr, timeout=5.0)
     sock.settimeout(None)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -460,7 +466,8 @@ def run_rr_client(addr: tuple[str, int], size: int, duration: float, rate: float
                     time.sleep(due - now)
                     now = clock()
         elapsed = now - start
-    return count, elapsed
+        segments = tcp_segments(sock)
+    return count, elapsed, segments
 
 
 def run_rr(
@@ -489,13 +496,13 @@ def run_rr(
     listener.close()
     try:
         _pin(cpu)
-        count, elapsed = run_rr_client((LOOPBACK, port), size, duration, rate)
+        count, elapsed, segs = run_rr_client((LOOPBACK, port), size, duration, rate)
     finally:
         with os.fdopen(read_fd, "rb") as pipe:
             served_text = pipe.read().decode() or "-1"
         os.waitpid(pid, 0)
     return RRResult(count, int(served_text), round(elapsed, 4), round(count / elapsed, 1), size, cpu,
-                    server_cpu, port)
+                    server_cpu, port, segs.data_segs_out, segs.data_segs_in)
 
 
 # -- CLI --------------------------------------------------------------------------------------------
@@ -538,6 +545,13 @@ def _rate(text: str) -> float:
     return value
 
 
+def _ipv4(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an IPv4 address, got {text!r}") from None
+
+
 def _host_port(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     try:
@@ -573,8 +587,8 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--connect", type=_host_port, metavar="IP:PORT",
                     help="use a running `serve` instead of forking one (e.g. across namespaces)")
     rr.add_argument("--json", action="store_true")
-    srv = sub.add_parser("serve", help="echo server for `rr --connect` (one connection)")
-    srv.add_argument("--bind", default=LOOPBACK, metavar="IP")
+    srv = sub.add_parser("serve", help="echo server for `rr --connect` (one connection; JSON lines)")
+    srv.add_argument("--bind", type=_ipv4, default=LOOPBACK, metavar="IP")
     srv.add_argument("--port", type=lambda t: _int_in(t, 1, 65535, "port"), required=True, metavar="P")
     srv.add_argument("--cpu", type=_cpu, metavar="N")
     srv.add_argument("--size", type=lambda t: _int_in(t, 1, 65536, "size"), default=1, metavar="B")
@@ -601,9 +615,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             server_cpu = args.server_cpu if args.server_cpu is not None else args.cpu
             if args.connect:
                 _pin(args.cpu)
-                count, elapsed = run_rr_client(args.connect, args.size, args.duration, args.rate)
+                count, elapsed, segs = run_rr_client(args.connect, args.size, args.duration, args.rate)
                 result = RRResult(count, -1, round(elapsed, 4), round(count / elapsed, 1), args.size,
-                                  args.cpu, None, args.connect[1])
+                                  args.cpu, None, args.connect[1], segs.data_segs_out, segs.data_segs_in)
             else:
                 result = run_rr(args.duration, args.size, args.cpu, server_cpu, args.port, args.rate)
             _print_rr(result, args.json)
@@ -614,7 +628,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             listener.listen(1)
             _pin(args.cpu)
             with listener:
-                print(serve_rr(listener, args.size, time.monotonic() + args.duration))
+                # one JSON line when ready (scripts wait for it), one with the count at the end
+                print(json.dumps({"listening": f"{args.bind}:{args.port}"}), flush=True)
+                print(json.dumps({"served": serve_rr(listener, args.size, time.monotonic() + args.duration)}))
         else:
             with LoopbackWorkload("mixed") as load:
                 time.sleep(args.duration)

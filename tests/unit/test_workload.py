@@ -152,3 +152,4 @@ def test_cli_pinned_rr_client_and_forked_server_agree() -> None:
     assert doc["transactions"] == doc["served"] > 0
     assert doc["tps"] == pytest.approx(doc["transactions"] / doc["duration_s"], rel=0.01)
     assert doc["cpu"] == doc["server_cpu"] == cpu
+    assert doc["data_segs_out"] == doc["data_segs_in"] == doc["transactions"]
