@@ -1,0 +1,46 @@
+"""Fixtures for the guest tests: boot the test guest (tests/vm/vm_harness.py) and run a job in it.
+
+Every test here is marked ``vm`` by tests/conftest.py, which also turns a skip into a failure when
+CI=true. Each module boots the guest once and checks the files its job wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from vm_harness import GuestRun, VmError, run_in_guest
+
+#: one boot, job included; the slowest job (the probe plans) needs well under this
+GUEST_TIMEOUT_S = 900.0
+
+RunGuest = Callable[..., GuestRun]
+
+
+def _skip_or_fail(reason: str) -> None:
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI=true: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def run_guest(tmp_path_factory: pytest.TempPathFactory) -> RunGuest:
+    """Run a shell job in the guest; returns the GuestRun (exit status, output, out_dir with its files)."""
+    if os.geteuid() != 0:
+        _skip_or_fail("the guest tests need root (image build with mmdebstrap)")
+    if platform.machine() != "x86_64":
+        _skip_or_fail(f"the guest is x86_64; this host is {platform.machine()}")
+
+    def run(script: str, name: str, timeout_s: float = GUEST_TIMEOUT_S) -> GuestRun:
+        out = tmp_path_factory.mktemp(name)
+        try:
+            # The job's output goes to stderr, which pytest shows for a failed test (and live with -s).
+            return run_in_guest(script, Path(out), timeout_s=timeout_s, stream=sys.stderr)
+        except VmError as exc:
+            pytest.fail(f"guest run {name!r} failed: {exc}", pytrace=False)
+
+    return run
