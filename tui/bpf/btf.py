@@ -43,6 +43,7 @@ PROBE_FIELDS: dict[str, str] = {
     "sock_common.skc_dport": "OFF_SKC_DPORT",
     "sock_common.skc_num": "OFF_SKC_NUM",
     "sock_common.skc_family": "OFF_SKC_FAMILY",
+    "sock_common.skc_state": "OFF_SKC_STATE",
     "sock_common.skc_v6_daddr": "OFF_SKC_V6_DADDR",
     "sock_common.skc_v6_rcv_saddr": "OFF_SKC_V6_RCV_SADDR",
     "sock.__sk_common": "OFF_SK_COMMON",

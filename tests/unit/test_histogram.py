@@ -1,0 +1,81 @@
+"""The C bucket function in tui/bpf/netlat.h agrees with tui.model.histogram, and percentiles hold."""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import subprocess
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+
+from tui.model.histogram import (
+    MAX_LOG2,
+    SOCKET_SUB_BITS,
+    STAGE_SUB_BITS,
+    Histogram,
+    bucket_bounds,
+    bucket_count,
+    bucket_index,
+)
+
+_DRIVER = r"""
+#include <stdio.h>
+#include "netlat.h"
+int main(void) {
+    unsigned long long v; unsigned int sub;
+    while (scanf("%llu %u", &v, &sub) == 2) printf("%u\n", netlat_bucket(v, sub));
+    return 0;
+}
+"""
+
+
+def _values() -> list[int]:
+    rng = random.Random(3)
+    edges = [(1 << b) + d for b in range(0, 64) for d in (-1, 0, 1)]
+    spread = [int(rng.lognormvariate(9, 3)) for _ in range(4000)]
+    return sorted({v for v in edges + spread + list(range(0, 300)) if 0 <= v < 1 << 64})
+
+
+@pytest.fixture(scope="module")
+def c_bucket(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    tmp = tmp_path_factory.mktemp("bucket")
+    (tmp / "driver.c").write_text(_DRIVER)
+    header_dir = Path(str(files("tui.bpf").joinpath("netlat.h"))).parent
+    exe = tmp / "bucket"
+    subprocess.run([cc, "-O2", "-I", str(header_dir), "-o", str(exe), str(tmp / "driver.c")], check=True)
+    return exe
+
+
+@pytest.mark.parametrize("sub_bits", [STAGE_SUB_BITS, SOCKET_SUB_BITS])
+def test_c_bucket_matches_python(c_bucket: Path, sub_bits: int) -> None:
+    values = _values()
+    stdin = "".join(f"{v} {sub_bits}\n" for v in values)
+    out = subprocess.run([str(c_bucket)], input=stdin, capture_output=True, text=True, check=True)
+    got = [int(x) for x in out.stdout.split()]
+    want = [bucket_index(v, sub_bits) for v in values]
+    mismatches = [(v, g, w) for v, g, w in zip(values, got, want, strict=True) if g != w]
+    assert not mismatches[:5]
+    assert max(got) == bucket_count(sub_bits) - 1  # values above 2**MAX_LOG2 land in the last bucket
+
+
+def test_every_value_falls_inside_its_bucket_bounds() -> None:
+    for v in _values():
+        if v >> (MAX_LOG2 + 1):
+            continue
+        low, high = bucket_bounds(bucket_index(v))
+        assert low <= v < high, v
+
+
+def test_percentiles_within_ten_percent_of_exact() -> None:
+    rng = random.Random(11)
+    values = sorted(int(rng.lognormvariate(10, 1.2)) for _ in range(20_000))
+    hist = Histogram.from_values(values)
+    for q in (50, 90, 99, 99.9):
+        exact = values[max(0, math.ceil(len(values) * q / 100) - 1)]
+        assert abs(hist.percentile(q) - exact) <= 0.10 * exact, q

@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * netlat_common.bpf.c: maps and helpers every plan shares (prepended to the plan's own C).
+ *
+ * Python prepends: the OFF_* field offsets (from the running kernel's BTF), the FILTER_* constants
+ * (validated by tui.model.filters), SAMPLE_EVERY, AGE_LIMIT_NS, EVENTS_PER_SEC, USE_RINGBUF,
+ * then netlat.h. Nothing here depends on kernel header struct layouts.
+ */
+
+#define AF_INET_ 2
+#define AF_INET6_ 10
+#define PROTO_TCP 6
+#define PROTO_UDP 17
+#define TCP_TIME_WAIT_ 6
+#define TCP_NEW_SYN_RECV_ 12
+
+/* Aggregates: per-CPU, so no atomics on the hot path; Python sums the CPUs. */
+BPF_PERCPU_ARRAY(stage_hists, struct stage_hist, 2 * SLOTS_PER_PATH);
+BPF_PERCPU_ARRAY(path_counters, struct counters, 2);
+/* Per-socket stats, bounded: the least recently used socket is evicted. */
+BPF_TABLE("lru_hash", u64, struct sock_stats, sockets, 4096);
+/* Scratch for a new socket entry: too big for the 512-byte BPF stack. */
+BPF_PERCPU_ARRAY(sock_scratch, struct sock_stats, 1);
+
+/* Sampled per-packet events. */
+#ifdef USE_RINGBUF
+BPF_RINGBUF_OUTPUT(events, 128); /* 512 KiB: ~2 s of events at the rate limit */
+#else
+BPF_PERF_OUTPUT(events);
+#endif
+struct rate_window {
+	u64 start;
+	u64 sent;
+	u64 seen; /* --sample: packets seen at first sight on this CPU */
+};
+BPF_PERCPU_ARRAY(rate, struct rate_window, 1);
+
+static __always_inline void count(u32 path, u32 idx, u64 n)
+{
+	struct counters *c = path_counters.lookup(&path);
+	if (c && idx < NR_COUNTERS)
+		c->c[idx] += n;
+}
+
+static __always_inline void record(u32 path, u32 slot, u64 ns)
+{
+	u32 key = path * SLOTS_PER_PATH + slot;
+	struct stage_hist *h = stage_hists.lookup(&key);
+	u32 b;
+
+	if (!h)
+		return;
+	b = netlat_bucket(ns, NETLAT_STAGE_SUB_BITS);
+	if (b >= NETLAT_STAGE_BUCKETS)
+		b = NETLAT_STAGE_BUCKETS - 1;
+	h->buckets[b] += 1;
+	if (ns > h->max)
+		h->max = ns;
+}
+
+/* --sample N: follow 1 packet in N, decided once per packet at its first sight. */
+static __always_inline int sampled(void)
+{
+#if SAMPLE_EVERY > 1
+	u32 zero = 0;
+	struct rate_window *w = rate.lookup(&zero);
+	if (!w)
+		return 0;
+	w->seen += 1;
+	return (w->seen % SAMPLE_EVERY) == 0;
+#else
+	return 1;
+#endif
+}
+
+/* ---- reading kernel objects at BTF offsets ---- */
+
+#define READ(dst, base, off) bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)((u64)(base) + (off)))
+
+struct skinfo {
+	u16 family;   /* AF_INET_/AF_INET6_ */
+	u8 protocol;  /* PROTO_TCP/PROTO_UDP, 0 = other */
+	u8 state;
+	u16 lport;    /* host order */
+	u16 rport;    /* host order */
+};
+
+/* Family, protocol and ports of a socket; returns 0 for anything but TCP/UDP over IPv4/IPv6. */
+static __always_inline int sk_info(u64 sk, struct skinfo *si)
+{
+	u16 family = 0, proto = 0, dport = 0, num = 0;
+	u8 state = 0;
+
+	if (!sk)
+		return 0;
+	READ(family, sk, OFF_SK_COMMON + OFF_SKC_FAMILY);
+	if (family != AF_INET_ && family != AF_INET6_)
+		return 0;
+	READ(state, sk, OFF_SK_COMMON + OFF_SKC_STATE);
+	if (state == TCP_TIME_WAIT_ || state == TCP_NEW_SYN_RECV_) {
+		/* mini sockets (timewait, request) end after sock_common: only TCP has them */
+		proto = PROTO_TCP;
+	} else {
+		READ(proto, sk, OFF_SK_PROTOCOL);
+	}
+	if (proto != PROTO_TCP && proto != PROTO_UDP)
+		return 0;
+	READ(dport, sk, OFF_SK_COMMON + OFF_SKC_DPORT);
+	READ(num, sk, OFF_SK_COMMON + OFF_SKC_NUM);
+	si->family = family;
+	si->protocol = proto;
+	si->state = state;
+	si->lport = num;
+	si->rport = __builtin_bswap16(dport);
+	return 1;
+}
+
+static __always_inline void sk_addrs(u64 sk, u16 family, u8 *laddr, u8 *raddr)
+{
+	if (family == AF_INET_) {
+		READ(*(u32 *)laddr, sk, OFF_SK_COMMON + OFF_SKC_RCV_SADDR);
+		READ(*(u32 *)raddr, sk, OFF_SK_COMMON + OFF_SKC_DADDR);
+	} else {
+		bpf_probe_read_kernel(laddr, 16, (void *)(sk + OFF_SK_COMMON + OFF_SKC_V6_RCV_SADDR));
+		bpf_probe_read_kernel(raddr, 16, (void *)(sk + OFF_SK_COMMON + OFF_SKC_V6_DADDR));
+	}
+}
+
+/* ---- filters (constants from validated user input) ---- */
+
+#ifdef FILTER_ADDR_FAMILY
+static __always_inline int addr_match(u64 sk, u16 family)
+{
+	u8 l[16] = {}, r[16] = {};
+	u8 want[16] = FILTER_ADDR_BYTES;
+	int lm = 1, rm = 1;
+
+	if (family != FILTER_ADDR_FAMILY)
+		return 0;
+	sk_addrs(sk, family, l, r);
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (i >= FILTER_ADDR_LEN)
+			break;
+		if (l[i] != want[i])
+			lm = 0;
+		if (r[i] != want[i])
+			rm = 0;
+	}
+	return lm || rm;
+}
+#endif
+
+/* Socket-level filters: family, protocol, ports, address. */
+static __always_inline int sk_wanted(u64 sk, struct skinfo *si)
+{
+	if (!sk_info(sk, si))
+		return 0;
+#ifdef FILTER_FAMILY
+	if (si->family != FILTER_FAMILY)
+		return 0;
+#endif
+#ifdef FILTER_PROTO
+	if (si->protocol != FILTER_PROTO)
+		return 0;
+#endif
+#ifdef FILTER_PORT
+	if (si->lport != FILTER_PORT && si->rport != FILTER_PORT)
+		return 0;
+#endif
+#ifdef FILTER_LPORT
+	if (si->lport != FILTER_LPORT)
+		return 0;
+#endif
+#ifdef FILTER_RPORT
+	if (si->rport != FILTER_RPORT)
+		return 0;
+#endif
+#ifdef FILTER_ADDR_FAMILY
+	if (!addr_match(sk, si->family))
+		return 0;
+#endif
+	return 1;
+}
+
+/* Process filters: only meaningful in process context (send/recv syscalls). */
+static __always_inline int task_wanted(u64 pid_tgid)
+{
+#ifdef FILTER_PID
+	if ((pid_tgid >> 32) != FILTER_PID)
+		return 0;
+#endif
+#ifdef FILTER_COMM
+	char comm[16] = {};
+	char want[16] = FILTER_COMM;
+	bpf_get_current_comm(&comm, sizeof(comm));
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (comm[i] != want[i])
+			return 0;
+		if (!want[i])
+			break;
+	}
+#endif
+	return 1;
+}
+
+/* Interface filter on skb->dev->name. */
+static __always_inline int dev_wanted(u64 skb)
+{
+#ifdef FILTER_IFACE
+	u64 dev = 0;
+	char name[16] = {};
+	char want[16] = FILTER_IFACE;
+	READ(dev, skb, OFF_SKB_DEV);
+	if (!dev)
+		return 0;
+	bpf_probe_read_kernel(name, sizeof(name), (void *)(dev + OFF_DEV_NAME));
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (name[i] != want[i])
+			return 0;
+		if (!want[i])
+			break;
+	}
+#endif
+	return 1;
+}
+
+/* ---- per-socket stats (updated once per send/recv syscall, in process context) ---- */
+
+static __always_inline struct sock_stats *sock_entry(u64 sk, struct skinfo *si, u64 pid_tgid)
+{
+	struct sock_stats *s = sockets.lookup(&sk);
+	if (s)
+		return s;
+	u32 zero = 0;
+	struct sock_stats *fresh = sock_scratch.lookup(&zero);
+	if (!fresh)
+		return 0;
+	__builtin_memset(fresh, 0, sizeof(*fresh));
+	fresh->pid = pid_tgid >> 32;
+	fresh->protocol = si->protocol;
+	fresh->family = si->family == AF_INET_ ? 4 : 6;
+	fresh->lport = si->lport;
+	fresh->rport = si->rport;
+	bpf_get_current_comm(&fresh->comm, sizeof(fresh->comm));
+	sk_addrs(sk, si->family, fresh->laddr, fresh->raddr);
+	sockets.update(&sk, fresh);
+	return sockets.lookup(&sk);
+}
+
+static __always_inline void sock_account(struct sock_stats *s, u32 path, u64 bytes, u64 packets, u64 ns)
+{
+	u32 b = netlat_bucket(ns, NETLAT_SOCK_SUB_BITS);
+	if (b >= NETLAT_SOCK_BUCKETS)
+		b = NETLAT_SOCK_BUCKETS - 1;
+	if (path == PATH_SEND) {
+		__sync_fetch_and_add(&s->tx_packets, packets);
+		__sync_fetch_and_add(&s->tx_bytes, bytes);
+		if (ns)
+			__sync_fetch_and_add(&s->send_hist[b], 1);
+	} else {
+		__sync_fetch_and_add(&s->rx_packets, packets);
+		__sync_fetch_and_add(&s->rx_bytes, bytes);
+		if (ns)
+			__sync_fetch_and_add(&s->recv_hist[b], 1);
+	}
+	if (ns > s->max)
+		s->max = ns; /* racy max between CPUs: good enough for a display figure */
+}
+
+/* ---- sampled events: rate limited per CPU, drops counted ---- */
+
+static __always_inline int event_allowed(u32 path, u64 now)
+{
+	u32 zero = 0;
+	struct rate_window *w = rate.lookup(&zero);
+	if (!w)
+		return 0;
+	if (now - w->start > 1000000000ULL) {
+		w->start = now;
+		w->sent = 0;
+	}
+	if (w->sent >= EVENTS_PER_SEC) {
+		count(path, C_EVENTS_LIMITED, 1);
+		return 0;
+	}
+	w->sent += 1;
+	return 1;
+}
+
+static __always_inline void emit(void *ctx, struct event *ev, u64 sk)
+{
+	struct skinfo si = {};
+	if (sk && sk_info(sk, &si)) {
+		ev->protocol = si.protocol;
+		ev->family = si.family == AF_INET_ ? 4 : 6;
+		ev->lport = si.lport;
+		ev->rport = si.rport;
+		sk_addrs(sk, si.family, ev->laddr, ev->raddr);
+	}
+#ifdef USE_RINGBUF
+	if (events.ringbuf_output(ev, sizeof(*ev), 0) != 0)
+		count(ev->path, C_EVENTS_LOST, 1);
+	else
+		count(ev->path, C_EVENTS_SENT, 1);
+#else
+	if (events.perf_submit(ctx, ev, sizeof(*ev)) != 0)
+		count(ev->path, C_EVENTS_LOST, 1);
+	else
+		count(ev->path, C_EVENTS_SENT, 1);
+#endif
+}

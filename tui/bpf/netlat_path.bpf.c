@@ -1,0 +1,410 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * netlat_path.bpf.c: following packets through the send and receive paths, shared by every plan.
+ * The plan file after this one attaches these helpers to its hooks (raw tracepoints or kprobes).
+ *
+ * Send path. A per-thread cursor (key pid_tgid) marks "TCP has the data" at the start of the send
+ * syscall for (thread, sk). A packet reaching net_dev_queue on that thread with skb->sk == cursor.sk
+ * left inside the syscall; its L4/L3 time is dev_queue - cursor.t. The skb seen from net_dev_queue
+ * on is TCP's transmit CLONE (tcp_transmit_skb clones the write-queue skb; the clone keeps skb->sk),
+ * and from there the packet is keyed by that clone's address. After the device took the packet the
+ * cursor moves to that moment, so a second segment of the same send measures its own stack time.
+ * Packets of a socket that reach net_dev_queue outside its send syscall (ACK clocking, timers,
+ * retransmits, pure ACKs from recvmsg) are "deferred": counted and timed apart, never in the
+ * in-syscall stages or the send total.
+ *
+ * Receive path. First sight (netif_rx on loopback/veth, napi_gro_receive_entry on NICs) opens an
+ * skb-keyed entry; netif_receive_skb stamps L2 done and remembers the skb per CPU (the rest of the
+ * stack runs in the same softirq on that CPU). tcp_probe names the socket of the skb (also when it
+ * comes from the socket backlog at release_sock); sk_data_ready on that socket closes the stack part.
+ * UDP has no tcp_probe: sk_data_ready of a UDP socket right after netif_receive_skb on the same CPU
+ * is that skb's. The reader's skb_copy_datagram_iovec closes the socket-queue wait; its
+ * sock_recv_length closes the copy and end-to-end. Send and receive keep separate maps: on
+ * loopback and veth the received skb IS the sent skb (same address).
+ *
+ * Lifetimes: every map is bounded (LRU) and entries older than AGE_LIMIT_NS are ignored, so a lost
+ * packet never pairs with a later one. Entries are deleted at completion (net_dev_xmit, first copy).
+ */
+
+/* ---- send ---- */
+
+#define TX_IN_SYSCALL 1
+#define TX_UDP 2
+
+struct cursor {
+	u64 t;          /* start of the current in-syscall stretch */
+	u64 sk;         /* socket of the send syscall in progress, 0 = none */
+	u64 first_total; /* send total of the syscall's first packet (per-socket histogram) */
+	u64 segs;
+	u64 t_l3;       /* kprobe plan: ip_queue_xmit of the packet being built */
+};
+BPF_TABLE("lru_hash", u64, struct cursor, tx_cursor, 8192);
+
+struct tx_entry {
+	u64 t_queue;   /* net_dev_queue */
+	u64 t_start;   /* net_dev_start_xmit */
+	u64 t_begin;   /* cursor time (in syscall) */
+	u64 t_l3;      /* kprobe plan: ip_queue_xmit */
+	u64 sk;
+	u64 pid_tgid;
+	u32 len;
+	u32 flags;
+};
+BPF_TABLE("lru_hash", u64, struct tx_entry, tx_skb, 16384);
+
+/* Start of a send syscall's TCP (or, kprobe plan, UDP) work for (thread, sk). */
+static __always_inline void tx_begin(u64 sk)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	struct cursor *c = tx_cursor.lookup(&id);
+
+	if (c && c->sk == sk)
+		return; /* later loop iterations of the same send: keep the first moment */
+	if (!task_wanted(id))
+		return;
+	u64 now = bpf_ktime_get_ns();
+	if (c) {
+		/* reuse the thread's entry in place: no map update on the hot path */
+		c->t = now;
+		c->sk = sk;
+		c->first_total = 0;
+		c->segs = 0;
+		c->t_l3 = 0;
+		return;
+	}
+	struct cursor fresh = {.t = now, .sk = sk};
+	tx_cursor.update(&id, &fresh);
+}
+
+/* net_dev_queue: first sight of the packet below L3; classify in-syscall / deferred / UDP. */
+static __always_inline void tx_queue(u64 skb)
+{
+	u64 sk = 0;
+	struct skinfo si = {};
+
+	READ(sk, skb, OFF_SKB_SK);
+	if (!sk)
+		return;
+	if (!sampled())
+		return;
+	if (!sk_wanted(sk, &si) || !dev_wanted(skb))
+		return;
+
+	u64 now = bpf_ktime_get_ns();
+	u64 id = bpf_get_current_pid_tgid();
+	struct tx_entry e = {.t_queue = now, .sk = sk, .pid_tgid = id};
+	READ(e.len, skb, OFF_SKB_LEN);
+
+	struct cursor *c = tx_cursor.lookup(&id);
+	if (c && c->sk == sk && now - c->t < AGE_LIMIT_NS) {
+		e.flags = TX_IN_SYSCALL;
+		e.t_begin = c->t;
+		c->segs += 1;
+		record(PATH_SEND, S_TCP_IP, now - c->t);
+		if (c->t_l3 > c->t) {
+			record(PATH_SEND, S_IP, now - c->t_l3);
+			e.t_l3 = c->t_l3;
+		}
+	} else if (si.protocol == PROTO_UDP) {
+		e.flags = TX_UDP;
+	} else {
+#if defined(FILTER_PID) || defined(FILTER_COMM)
+		return; /* deferred packets run outside any process: a process filter cannot vouch */
+#endif
+	}
+	tx_skb.update(&skb, &e);
+}
+
+/* kprobe plan: ip_queue_xmit(sk, skb) splits L4 from L3 for in-syscall TCP packets. */
+static __always_inline void tx_l3(u64 sk, u64 skb)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	struct cursor *c = tx_cursor.lookup(&id);
+	if (!c || c->sk != sk)
+		return;
+	u64 now = bpf_ktime_get_ns();
+	record(PATH_SEND, S_TCP, now - c->t);
+	c->t_l3 = now; /* per thread: the skb is keyed only from net_dev_queue on */
+}
+
+static __always_inline void tx_start(u64 skb)
+{
+	struct tx_entry *e = tx_skb.lookup(&skb);
+	if (e && !e->t_start)
+		e->t_start = bpf_ktime_get_ns();
+}
+
+/* net_dev_xmit: the device took the packet; close qdisc, device and total. */
+static __always_inline void tx_done(void *ctx, u64 skb)
+{
+	struct tx_entry *e = tx_skb.lookup(&skb);
+	if (!e)
+		return;
+	u64 now = bpf_ktime_get_ns();
+	struct tx_entry v = *e;
+	tx_skb.delete(&skb);
+
+	if (now - v.t_queue > AGE_LIMIT_NS) {
+		count(PATH_SEND, C_STALE, 1);
+		return;
+	}
+	u64 qdisc = v.t_start ? v.t_start - v.t_queue : 0;
+	u64 device = v.t_start ? now - v.t_start : 0;
+	u64 total = now - v.t_queue;
+	int deferred = 0;
+
+	if (v.flags & TX_IN_SYSCALL) {
+		total = now - v.t_begin;
+		if (v.t_start) {
+			record(PATH_SEND, S_QDISC, qdisc);
+			record(PATH_SEND, S_DEVICE, device);
+		}
+		record(PATH_SEND, S_TOTAL, total);
+		u64 id = bpf_get_current_pid_tgid();
+		if (id == v.pid_tgid) {
+			struct cursor *c = tx_cursor.lookup(&id);
+			if (c && c->sk == v.sk) {
+				if (c->segs == 1)
+					c->first_total = total;
+				c->t = now; /* the next segment's stack time starts here */
+			}
+		}
+	} else if (v.flags & TX_UDP) {
+		record(PATH_SEND, S_UDP_L2, total);
+		count(PATH_SEND, C_UDP, 1);
+	} else {
+		record(PATH_SEND, S_DEFERRED, total);
+		count(PATH_SEND, C_DEFERRED, 1);
+		deferred = 1;
+	}
+	count(PATH_SEND, C_PACKETS, 1);
+	count(PATH_SEND, C_BYTES, v.len);
+
+	if (!event_allowed(PATH_SEND, now))
+		return;
+	struct event ev = {.time_ns = now, .path = PATH_SEND, .len = v.len, .deferred = deferred};
+	ev.stages_ns[S_TCP_IP] = (v.flags & TX_IN_SYSCALL) ? v.t_queue - v.t_begin : 0;
+	ev.stages_ns[S_QDISC] = qdisc;
+	ev.stages_ns[S_DEVICE] = device;
+	ev.total_ns = total;
+	if (!deferred) {
+		ev.pid = v.pid_tgid >> 32;
+		bpf_get_current_comm(&ev.comm, sizeof(ev.comm));
+	}
+	emit(ctx, &ev, v.sk);
+}
+
+/* sock_send_length: end of a send syscall (any socket family; cheap exit for others). */
+static __always_inline void tx_end(u64 sk, int ret)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	struct cursor *c = tx_cursor.lookup(&id);
+	struct skinfo si = {};
+	u64 segs = 0, first_total = 0;
+
+	if (c && c->sk == sk) {
+		segs = c->segs;
+		first_total = c->first_total;
+		c->sk = 0;
+	} else if (!c || c->sk != sk) {
+		/* not a TCP send we followed: only UDP sockets are accounted here */
+		if (!sk_info(sk, &si) || si.protocol != PROTO_UDP)
+			return;
+		segs = ret > 0 ? 1 : 0;
+	}
+	if (ret <= 0 && !segs)
+		return;
+	if (!task_wanted(id) || !sk_wanted(sk, &si))
+		return;
+	struct sock_stats *s = sock_entry(sk, &si, id);
+	if (s)
+		sock_account(s, PATH_SEND, ret > 0 ? ret : 0, segs, first_total);
+}
+
+/* ---- receive ---- */
+
+struct rx_entry {
+	u64 t0; /* first sight */
+	u64 t1; /* netif_receive_skb */
+	u64 t2; /* sk_data_ready */
+	u64 t_l4; /* kprobe plan: tcp_v4_rcv / udp_rcv */
+	u64 sk;
+	u32 len;
+	u32 pad;
+};
+BPF_TABLE("lru_hash", u64, struct rx_entry, rx_skb, 16384);
+
+/* The skb the softirq on this CPU is delivering, from netif_receive_skb to sk_data_ready. */
+struct rx_cur {
+	u64 skb;
+	u64 sk; /* set by tcp_probe; 0 for UDP */
+};
+BPF_PERCPU_ARRAY(rx_current, struct rx_cur, 1);
+
+/* The reader between its first copy and the end of recvmsg (same thread, same CPU). */
+struct rx_read {
+	u64 pid_tgid;
+	u64 t_copy;
+	u64 t0;
+	u64 t1;
+	u64 t2;
+	u64 sk;
+};
+BPF_PERCPU_ARRAY(rx_reading, struct rx_read, 1);
+
+static __always_inline void rx_first_sight(u64 skb)
+{
+	if (!sampled() || !dev_wanted(skb))
+		return;
+	struct rx_entry e = {.t0 = bpf_ktime_get_ns()};
+	READ(e.len, skb, OFF_SKB_LEN);
+	rx_skb.update(&skb, &e);
+}
+
+static __always_inline void rx_l2_done(u64 skb)
+{
+	struct rx_entry *e = rx_skb.lookup(&skb);
+	u32 zero = 0;
+	struct rx_cur *cur = rx_current.lookup(&zero);
+
+	if (!e || !cur)
+		return;
+	e->t1 = bpf_ktime_get_ns();
+	cur->skb = skb;
+	cur->sk = 0;
+}
+
+/* kprobe plan: L4 entry (tcp_v4_rcv / udp_rcv) in the same softirq. */
+static __always_inline void rx_l4(u64 skb)
+{
+	u32 zero = 0;
+	struct rx_cur *cur = rx_current.lookup(&zero);
+	if (!cur || cur->skb != skb)
+		return;
+	struct rx_entry *e = rx_skb.lookup(&skb);
+	if (e)
+		e->t_l4 = bpf_ktime_get_ns();
+}
+
+/* tcp_probe(sk, skb): TCP names the socket of this skb. */
+static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
+{
+	u32 zero = 0;
+	struct rx_cur *cur = rx_current.lookup(&zero);
+	if (!cur)
+		return;
+	if (cur->skb != skb) {
+		/* from the socket backlog (release_sock): the softirq's slot is not this skb */
+		if (!rx_skb.lookup(&skb))
+			return;
+		cur->skb = skb;
+	}
+	cur->sk = sk;
+}
+
+static __always_inline void rx_ready(u64 sk)
+{
+	u32 zero = 0;
+	struct rx_cur *cur = rx_current.lookup(&zero);
+	struct skinfo si = {};
+
+	if (!cur || !cur->skb)
+		return;
+	u64 skb = cur->skb;
+	if (cur->sk) {
+		if (cur->sk != sk)
+			return;
+	} else if (!sk_info(sk, &si) || si.protocol != PROTO_UDP) {
+		return;
+	}
+	cur->skb = 0;
+	struct rx_entry *e = rx_skb.lookup(&skb);
+	if (!e)
+		return;
+	if (!sk_wanted(sk, &si)) {
+		rx_skb.delete(&skb);
+		return;
+	}
+	u64 now = bpf_ktime_get_ns();
+	if (now - e->t0 > AGE_LIMIT_NS || !e->t1) {
+		count(PATH_RECV, C_STALE, 1);
+		rx_skb.delete(&skb);
+		return;
+	}
+	e->t2 = now;
+	e->sk = sk;
+	record(PATH_RECV, R_BACKLOG, e->t1 - e->t0);
+	record(PATH_RECV, R_IP_TCP, now - e->t1);
+	if (e->t_l4) {
+		record(PATH_RECV, R_IP, e->t_l4 - e->t1);
+		record(PATH_RECV, R_TCP, now - e->t_l4);
+	}
+	record(PATH_RECV, R_STACK, now - e->t0);
+	count(PATH_RECV, C_PACKETS, 1);
+	count(PATH_RECV, C_BYTES, e->len);
+}
+
+/* skb_copy_datagram_iovec(skb): the reader copies this skb to user space. */
+static __always_inline void rx_copy(u64 skb)
+{
+	struct rx_entry *e = rx_skb.lookup(&skb);
+	if (!e || !e->t2)
+		return;
+	u64 id = bpf_get_current_pid_tgid();
+	if (!task_wanted(id)) {
+		rx_skb.delete(&skb);
+		return;
+	}
+	u64 now = bpf_ktime_get_ns();
+	record(PATH_RECV, R_SOCK_QUEUE, now - e->t2);
+	u32 zero = 0;
+	struct rx_read *r = rx_reading.lookup(&zero);
+	if (r && (r->pid_tgid != id || r->sk != e->sk || now - r->t_copy > AGE_LIMIT_NS)) {
+		/* first copy of this recvmsg: later skbs of the same call keep the first moment */
+		r->pid_tgid = id;
+		r->t_copy = now;
+		r->t0 = e->t0;
+		r->t1 = e->t1;
+		r->t2 = e->t2;
+		r->sk = e->sk;
+	}
+	rx_skb.delete(&skb);
+}
+
+/* sock_recv_length: end of recvmsg. */
+static __always_inline void rx_end(void *ctx, u64 sk, int ret)
+{
+	u32 zero = 0;
+	struct rx_read *r = rx_reading.lookup(&zero);
+	u64 id = bpf_get_current_pid_tgid();
+	struct skinfo si = {};
+
+	if (!r || r->pid_tgid != id)
+		return;
+	struct rx_read v = *r;
+	r->pid_tgid = 0;
+	if (v.sk != sk)
+		return;
+	u64 now = bpf_ktime_get_ns();
+	u64 copy = now - v.t_copy;
+	u64 e2e = now - v.t0;
+	record(PATH_RECV, R_COPY, copy);
+	record(PATH_RECV, R_E2E, e2e);
+	if (!sk_info(sk, &si))
+		return;
+	struct sock_stats *s = sock_entry(sk, &si, id);
+	if (s)
+		sock_account(s, PATH_RECV, ret > 0 ? ret : 0, 1, e2e);
+
+	if (!event_allowed(PATH_RECV, now))
+		return;
+	struct event ev = {.time_ns = now, .path = PATH_RECV, .len = ret > 0 ? ret : 0};
+	ev.stages_ns[R_BACKLOG] = v.t1 - v.t0;
+	ev.stages_ns[R_IP_TCP] = v.t2 - v.t1;
+	ev.stages_ns[R_SOCK_QUEUE] = v.t_copy - v.t2;
+	ev.stages_ns[R_COPY] = copy;
+	ev.total_ns = e2e;
+	ev.pid = id >> 32;
+	bpf_get_current_comm(&ev.comm, sizeof(ev.comm));
+	emit(ctx, &ev, sk);
+}

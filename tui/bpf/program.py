@@ -1,0 +1,89 @@
+"""Generate the BPF C for a plan: constants (BTF offsets, filters, limits) + netlat.h + C files.
+
+User input reaches the C only here, and only as numbers: filters arrive validated
+(tui.model.filters) and are emitted as integers or byte arrays, never as text pasted into source.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from importlib.resources import files
+
+from tui.bpf.btf import c_defines
+from tui.bpf.plans import Plan
+from tui.model.filters import Filters
+
+#: Ignore entries older than this (a lost packet must not pair with a later one); generous
+#: enough for a shaped qdisc holding packets for a while.
+AGE_LIMIT_NS = 5_000_000_000
+#: Sampled events per second and CPU (the UI shows a handful); more are counted as rate-limited.
+EVENTS_PER_SEC = 500
+
+_COMMON_FILES = ("netlat.h", "netlat_common.bpf.c", "netlat_path.bpf.c")
+_FAMILY_AF = {4: 2, 6: 10}
+_PROTO = {"tcp": 6, "udp": 17}
+
+
+def read_c(name: str) -> str:
+    """A C file shipped in the tui.bpf package (works installed, not only from a checkout)."""
+    return files("tui.bpf").joinpath(name).read_text()
+
+
+def _bytes(data: bytes, size: int) -> str:
+    padded = data[:size].ljust(size, b"\0")
+    return "{" + ", ".join(str(b) for b in padded) + "}"
+
+
+def filter_defines(filters: Filters) -> str:
+    """#define lines for the active filters; every value is a number or a byte list."""
+    out: list[str] = []
+    if filters.pid is not None:
+        out.append(f"#define FILTER_PID {int(filters.pid)}")
+    if filters.comm is not None:
+        out.append(f"#define FILTER_COMM {_bytes(filters.comm.encode(), 16)}")
+    for name in ("port", "lport", "rport"):
+        value = getattr(filters, name)
+        if value is not None:
+            out.append(f"#define FILTER_{name.upper()} {int(value)}")
+    if filters.addr is not None:
+        addr = ipaddress.ip_address(filters.addr)
+        out.append(f"#define FILTER_ADDR_FAMILY {_FAMILY_AF[addr.version]}")
+        out.append(f"#define FILTER_ADDR_BYTES {_bytes(addr.packed, 16)}")
+        out.append(f"#define FILTER_ADDR_LEN {len(addr.packed)}")
+    if filters.family is not None:
+        out.append(f"#define FILTER_FAMILY {_FAMILY_AF[int(filters.family)]}")
+    if filters.protocol is not None:
+        out.append(f"#define FILTER_PROTO {_PROTO[filters.protocol]}")
+    if filters.iface is not None:
+        out.append(f"#define FILTER_IFACE {_bytes(filters.iface.encode(), 16)}")
+    return "".join(line + "\n" for line in out)
+
+
+def build_source(
+    plan: Plan,
+    filters: Filters | None = None,
+    sample: int = 1,
+    ringbuf: bool = True,
+    offsets: dict[str, int] | None = None,
+    optional_hooks: tuple[str, ...] = (),
+) -> str:
+    """The complete C text BCC compiles for ``plan`` (what ``--ebpf`` prints)."""
+    if not isinstance(sample, int) or sample < 1:
+        raise ValueError(f"bad sample {sample!r}")
+    head = [
+        f"/* netlat-tui: plan {plan.info.name}; generated, do not edit */",
+        c_defines(offsets).rstrip("\n"),
+        f"#define SAMPLE_EVERY {sample}",
+        f"#define AGE_LIMIT_NS {AGE_LIMIT_NS}ULL",
+        f"#define EVENTS_PER_SEC {EVENTS_PER_SEC}",
+    ]
+    if ringbuf:
+        head.append("#define USE_RINGBUF 1")
+    if "net:napi_gro_receive_entry" in optional_hooks:
+        head.append("#define HOOK_NAPI_GRO 1")
+    for event, symbol in plan.kprobes.items():
+        head.append(f"/* kprobe {event} -> {symbol} */")
+    text = "\n".join(head) + "\n" + filter_defines(filters or Filters())
+    for name in (*_COMMON_FILES, plan.source):
+        text += f"\n/* ---- {name} ---- */\n" + read_c(name)
+    return text

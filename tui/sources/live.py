@@ -1,0 +1,287 @@
+"""The live source: compile and attach the chosen probe plan with BCC, turn its maps into Snapshots.
+
+``start`` runs the pre-flight checks, picks the plan from the kernel's features, compiles the
+generated C (tui.bpf.program) and attaches it. ``poll`` reads the in-kernel aggregates (a handful
+of per-CPU array lookups plus the bounded socket map) and drains the sampled-event ring buffer;
+it never streams per-packet data. ``close`` detaches everything (BCC's cleanup) and is idempotent.
+No textual import here: the worker thread drives this.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import ipaddress
+import os
+import tempfile
+import time
+from typing import Any
+
+from tui.bpf import plans
+from tui.bpf.plans import COUNTERS, PATH_INDEX, SLOTS, SLOTS_PER_PATH, Plan
+from tui.errors import UserError
+from tui.model.filters import Filters
+from tui.model.histogram import SOCKET_SUB_BITS, STAGE_SUB_BITS, Histogram
+from tui.model.snapshot import (
+    RECV,
+    SEND,
+    PacketEvent,
+    PathStats,
+    Snapshot,
+    SocketStats,
+    SourceMeta,
+    StageStats,
+)
+from tui.sources.base import SourceContext, SourceError
+
+#: Sampled events kept between two polls (the ring buffer itself is bounded too).
+MAX_EVENTS_PER_POLL = 500
+_PROTO_NAMES = {6: "TCP", 17: "UDP"}
+#: Event stage slots 0..3 per path (netlat.h: struct event.stages_ns).
+_EVENT_STAGES = {
+    SEND: ("tcp_ip", "qdisc", "device"),
+    RECV: ("backlog", "ip_tcp", "sock_queue", "copy"),
+}
+
+
+def _addr(raw: Any, family: int) -> str:
+    data = bytes(raw)
+    try:
+        return str(ipaddress.ip_address(data[:4] if family == 4 else data[:16]))
+    except ValueError:
+        return "?"
+
+
+class LiveSource(SourceContext):
+    """Real measurements from BPF probes on this kernel."""
+
+    def __init__(
+        self,
+        probes: str = "auto",
+        filters: Filters | None = None,
+        sample: int = 1,
+        interval_s: float = 1.0,
+    ) -> None:
+        self.probes = probes
+        self.filters = filters or Filters()
+        self.sample = int(sample)
+        self.interval_s = interval_s
+        self.plan: Plan | None = None
+        self.notes: tuple[str, ...] = ()
+        self._bpf: Any = None
+        self._t0 = 0.0
+        self._seq = 0
+        self._events: collections.deque[PacketEvent] = collections.deque(maxlen=MAX_EVENTS_PER_POLL)
+        self._events_delivered = 0
+        self._uses_ringbuf = True
+
+    # ---- building ----
+
+    def prepare(self) -> tuple[Plan, str, list[str]]:
+        """Checks, plan choice and the generated C, without loading anything (``--ebpf`` uses it)."""
+        from tui.bpf import features as kfeatures
+        from tui.bpf.program import build_source
+
+        notes: list[str] = []
+        try:
+            from tui.system import preflight
+        except ImportError:  # foundation's module missing: run without its extra checks
+            pass
+        else:
+            notes.extend(preflight())
+        feats = kfeatures.detect()
+        plan = plans.choose_plan(self.probes, feats, sample=self.sample)
+        self._uses_ringbuf = feats.ringbuf
+        optional = tuple(t for t in plan.optional_raw_tracepoints if feats.tracepoints.get(t))
+        try:
+            text = build_source(plan, self.filters, self.sample, ringbuf=feats.ringbuf,
+                                optional_hooks=optional)
+        except Exception as exc:  # BtfError, OSError from libbpf
+            raise SourceError(f"cannot read struct offsets from the kernel BTF: {exc}") from None
+        notes.append("struct offsets come from the running kernel's BTF")
+        if not feats.ringbuf:
+            notes.append("no BPF ring buffer on this kernel: sampled events use the perf buffer")
+        return plan, text, notes
+
+    def start(self) -> None:
+        if self._bpf is not None:
+            return
+        plan, text, notes = self.prepare()
+        from bcc import BPF
+
+        with _captured_stderr() as chatter:
+            try:
+                bpf = BPF(text=text)
+            except Exception as exc:  # BCC raises plain Exception on compile, load or attach errors
+                why = _first_error(chatter()) or _one_line(exc)
+                raise SourceError(f"cannot load the {plan.info.name} probes: {why}") from None
+        self._bpf = bpf
+        self.plan = plan
+        self.notes = tuple(notes)
+        try:
+            if self._uses_ringbuf:
+                bpf["events"].open_ring_buffer(self._on_event)
+            else:
+                bpf["events"].open_perf_buffer(self._on_perf_event, page_cnt=64)
+        except Exception as exc:
+            self.close()
+            raise SourceError(f"cannot open the event buffer: {_one_line(exc)}") from None
+        self._t0 = time.monotonic()
+
+    def close(self) -> None:
+        bpf, self._bpf = self._bpf, None
+        if bpf is not None:
+            with contextlib.suppress(Exception):
+                bpf.cleanup()  # detaches every program and closes every map
+
+    # ---- reading ----
+
+    def _on_event(self, _ctx: Any, data: Any, _size: int) -> None:
+        self._decode(self._bpf["events"].event(data))
+
+    def _on_perf_event(self, _cpu: int, data: Any, _size: int) -> None:
+        self._decode(self._bpf["events"].event(data))
+
+    def _decode(self, ev: Any) -> None:
+        path = SEND if ev.path == 0 else RECV
+        keys = _EVENT_STAGES[path]
+        stages = {k: int(ev.stages_ns[i]) for i, k in enumerate(keys) if ev.stages_ns[i]}
+        family = int(ev.family)
+        self._events_delivered += 1
+        self._events.append(
+            PacketEvent(
+                time_ns=int(ev.time_ns), path=path, pid=int(ev.pid),
+                comm=bytes(ev.comm).split(b"\0", 1)[0].decode(errors="replace"),
+                protocol=_PROTO_NAMES.get(int(ev.protocol), "?"),
+                laddr=_addr(ev.laddr, family), lport=int(ev.lport),
+                raddr=_addr(ev.raddr, family), rport=int(ev.rport),
+                length=int(ev.len), stages_ns=stages, total_ns=int(ev.total_ns),
+                deferred=bool(ev.deferred),
+            )
+        )
+
+    def poll(self) -> Snapshot | None:
+        bpf, plan = self._bpf, self.plan
+        if bpf is None or plan is None:
+            raise SourceError("live source polled before start()")
+        if self._uses_ringbuf:
+            bpf.ring_buffer_consume()
+        else:
+            bpf.perf_buffer_poll(timeout=0)
+        hists = self._read_hists()
+        counters = self._read_counters()
+        paths = {}
+        for path in plan.info.stages:
+            def stats(specs: tuple, path: str = path) -> tuple[StageStats, ...]:
+                return tuple(StageStats(s, *hists[path][s.key]) for s in specs)
+
+            paths[path] = PathStats(
+                path=path,
+                stages=stats(plan.info.stages[path]),
+                totals=stats(plan.info.totals.get(path, ())),
+                counters=counters[path],
+            )
+        events = tuple(self._events)
+        self._events.clear()
+        lost = sum(counters[p].get("events_lost", 0) for p in counters)
+        self._seq += 1
+        return Snapshot(
+            seq=self._seq,
+            time_s=time.monotonic() - self._t0,
+            meta=SourceMeta(
+                source="live", host=os.uname().nodename, kernel=os.uname().release,
+                filters=self.filters.describe(), notes=self.notes,
+            ),
+            plan=plan.info,
+            paths=paths,
+            sockets=self._read_sockets(),
+            events=events,
+            events_lost=lost,
+            events_total=self._events_delivered,
+        )
+
+    def _read_hists(self) -> dict[str, dict[str, tuple[Histogram, int]]]:
+        table = self._bpf["stage_hists"]
+        out: dict[str, dict[str, tuple[Histogram, int]]] = {}
+        for path, slots in SLOTS.items():
+            out[path] = {}
+            for key, slot in slots.items():
+                per_cpu = table[table.Key(PATH_INDEX[path] * SLOTS_PER_PATH + slot)]
+                counts = [0] * len(per_cpu[0].buckets)
+                top = 0
+                for cpu in per_cpu:
+                    for i, c in enumerate(cpu.buckets):
+                        if c:
+                            counts[i] += c
+                    top = max(top, cpu.max)
+                out[path][key] = (Histogram(tuple(counts), STAGE_SUB_BITS), top)
+        return out
+
+    def _read_counters(self) -> dict[str, dict[str, int]]:
+        table = self._bpf["path_counters"]
+        out: dict[str, dict[str, int]] = {}
+        for path, names in COUNTERS.items():
+            per_cpu = table[table.Key(PATH_INDEX[path])]
+            out[path] = {name: sum(cpu.c[i] for cpu in per_cpu) for name, i in names.items()}
+        return out
+
+    def _read_sockets(self) -> tuple[SocketStats, ...]:
+        result = []
+        for key, s in self._bpf["sockets"].items():
+            family = int(s.family)
+            result.append(
+                SocketStats(
+                    key=int(key.value), pid=int(s.pid),
+                    comm=bytes(s.comm).split(b"\0", 1)[0].decode(errors="replace"),
+                    protocol=_PROTO_NAMES.get(int(s.protocol), "?"), family=family,
+                    laddr=_addr(s.laddr, family), lport=int(s.lport),
+                    raddr=_addr(s.raddr, family), rport=int(s.rport),
+                    tx_packets=int(s.tx_packets), tx_bytes=int(s.tx_bytes),
+                    rx_packets=int(s.rx_packets), rx_bytes=int(s.rx_bytes),
+                    send_hist=Histogram(tuple(int(c) for c in s.send_hist), SOCKET_SUB_BITS),
+                    recv_hist=Histogram(tuple(int(c) for c in s.recv_hist), SOCKET_SUB_BITS),
+                    max_ns=int(s.max),
+                )
+            )
+        return tuple(result)
+
+    def prog_stats(self) -> dict[str, tuple[int, int]]:
+        """Per-program (run_cnt, run_time_ns) while kernel.bpf_stats_enabled=1 (benchmarks)."""
+        from tui.bpf.stats import program_stats
+
+        if self._bpf is None:
+            return {}
+        return program_stats(self._bpf)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _first_error(text: str) -> str:
+    for line in text.splitlines():
+        if "error" in line.lower():
+            return line.strip()
+    return ""
+
+
+@contextlib.contextmanager
+def _captured_stderr() -> Any:
+    """BCC and clang print on fd 2 (not sys.stderr); keep it off the terminal, keep it for errors."""
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+") as tmp:
+        os.dup2(tmp.fileno(), 2)
+
+        def read() -> str:
+            tmp.seek(0)
+            return tmp.read()
+
+        try:
+            yield read
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+__all__ = ["LiveSource", "SourceError", "UserError"]
