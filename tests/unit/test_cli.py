@@ -1,0 +1,144 @@
+"""The real command line in a subprocess: bad input gets one line on stderr and a non-zero exit.
+
+Nothing here needs root. The "no privileges" cases drop to user nobody when the suite runs as root,
+so they check what an ordinary user sees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+RunCli = Callable[..., subprocess.CompletedProcess[str]]  # the run_cli fixture (tests/conftest.py)
+
+
+def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """stderr's only line, after checking there is no traceback in either stream."""
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got: {proc.stderr!r}"
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--port", "70000"], "netlat-tui: bad port 70000: must be 1-65535"),
+        (["--port", "http"], "netlat-tui: bad port 'http': expected a whole number 1-65535"),
+        (["--lport", "0"], "netlat-tui: bad lport 0: must be 1-65535"),
+        (["--pid", "-1"], "netlat-tui: bad pid '-1': expected a whole number 1-4194304"),
+        (["--comm", "a-very-long-process-name"], "netlat-tui: bad comm 'a-very-long-process-name'"),
+        (["--comm", 'x");bpf_trace_printk("'], "netlat-tui: bad comm"),
+        (["--iface", "eth0;reboot"], "netlat-tui: bad interface 'eth0;reboot'"),
+        (["--addr", "10.0.0.256"], "netlat-tui: bad address '10.0.0.256': expected an IPv4 or IPv6 address"),
+        (["--family", "5"], "netlat-tui: bad family '5': expected 4 or 6"),
+        (["--protocol", "icmp"], "netlat-tui: bad protocol 'icmp': expected tcp or udp"),
+        (["--addr", "::1", "--family", "4"], "netlat-tui: address ::1 is not IPv4"),
+        # validated before any source is chosen, so even demo mode refuses it
+        (["--synthetic", "--port", "0"], "netlat-tui: bad port 0: must be 1-65535"),
+        (["--headless", "--json", "--rport", "99999"], "netlat-tui: bad rport 99999: must be 1-65535"),
+    ],
+)
+def test_bad_filter_is_one_line_and_exit_2(run_cli: RunCli, args: list[str], expected: str) -> None:
+    proc = run_cli(*args, timeout=60)
+    assert proc.returncode == 2
+    assert one_error_line(proc).startswith(expected)
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["--sample", "0"], "--sample"),
+        (["--interval", "fast"], "--interval"),
+        (["--probes", "uprobe"], "--probes"),
+        (["--workload", "internet"], "--workload"),
+        (["--no-such-option"], "--no-such-option"),
+        (["doctor", "--verbose"], "--verbose"),
+    ],
+)
+def test_bad_option_exits_2_with_argparse_error_naming_it(
+    run_cli: RunCli, args: list[str], names: str
+) -> None:
+    proc = run_cli(*args, timeout=60)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(("netlat-tui: error:", "netlat-tui doctor: error:"))
+    assert names in last
+
+
+def test_help_shows_the_examples_and_doctor(run_cli: RunCli) -> None:
+    proc = run_cli("--help", timeout=60)
+    assert proc.returncode == 0
+    assert "examples:" in proc.stdout
+    assert "netlat-tui doctor" in proc.stdout
+
+
+# ---------------------------------------------------------------------------------------------------
+# without privileges
+
+
+def as_nobody(cmd: list[str]) -> list[str]:
+    """Run ``cmd`` as an ordinary user: drop to nobody when we are root, else as we are."""
+    if os.geteuid() != 0:
+        return cmd
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to drop root for this test"
+    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", *cmd]
+
+
+def run_unprivileged(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp", "NO_COLOR": "1"}
+    return subprocess.run(
+        as_nobody([sys.executable, "-m", "tui", *args]), cwd=REPO_DIR, env=env,
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--workload", "loopback"),  # the README's dashboard command, minus sudo
+        ("--headless", "--duration", "1", "--json"),
+    ],
+    ids=["dashboard", "headless"],
+)
+def test_live_run_without_root_is_one_line_with_the_fix(args: tuple[str, ...]) -> None:
+    proc = run_unprivileged(*args)
+    assert proc.returncode == 2
+    line = one_error_line(proc)
+    assert line.startswith("netlat-tui: ")
+    assert "root" in line and "sudo" in line
+
+
+def test_doctor_without_root_fails_and_says_why() -> None:
+    proc = run_unprivileged("doctor")
+    assert proc.returncode == 1
+    line = one_error_line(proc)
+    assert line.startswith("netlat-tui: doctor: live probes cannot run: privileges:")
+    assert "sudo" in line
+    assert "privileges" in proc.stdout and "cannot run here" in proc.stdout
+    assert all(len(row) <= 80 for row in proc.stdout.splitlines())
+    assert proc.stdout.isascii()  # NO_COLOR: plain ASCII marks
+
+
+def test_doctor_json_without_root_says_unknown_rather_than_no() -> None:
+    proc = run_unprivileged("doctor", "--json")
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] is False
+    assert doc["reason"].startswith("privileges:")
+    assert doc["features"]["privileges"] is False
+    # what cannot be known without root is null, not a guess
+    assert doc["features"]["fentry"] is None
+    assert doc["features"]["raw_tracepoints"] is None
+    assert doc["plan"]["auto"] is None
