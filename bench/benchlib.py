@@ -134,14 +134,13 @@ _port_seq = iter(range(25201, 26000))
 
 
 def rr(duration: float, cpu: int, size: int = 1, rate: float | None = None,
-       veth: VethPair | None = None) -> dict:
+       veth: VethPair | None = None, port: int = 0) -> dict:
     """One pinned 1-byte TCP request/response run (tui.workload); returns its JSON result."""
     extra = ["--rate", str(rate)] if rate else []
     if veth is None:
         cmd = [PYTHON, "-m", "tui.workload", "rr", "--duration", str(duration), "--cpu", str(cpu),
-               "--size", str(size), "--json", *extra]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO)
-        return json.loads(out.stdout)
+               "--size", str(size), "--port", str(port), "--json", *extra]
+        return json.loads(_run(cmd))
     port = next(_port_seq)
     server = subprocess.Popen(
         ["ip", "netns", "exec", veth.ns_server, PYTHON, "-m", "tui.workload", "serve", "--bind",
@@ -153,8 +152,7 @@ def rr(duration: float, cpu: int, size: int = 1, rate: float | None = None,
         cmd = ["ip", "netns", "exec", veth.ns_client, PYTHON, "-m", "tui.workload", "rr", "--connect",
                f"{veth.server_ip}:{port}", "--duration", str(duration), "--cpu", str(cpu),
                "--size", str(size), "--json", *extra]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO)
-        result = json.loads(out.stdout)
+        result = json.loads(_run(cmd))
         result["served"] = json.loads(server.stdout.readline())["served"]
         return result
     finally:
@@ -162,6 +160,14 @@ def rr(duration: float, cpu: int, size: int = 1, rate: float | None = None,
 
 
 # -- tracer processes -------------------------------------------------------------------------------
+
+
+def _run(cmd: list[str]) -> str:
+    """Run a helper; on failure exit with its stderr rather than a bare CalledProcessError."""
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if out.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(cmd)} failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
+    return out.stdout
 
 
 def _fd_links(pid: int) -> list[str]:

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import Self
 
+from tui.errors import UserError
+
 LOOPBACK = "127.0.0.1"
 KINDS = ("mixed", "rr", "bulk", "udp")
 THREAD_PREFIX = "netlat-workload"
@@ -33,8 +35,8 @@ POLL_S = 0.1
 UDP_REPLY_TIMEOUT_S = 0.5
 
 
-class WorkloadError(Exception):
-    """The workload cannot start; the message is one line."""
+class WorkloadError(UserError):
+    """The workload cannot start; the message is one line (a UserError: the CLI prints it, no traceback)."""
 
 
 @dataclass(frozen=True)
@@ -510,7 +512,8 @@ def run_rr(
 
 def _cpu(text: str) -> int:
     value = _int_in(text, 0, 4095, "CPU")
-    if value not in os.sched_getaffinity(0):
+    # not sched_getaffinity: a caller pinned elsewhere may still place its children on any CPU
+    if value >= (os.cpu_count() or 1):
         raise argparse.ArgumentTypeError(f"CPU {value} is not available here")
     return value
 
