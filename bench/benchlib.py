@@ -66,14 +66,54 @@ def machine_info() -> dict[str, object]:
     }
 
 
+def other_bpf_holders() -> list[str]:
+    """'comm(pid)' of every process holding BPF programs (another tracer taxes every run alike)."""
+    holders = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) != os.getpid() and PROG_FD in _fd_links(int(pid)):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/comm") as f:
+                holders.append(f"{f.read().strip()}({pid})")
+    return holders
+
+
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat") as f:
+        vals = [int(v) for v in f.readline().split()[1:]]
+    idle = vals[3] + vals[4]  # idle + iowait
+    return sum(vals) - idle, sum(vals)
+
+
+def busy_fraction(window_s: float = 1.0) -> float:
+    """Share of all CPUs busy over the window (instant, unlike the load average)."""
+    b0, t0 = _cpu_times()
+    time.sleep(window_s)
+    b1, t1 = _cpu_times()
+    return (b1 - b0) / max(1, t1 - t0)
+
+
+def wait_quiet(limit: float = 0.12, patience_s: float = 180.0) -> float:
+    """Between measurements: wait (up to patience_s) until the machine is idle; returns the busy share."""
+    deadline = time.monotonic() + patience_s
+    busy = busy_fraction()
+    while busy > limit and time.monotonic() < deadline:
+        log(f"machine busy ({busy:.0%} of all CPUs); waiting")
+        busy = busy_fraction(3.0)
+    return round(busy, 3)
+
+
 def check_quiet(limit: float = 0.6) -> bool:
     """Warn when something else is using the machine (other runs make ratios noisy)."""
+    quiet = True
     load1 = os.getloadavg()[0]
     if load1 > limit:
         top = subprocess.run(["top", "-bn1"], capture_output=True, text=True).stdout.splitlines()[6:12]
         log(f"warning: load average {load1:.2f} > {limit}: results may be disturbed\n" + "\n".join(top))
-        return False
-    return True
+        quiet = False
+    holders = other_bpf_holders()
+    if holders:
+        log(f"warning: other processes hold BPF programs: {', '.join(holders)}")
+        quiet = False
+    return quiet
 
 
 def pin_to(cpu: int | None):

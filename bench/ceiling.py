@@ -18,7 +18,7 @@ import argparse
 import os
 import time
 
-from benchlib import check_quiet, log, machine_info, rr, write_result
+from benchlib import check_quiet, log, machine_info, rr, wait_quiet, write_result
 
 from tui.model.filters import Filters
 from tui.sources.live import LiveSource
@@ -78,6 +78,7 @@ def main() -> int:
     doc = {"machine": machine_info(), "quiet_at_start": check_quiet(), "args": vars(args), "results": []}
     for i, text in enumerate(args.rates.split(",")):
         rate = None if text == "max" else float(text)
+        wait_quiet()
         row = measure(rate, 26101 + i, args)
         doc["results"].append(row)
         log(f"rate {text}: {row}")

@@ -24,6 +24,7 @@ from benchlib import (
     median,
     rr,
     tracers,
+    wait_quiet,
     write_result,
 )
 
@@ -34,13 +35,14 @@ def measure(topology: str, conditions: list[str], args: argparse.Namespace, veth
         # rotate the order so slow drift of the machine does not favour one condition
         order = conditions[pair % len(conditions):] + conditions[: pair % len(conditions)]
         for cond in order:
+            busy = wait_quiet(args.busy_limit) if args.busy_limit < 1 else None
             base = rr(args.duration, args.load_cpu, veth=veth)
             with tracers(args.tool_cpu, args.sample)[cond]:
                 traced = rr(args.duration, args.load_cpu, veth=veth)
             ratio = traced["tps"] / base["tps"]
             added_ns = 1e9 / traced["tps"] - 1e9 / base["tps"]
             runs[cond].append({"base_tps": base["tps"], "tps": traced["tps"], "ratio": round(ratio, 4),
-                               "added_ns_per_tx": round(added_ns)})
+                               "added_ns_per_tx": round(added_ns), "busy_before": busy})
             log(f"{topology:8} pair {pair + 1}/{args.pairs} {cond:16} base {base['tps']:8.0f} "
                 f"traced {traced['tps']:8.0f} ratio {ratio:.3f}")
     summary = {}
@@ -66,6 +68,8 @@ def main() -> int:
     p.add_argument("--sample", type=int, default=16, help="N for the netlat --sample N condition")
     p.add_argument("--topology", default="loopback,veth")
     p.add_argument("--only", help="comma-separated conditions (netlat, netlat_sampleN, seed_bpftrace)")
+    p.add_argument("--busy-limit", type=float, default=0.12,
+                   help="before each pair wait until under this share of all CPUs is busy (1: never wait)")
     p.add_argument("--name", default="overhead", help="result file bench/results/NAME.json")
     args = p.parse_args()
     if os.geteuid() != 0:

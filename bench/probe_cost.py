@@ -17,7 +17,17 @@ from __future__ import annotations
 import argparse
 import os
 
-from benchlib import bpf_stats_enabled, check_quiet, log, machine_info, prog_stats, rr, tracers, write_result
+from benchlib import (
+    bpf_stats_enabled,
+    check_quiet,
+    log,
+    machine_info,
+    prog_stats,
+    rr,
+    tracers,
+    wait_quiet,
+    write_result,
+)
 
 
 def measure(name: str, args: argparse.Namespace) -> dict:
@@ -63,7 +73,7 @@ def main() -> int:
     doc = {"machine": machine_info(), "quiet_at_start": check_quiet(), "args": vars(args), "results": {}}
     with bpf_stats_enabled():
         for name in names:
-            log(f"measuring {name}")
+            log(f"measuring {name} (machine busy {wait_quiet():.0%})")
             doc["results"][name] = measure(name, args)
     write_result(args.name, doc)
     for name, r in doc["results"].items():

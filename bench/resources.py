@@ -33,6 +33,7 @@ from benchlib import (
     netlat_cmd,
     rr,
     rss_kb,
+    wait_quiet,
     write_result,
 )
 
@@ -116,6 +117,7 @@ def main() -> int:
     for name, make in makers.items():
         runs = []
         for i in range(args.runs):
+            wait_quiet()
             runs.append(measure(make(), args))
             log(f"{name} run {i + 1}: {runs[-1]}")
         keys = ("cpu_pct", "rss_mb", "peak_rss_mb", "packets_per_s")

@@ -1,0 +1,12 @@
+#!/bin/sh
+# Every benchmark in sequence (about 12 minutes on the development machine); results in bench/results/.
+set -eu
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+uptime
+$PY bench/startup.py
+$PY bench/probe_cost.py
+$PY bench/resources.py
+$PY bench/ceiling.py
+$PY bench/overhead.py
+uptime
