@@ -1,0 +1,88 @@
+"""Guest traffic with exact counts: a TCP request/response server and client, and UDP filler datagrams.
+
+Run as separate processes so each side can live in its own network namespace
+(``ip netns exec NS python3 traffic.py ...``). The server prints "ready" once it listens; the client
+prints one JSON line with what it did. Bounded: a fixed number of exchanges, socket timeouts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import time
+
+TIMEOUT_S = 30.0
+
+
+def _recv_exact(sock: socket.socket, size: int) -> None:
+    view = memoryview(bytearray(size))
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:], size - got)
+        if n == 0:
+            raise ConnectionError(f"peer closed after {got} of {size} bytes")
+        got += n
+
+
+def serve(host: str, port: int, exchanges: int, request: int, response: int) -> int:
+    """Accept one connection and answer ``exchanges`` requests of ``request`` bytes."""
+    with socket.create_server((host, port)) as listener:
+        listener.settimeout(TIMEOUT_S)
+        print("ready", flush=True)
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(TIMEOUT_S)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            reply = b"r" * response
+            for _ in range(exchanges):
+                _recv_exact(conn, request)
+                conn.sendall(reply)
+            # Wait for the client's close so every segment of ours is acknowledged before we exit.
+            conn.recv(1)
+    return 0
+
+
+def client(host: str, port: int, exchanges: int, request: int, response: int,
+           pause_s: float, filler: int, filler_port: int) -> int:
+    """``exchanges`` request/response rounds; before each, optionally one UDP filler datagram."""
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM) if filler else None
+    started = time.monotonic()
+    with socket.create_connection((host, port), timeout=TIMEOUT_S) as conn:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        payload = b"q" * request
+        for _ in range(exchanges):
+            if udp is not None:
+                # Ahead of the request on the same device: behind a tbf it empties the token bucket.
+                udp.sendto(b"f" * filler, (host, filler_port))
+            conn.sendall(payload)
+            _recv_exact(conn, response)
+            if pause_s:
+                time.sleep(pause_s)
+    if udp is not None:
+        udp.close()
+    print(json.dumps({"exchanges": exchanges, "request": request, "response": response,
+                      "seconds": round(time.monotonic() - started, 3)}), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("role", choices=("serve", "client"))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--exchanges", type=int, default=100)
+    parser.add_argument("--request", type=int, default=100)
+    parser.add_argument("--response", type=int, default=300)
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds between exchanges")
+    parser.add_argument("--filler", type=int, default=0, help="UDP filler bytes before each request")
+    parser.add_argument("--filler-port", type=int, default=9)
+    a = parser.parse_args(argv)
+    if a.role == "serve":
+        return serve(a.host, a.port, a.exchanges, a.request, a.response)
+    return client(a.host, a.port, a.exchanges, a.request, a.response, a.pause, a.filler, a.filler_port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
