@@ -379,8 +379,17 @@ static __always_inline void rx_end(void *ctx, u64 sk, int ret)
 	u64 id = bpf_get_current_pid_tgid();
 	struct skinfo si = {};
 
-	if (!r || r->pid_tgid != id)
+	if (!r || r->pid_tgid != id) {
+		/* UDP copies linear skbs without a tracepoint (copy_linear_skb): count the datagram
+		 * for its socket, with no socket-queue/copy/e2e time */
+		if (ret > 0 && sk_info(sk, &si) && si.protocol == PROTO_UDP && task_wanted(id) &&
+		    sk_wanted(sk, &si)) {
+			struct sock_stats *s = sock_entry(sk, &si, id);
+			if (s)
+				sock_account(s, PATH_RECV, ret, 1, 0);
+		}
 		return;
+	}
 	struct rx_read v = *r;
 	r->pid_tgid = 0;
 	if (v.sk != sk)

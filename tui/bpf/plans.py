@@ -75,6 +75,8 @@ TRACEPOINT_INFO = PlanInfo(
         "send: UDP has no tracepoint above IP, so UDP is timed from net_dev_queue only (UDP L2)",
         "recv: IP (L3) and TCP/UDP (L4) merged: no tracepoint between netif_receive_skb and the "
         "socket",
+        "recv: UDP stops at the socket (backlog, IP+UDP, stack): UDP copies datagrams to user "
+        "without a tracepoint, so socket queue, copy and e2e are TCP only",
     ),
 )
 

@@ -111,7 +111,7 @@ class LiveSource(SourceContext):
 
         with _captured_stderr() as chatter:
             try:
-                bpf = BPF(text=text)
+                bpf = BPF(text=text.encode())
             except Exception as exc:  # BCC raises plain Exception on compile, load or attach errors
                 why = _first_error(chatter()) or _one_line(exc)
                 raise SourceError(f"cannot load the {plan.info.name} probes: {why}") from None
@@ -120,9 +120,9 @@ class LiveSource(SourceContext):
         self.notes = tuple(notes)
         try:
             if self._uses_ringbuf:
-                bpf["events"].open_ring_buffer(self._on_event)
+                bpf[b"events"].open_ring_buffer(self._on_event)
             else:
-                bpf["events"].open_perf_buffer(self._on_perf_event, page_cnt=64)
+                bpf[b"events"].open_perf_buffer(self._on_perf_event, page_cnt=64)
         except Exception as exc:
             self.close()
             raise SourceError(f"cannot open the event buffer: {_one_line(exc)}") from None
@@ -137,10 +137,10 @@ class LiveSource(SourceContext):
     # ---- reading ----
 
     def _on_event(self, _ctx: Any, data: Any, _size: int) -> None:
-        self._decode(self._bpf["events"].event(data))
+        self._decode(self._bpf[b"events"].event(data))
 
     def _on_perf_event(self, _cpu: int, data: Any, _size: int) -> None:
-        self._decode(self._bpf["events"].event(data))
+        self._decode(self._bpf[b"events"].event(data))
 
     def _decode(self, ev: Any) -> None:
         path = SEND if ev.path == 0 else RECV
@@ -201,7 +201,7 @@ class LiveSource(SourceContext):
         )
 
     def _read_hists(self) -> dict[str, dict[str, tuple[Histogram, int]]]:
-        table = self._bpf["stage_hists"]
+        table = self._bpf[b"stage_hists"]
         out: dict[str, dict[str, tuple[Histogram, int]]] = {}
         for path, slots in SLOTS.items():
             out[path] = {}
@@ -218,7 +218,7 @@ class LiveSource(SourceContext):
         return out
 
     def _read_counters(self) -> dict[str, dict[str, int]]:
-        table = self._bpf["path_counters"]
+        table = self._bpf[b"path_counters"]
         out: dict[str, dict[str, int]] = {}
         for path, names in COUNTERS.items():
             per_cpu = table[table.Key(PATH_INDEX[path])]
@@ -227,7 +227,7 @@ class LiveSource(SourceContext):
 
     def _read_sockets(self) -> tuple[SocketStats, ...]:
         result = []
-        for key, s in self._bpf["sockets"].items():
+        for key, s in self._bpf[b"sockets"].items():
             family = int(s.family)
             result.append(
                 SocketStats(

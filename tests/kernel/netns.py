@@ -1,0 +1,240 @@
+"""Network namespaces with a veth pair, and a small request/response traffic script for probe tests.
+
+``VethPair`` creates two namespaces joined by a veth pair and deletes them on exit (and checks they
+are gone). Run as a script, this file is the traffic: ``server`` echoes a known number of messages on
+one TCP connection, ``client`` sends them (optionally each behind a UDP filler datagram, so a tbf
+qdisc makes the request wait a predictable time), both optionally collecting SO_TIMESTAMPING
+software timestamps as an independent witness. Each prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from typing import Any
+
+# linux/net_tstamp.h, asm-generic/socket.h, linux/errqueue.h
+SO_TIMESTAMPING = 37
+SOF_TX_SOFTWARE, SOF_RX_SOFTWARE, SOF_SOFTWARE = 1 << 1, 1 << 3, 1 << 4
+SOF_OPT_ID, SOF_TX_SCHED, SOF_OPT_TSONLY = 1 << 7, 1 << 8, 1 << 11
+SCM_TSTAMP_SND, SCM_TSTAMP_SCHED = 0, 1
+IP_RECVERR = 11
+IPV6_RECVERR = 25
+
+
+def _ip(*args: str) -> str:
+    return subprocess.run(["ip", *args], check=True, capture_output=True, text=True).stdout
+
+
+class VethPair:
+    """Namespaces ``<tag>a`` and ``<tag>b`` joined by veth ``<tag>va``/``<tag>vb``, 10.231.N.1/2."""
+
+    def __init__(self, tag: str | None = None) -> None:
+        self.tag = tag or f"nlp{os.getpid() % 100000}"
+        self.ns_a, self.ns_b = f"{self.tag}a", f"{self.tag}b"
+        self.dev_a, self.dev_b = f"{self.tag}va", f"{self.tag}vb"
+        self.ip_a, self.ip_b = "10.231.7.1", "10.231.7.2"
+
+    def __enter__(self) -> VethPair:
+        try:
+            _ip("netns", "add", self.ns_a)
+            _ip("netns", "add", self.ns_b)
+            _ip("link", "add", self.dev_a, "netns", self.ns_a, "type", "veth",
+                "peer", "name", self.dev_b, "netns", self.ns_b)
+            for ns, dev, addr in ((self.ns_a, self.dev_a, self.ip_a), (self.ns_b, self.dev_b, self.ip_b)):
+                _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+                _ip("-n", ns, "link", "set", dev, "up")
+                _ip("-n", ns, "link", "set", "lo", "up")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        for ns in (self.ns_a, self.ns_b):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+        names = _ip("netns", "list")
+        assert self.ns_a not in names and self.ns_b not in names, "namespaces left behind"
+
+    def tc(self, ns: str, *args: str) -> None:
+        subprocess.run(["tc", "-n", ns, *args], check=True, capture_output=True, text=True)
+
+    def popen(self, ns: str | None, *args: str) -> subprocess.Popen[str]:
+        """This file as a script (server/client), inside namespace ``ns`` (None: this namespace)."""
+        cmd = [sys.executable, os.path.abspath(__file__), *args]
+        if ns is not None:
+            cmd = ["ip", "netns", "exec", ns, *cmd]
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run_pair(
+    server_ns: str | None, client_ns: str | None, bind: str, count: int, size: int,
+    extra_client: tuple[str, ...] = (), extra_server: tuple[str, ...] = (), pair: VethPair | None = None,
+    port: int = 0,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Start a server, wait for its port, run the client to completion; (server, client) results."""
+    helper = pair or VethPair("unused")
+    server = helper.popen(server_ns, "server", "--bind", bind, "--port", str(port), "--count", str(count),
+                          "--size", str(size), *extra_server)
+    try:
+        assert server.stdout is not None
+        ready = json.loads(server.stdout.readline())
+        client = helper.popen(client_ns, "client", "--connect", bind, "--port", str(ready["port"]),
+                              "--count", str(count), "--size", str(size), *extra_client)
+        out, err = client.communicate(timeout=120)
+        assert client.returncode == 0, err
+        s_out, s_err = server.communicate(timeout=60)
+        assert server.returncode == 0, s_err
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    result = json.loads(s_out.strip().splitlines()[-1])
+    result["port"] = ready["port"]
+    return result, json.loads(out.strip().splitlines()[-1])
+
+
+# ---- the traffic (script mode) ----
+
+
+def _family(addr: str) -> int:
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def _recv_exact(sock: socket.socket, size: int, stamps: list[float] | None) -> None:
+    """Read exactly ``size`` bytes; with ``stamps``, append (user time - rx software stamp) in ns."""
+    got = 0
+    while got < size:
+        if stamps is None:
+            data = sock.recv(size - got)
+            if not data:
+                raise ConnectionError("peer closed")
+            got += len(data)
+            continue
+        data, anc, _flags, _addr = sock.recvmsg(size - got, 1024)
+        now = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        if not data:
+            raise ConnectionError("peer closed")
+        got += len(data)
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING and len(payload) >= 16:
+                sec, nsec = struct.unpack_from("qq", payload, 0)
+                if sec:
+                    stamps.append(now - (sec * 1_000_000_000 + nsec))
+
+
+def serve(args: argparse.Namespace) -> dict[str, Any]:
+    family = _family(args.bind)
+    with socket.socket(family, socket.SOCK_STREAM) as lsock:
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lsock.bind((args.bind, args.port))
+        lsock.listen(1)
+        print(json.dumps({"port": lsock.getsockname()[1], "pid": os.getpid()}), flush=True)
+        lsock.settimeout(60)
+        conn, _ = lsock.accept()
+        with conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            stamps: list[float] | None = None
+            if args.tstamp:
+                conn.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, SOF_RX_SOFTWARE | SOF_SOFTWARE)
+                stamps = []
+            reply = b"r" * args.size
+            for _ in range(args.count):
+                _recv_exact(conn, args.size, stamps)
+                conn.sendall(reply)
+            conn.recv(1)  # wait for the client's close so the last exchange is complete
+    return {"served": args.count, "pid": os.getpid(), "rx_user_minus_stamp_ns": stamps or []}
+
+
+def _tx_stamps(sock: socket.socket, family: int) -> dict[int, dict[int, int]]:
+    """Drain the error queue: {OPT_ID key: {SCM_TSTAMP_*: realtime ns}}."""
+    out: dict[int, dict[int, int]] = {}
+    err_level = (socket.IPPROTO_IP, IP_RECVERR) if family == socket.AF_INET else (socket.IPPROTO_IPV6,
+                                                                                   IPV6_RECVERR)
+    while True:
+        try:
+            _data, anc, _flags, _addr = sock.recvmsg(1, 1024, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return out
+        stamp, info, key = None, None, None
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING:
+                sec, nsec = struct.unpack_from("qq", payload, 0)
+                stamp = sec * 1_000_000_000 + nsec
+            elif (level, kind) == err_level:
+                _errno, _origin, _type, _code, _pad, info, key = struct.unpack_from("IBBBBII", payload, 0)
+        if stamp is not None and info is not None and key is not None:
+            out.setdefault(key, {})[info] = stamp
+
+
+def client(args: argparse.Namespace) -> dict[str, Any]:
+    family = _family(args.connect)
+    filler = None
+    if args.filler_size:
+        # unconnected: the peer's ICMP port-unreachable must not turn into send() errors
+        filler = socket.socket(family, socket.SOCK_DGRAM)
+    with socket.create_connection((args.connect, args.port), timeout=60) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(None)  # blocking: MSG_DONTWAIT on the error queue must not wait
+        if args.tstamp:
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING,
+                            SOF_TX_SCHED | SOF_TX_SOFTWARE | SOF_SOFTWARE | SOF_OPT_ID | SOF_OPT_TSONLY)
+        request = b"q" * args.size
+        stamps: dict[int, dict[int, int]] = {}
+        for _ in range(args.count):
+            if filler is not None:
+                filler.sendto(b"f" * args.filler_size, (args.connect, args.filler_port))
+            sock.sendall(request)
+            _recv_exact(sock, args.size, None)
+            if args.gap:
+                time.sleep(args.gap)
+            if args.tstamp:
+                stamps.update(_tx_stamps(sock, family))
+        if args.tstamp:
+            time.sleep(0.05)
+            stamps.update(_tx_stamps(sock, family))
+        local_port = sock.getsockname()[1]
+    if filler is not None:
+        filler.close()
+    sched_to_sw = sorted(
+        s[SCM_TSTAMP_SND] - s[SCM_TSTAMP_SCHED]
+        for s in stamps.values() if SCM_TSTAMP_SND in s and SCM_TSTAMP_SCHED in s
+    )
+    return {"exchanges": args.count, "pid": os.getpid(), "local_port": local_port,
+            "sched_to_sw_ns": sched_to_sw}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("server")
+    s.add_argument("--bind", required=True)
+    s.add_argument("--port", type=int, default=0)
+    s.add_argument("--count", type=int, required=True)
+    s.add_argument("--size", type=int, default=64)
+    s.add_argument("--tstamp", action="store_true")
+    c = sub.add_parser("client")
+    c.add_argument("--connect", required=True)
+    c.add_argument("--port", type=int, required=True)
+    c.add_argument("--count", type=int, required=True)
+    c.add_argument("--size", type=int, default=64)
+    c.add_argument("--gap", type=float, default=0.0)
+    c.add_argument("--filler-size", type=int, default=0)
+    c.add_argument("--filler-port", type=int, default=9)
+    c.add_argument("--tstamp", action="store_true")
+    args = p.parse_args()
+    result = serve(args) if args.cmd == "server" else client(args)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Headless mode: run the probes for a while, then print one summary (JSON for scripts, or text).
+
+``netlat-tui --headless --duration S --json`` is the engine's contract for scripts and tests; the
+document is tui.model.summary's (schema in its docstring). ``--ebpf`` prints the generated C and
+exits. ``--workload loopback`` drives a built-in loopback load while measuring. No textual import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from typing import Any
+
+from tui.errors import UserError
+from tui.model.snapshot import Snapshot
+from tui.model.summary import snapshot_summary
+from tui.sources.base import Source, SourceError
+
+
+def _make_source(args: argparse.Namespace) -> Source:
+    if getattr(args, "synthetic", False) or getattr(args, "replay", None):
+        from tui.sources.factory import make_source
+
+        return make_source(args)
+    from tui.sources.live import LiveSource
+
+    live = LiveSource(probes=args.probes, filters=args.filters, sample=args.sample,
+                      interval_s=args.interval)
+    if getattr(args, "record", None):
+        from tui.sources.replay import RecordingSource
+
+        return RecordingSource(live, args.record)
+    return live
+
+
+def print_ebpf(args: argparse.Namespace) -> int:
+    """The C the live source would compile, with this command line's filters and sample."""
+    from tui.sources.live import LiveSource
+
+    _plan, text, _notes = LiveSource(
+        probes=args.probes, filters=args.filters, sample=args.sample
+    ).prepare()
+    sys.stdout.write(text)
+    return 0
+
+
+def _run(source: Source, duration_s: float, interval_s: float, workload: Any) -> Snapshot | None:
+    """Poll until the duration is over (or the source ends); the last snapshot is cumulative."""
+    last: Snapshot | None = None
+    deadline = time.monotonic() + duration_s
+    if workload is not None:
+        workload.start()
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(interval_s, left))
+            snap = source.poll()
+            if snap is None:
+                break
+            last = snap
+    except KeyboardInterrupt:
+        pass  # print what was measured so far
+    finally:
+        if workload is not None:
+            workload.stop()
+    final = source.poll()
+    return final if final is not None else last
+
+
+def run_headless(args: argparse.Namespace) -> int:
+    """Entry point for ``--headless`` and ``--ebpf``; returns the exit status."""
+    try:
+        if getattr(args, "ebpf", False):
+            return print_ebpf(args)
+        source = _make_source(args)
+        workload = None
+        if getattr(args, "workload", "none") == "loopback":
+            from tui.workload import LoopbackWorkload
+
+            workload = LoopbackWorkload("mixed")
+        try:
+            source.start()
+            snap = _run(source, args.duration, min(args.interval, args.duration), workload)
+        finally:
+            source.close()
+    except SourceError as exc:
+        raise UserError(str(exc)) from None
+    if snap is None:
+        raise UserError("the source gave no data")
+    doc = snapshot_summary(snap)
+    if workload is not None:
+        doc["workload"] = {"kind": "loopback", **_counts(workload)}
+    if args.json:
+        json.dump(doc, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_text(doc))
+    return 0
+
+
+def _counts(workload: Any) -> dict[str, int]:
+    return asdict(workload.counts())
+
+
+def _fmt(us: float | None) -> str:
+    return "-" if us is None else f"{us:.1f}"
+
+
+def format_text(doc: dict[str, Any]) -> str:
+    """A compact human summary of the JSON document."""
+    lines = [
+        f"netlat-tui {doc['source']} on {doc['host']} ({doc['kernel']}), plan {doc['plan']['name']}, "
+        f"{doc['duration_s']:.1f}s" + (f", filters: {doc['filters']}" if doc["filters"] else ""),
+    ]
+    lines += [f"  note: {n}" for n in doc.get("notes", [])]
+    for path, data in doc["paths"].items():
+        counters = " ".join(f"{k}={v}" for k, v in data["counters"].items())
+        lines.append(f"{path}: {counters}")
+        head = ('stage', 'count', 'p50us', 'p90us', 'p99us', 'p99.9us', 'maxus')
+        lines.append("  " + "".join(f"{h:<14}" if i == 0 else f"{h:>9}" for i, h in enumerate(head)))
+        for group in ("stages", "totals"):
+            for key, st in data[group].items():
+                lines.append(
+                    f"  {key:<14}{st['count']:>9}{_fmt(st['p50_us']):>9}{_fmt(st['p90_us']):>9}"
+                    f"{_fmt(st['p99_us']):>9}{_fmt(st['p999_us']):>9}{_fmt(st['max_us']):>10}"
+                )
+    if doc["sockets"]:
+        lines.append("top sockets:")
+        for s in doc["sockets"][:10]:
+            lines.append(
+                f"  {s['comm']:<15} {s['pid']:>7} {s['protocol']} {s['local']} -> {s['remote']} "
+                f"tx {s['tx_packets']} rx {s['rx_packets']}"
+            )
+    lines.append(f"events: delivered {doc['events']['delivered']}, lost {doc['events']['lost']}")
+    return "\n".join(lines) + "\n"
