@@ -104,9 +104,9 @@ def collect() -> Report:
     r.add(Check("BTF", OK, system.BTF_VMLINUX) if r.features["btf"] else
           Check("BTF", FAIL, f"{system.BTF_VMLINUX} is absent: struct offsets cannot be read",
                 "a kernel built with CONFIG_DEBUG_INFO_BTF=y", required=True))
+    headers = _check_headers(r)  # before bcc: without headers its compile fails, and this says why
     bcc = _check_bcc(r, root)
     features = _check_features(r, root, tracefs, bcc is not None)
-    headers = _check_headers(r)
     _check_offsets(r, bcc is not None and headers.kind != "missing")
     _check_plan(r, features, root)
     return r

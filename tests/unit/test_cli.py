@@ -6,6 +6,7 @@ so they check what an ordinary user sees.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,3 +144,77 @@ def test_doctor_json_without_root_says_unknown_rather_than_no() -> None:
     assert doc["features"]["fentry"] is None
     assert doc["features"]["raw_tracepoints"] is None
     assert doc["plan"]["auto"] is None
+
+
+# ---------------------------------------------------------------------------------------------------
+# doctor's verdict and layout (in process, on made-up findings)
+
+
+def made_up_report(*checks: Any) -> Any:
+    from tui.doctor import Report
+
+    report = Report(kernel="6.18.44-test", machine="x86_64")
+    report.checks.extend(checks)
+    report.plan = {"auto": "tracepoint"}
+    return report
+
+
+def test_doctor_absent_optional_features_do_not_block(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tui import doctor
+
+    report = made_up_report(
+        doctor.Check("privileges", doctor.OK, "root"),
+        doctor.Check("kprobes", doctor.NO, "not in this kernel"),
+        doctor.Check("fentry", doctor.NO, "attach refused"),
+        doctor.Check("kernel headers", doctor.WARN, "nearest: headers are 6.1", required=True),
+        doctor.Check("probe plan", doctor.OK, "auto picks 'tracepoint'", required=True),
+    )
+    monkeypatch.setattr(doctor, "collect", lambda: report)
+    assert doctor.run_doctor(argparse.Namespace(json=False)) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.splitlines()[-1] == "the live dashboard can run here (probe plan: tracepoint)"
+
+
+def test_doctor_blocked_exits_1_with_the_first_blocker_and_its_fix(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tui import doctor
+
+    report = made_up_report(
+        doctor.Check("privileges", doctor.OK, "root"),
+        doctor.Check("kernel headers", doctor.FAIL, "no kernel headers for 6.18.44-test", "run ./setup.sh",
+                     required=True),
+        doctor.Check("bcc", doctor.FAIL, "test compile failed", "install headers", required=True),
+        doctor.Check("kprobes", doctor.NO, "not in this kernel"),
+    )
+    monkeypatch.setattr(doctor, "collect", lambda: report)
+    assert doctor.run_doctor(argparse.Namespace(json=True)) == 1
+    out, err = capsys.readouterr()
+    assert err == ("netlat-tui: doctor: live probes cannot run: kernel headers: no kernel headers for "
+                   "6.18.44-test; fix: run ./setup.sh\n")
+    doc = json.loads(out)
+    assert (doc["ok"], doc["reason"], doc["fix"]) == (
+        False, "kernel headers: no kernel headers for 6.18.44-test", "run ./setup.sh"
+    )
+    assert [c["status"] for c in doc["checks"]] == ["ok", "fail", "fail", "no"]
+
+
+def test_doctor_report_wraps_long_lines_at_80_columns() -> None:
+    from tui import doctor
+
+    long = "a reason with many words " * 12
+    report = made_up_report(
+        doctor.Check("tracepoints", doctor.FAIL, long, "a fix that is also rather long " * 3, required=True),
+        doctor.Check("tcp:tcp_probe", doctor.OK, "(tracepoint, kprobe)", sub=True),
+    )
+    for unicode in (True, False):
+        text = doctor.render(report, unicode=unicode, colour=False)
+        rows = text.splitlines()
+        assert all(len(row) <= 80 for row in rows), text
+        assert rows[2].startswith(" " * (doctor.NAME_WIDTH + 5))  # continuation lines line up
+        assert "(fix: a fix that is also rather long" in " ".join(rows)
+        assert text.isascii() is (not unicode)
+    assert doctor.render(report, unicode=False).splitlines()[1].startswith(" XX tracepoints")
