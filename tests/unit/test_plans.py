@@ -55,13 +55,20 @@ def test_tracepoint_refused_when_a_tracepoint_is_missing() -> None:
         plans.choose_plan("tracepoint", features(tracepoints=tps))
 
 
-def test_auto_falls_back_to_kprobe_when_tracepoints_are_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_picks_kprobes_on_a_debian_12_like_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """6.1 has kprobes but not tcp_sendmsg_locked nor the sock:* tracepoints (seen in the VM)."""
     monkeypatch.setattr(plans, "read_kallsyms", lambda path="/proc/kallsyms": KALLSYMS)
     tps = dict.fromkeys(plans.all_tracepoints(), True)
-    tps["net:net_dev_start_xmit"] = False
+    for name in ("tcp:tcp_sendmsg_locked", "sock:sock_send_length", "sock:sk_data_ready",
+                 "sock:sock_recv_length"):
+        tps[name] = False
     plan = plans.choose_plan("auto", features(kprobes=True, tracepoints=tps))
     assert plan.info.name == "kprobe"
-    assert plan.kprobes["dev_queue_xmit"] == "__dev_queue_xmit"
+    assert plan.kprobes["ip_queue_xmit"] == "__ip_queue_xmit"
+    assert ("kretprobe", "tcp_recvmsg", "kr_tcp_recvmsg") in plan.attach
+    assert ("raw_tracepoint", "tcp_probe", "rtp_tcp_probe") in plan.attach
+    assert ("raw_tracepoint", "napi_gro_receive_entry", "rtp_napi_gro_receive_entry") in plan.attach
+    assert not any(t.startswith("sock:") for t in plan.raw_tracepoints)
 
 
 def test_auto_with_nothing_usable_names_both_reasons() -> None:
@@ -72,24 +79,29 @@ def test_auto_with_nothing_usable_names_both_reasons() -> None:
 def test_kallsyms_resolution_takes_renamed_and_suffixed_symbols(tmp_path: Path) -> None:
     ksyms = tmp_path / "kallsyms"
     ksyms.write_text(
-        "ffffffff81000000 T __sock_sendmsg\n"
-        "ffffffff81000010 t ip_rcv.cold\n"
-        "ffffffff81000020 t ip_rcv.isra.0\n"
+        "ffffffff81000000 T ip_queue_xmit\n"
+        "ffffffff81000008 T __ip_queue_xmit\n"
+        "ffffffff81000010 t udp_rcv.cold\n"
+        "ffffffff81000020 t udp_rcv.isra.0\n"
         "ffffffff81000030 T tcp_sendmsg\n"
         "ffffffff81000040 T tcp_sendmsg.constprop.0\n"
         "ffffffff81000050 d tcp_v4_rcv\n"
     )
     table = plans.read_kallsyms(str(ksyms))
     resolved, missing = plans.resolve_kprobes(table)
-    assert resolved["sock_sendmsg"] == "__sock_sendmsg"
-    assert resolved["ip_rcv"] == "ip_rcv.isra.0"
+    assert resolved["ip_queue_xmit"] == "__ip_queue_xmit"  # the renamed worker is preferred
+    assert resolved["udp_rcv"] == "udp_rcv.isra.0"
     assert resolved["tcp_sendmsg"] == "tcp_sendmsg"
     assert "tcp_v4_rcv" in missing  # a data symbol is not a function
+    with pytest.raises(UserError, match="tcp_v4_rcv"):
+        plans.kprobe_plan(table)
 
 
 def test_stage_slots_cover_every_declared_stage() -> None:
     for plan in (plans.TRACEPOINT_INFO, plans.KPROBE_INFO):
         for path in (SEND, RECV):
             keys = [s.key for s in plan.specs(path)]
-            assert sorted(keys) == sorted(plans.SLOTS[path])
-            assert max(plans.SLOTS[path].values()) < plans.SLOTS_PER_PATH
+            assert len(keys) == len(set(keys))
+            assert set(keys) <= set(plans.SLOTS[path])
+    for slots in plans.SLOTS.values():
+        assert len(set(slots.values())) == len(slots) and max(slots.values()) < plans.SLOTS_PER_PATH

@@ -8,8 +8,10 @@ live source reads any plan the same way; only the boundaries (and so the merged 
   arguments read through BTF offsets). Runs on any kernel with these tracepoints, including one
   without kprobes or fentry. It cannot split L4 from L3 (no tracepoint between tcp_sendmsg and
   dev_queue_xmit, nor between netif_receive_skb and the socket).
-- ``kprobe``: the seed's functions (with renamed/suffixed symbol fallbacks) for finer L3/L4
-  boundaries; needs CONFIG_KPROBES.
+- ``kprobe``: the seed's L4/L3 functions (tcp_sendmsg, ip_queue_xmit, tcp_v4_rcv, tcp_recvmsg; with
+  renamed/suffixed symbol fallbacks) for the L4/L3 split, plus the net:* tracepoints, which sit
+  exactly at the seed's dev_queue_xmit/dev_hard_start_xmit/__netif_receive_skb boundaries and are a
+  stabler ABI than those functions; needs CONFIG_KPROBES. It uses only tracepoints old kernels have.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from tui.model.snapshot import RECV, SEND, PlanInfo, StageSpec
 
 # Stage slots in the kernel histogram array; mirrored as STAGE_* / TOTAL_* in tui/bpf/netlat.h.
 SLOTS_PER_PATH = 8
-SEND_SLOTS = {"tcp_ip": 0, "qdisc": 1, "device": 2, "total": 3, "deferred": 4, "udp_l2": 5}
-RECV_SLOTS = {"backlog": 0, "ip_tcp": 1, "sock_queue": 2, "copy": 3, "stack": 4, "e2e": 5}
+SEND_SLOTS = {"tcp_ip": 0, "qdisc": 1, "device": 2, "total": 3, "deferred": 4, "udp_l2": 5,
+              "tcp": 6, "ip": 7}
+RECV_SLOTS = {"backlog": 0, "ip_tcp": 1, "sock_queue": 2, "copy": 3, "stack": 4, "e2e": 5,
+              "ip": 6, "tcp": 7}
 SLOTS = {SEND: SEND_SLOTS, RECV: RECV_SLOTS}
 PATH_INDEX = {SEND: 0, RECV: 1}
 
@@ -84,21 +88,38 @@ KPROBE_INFO = PlanInfo(
     name=_KP,
     stages={
         SEND: (
-            _s("tcp_ip", "TCP+IP", "L4/L3", "kprobe:tcp_sendmsg", "kprobe:__dev_queue_xmit"),
-            _s("qdisc", "qdisc", "L2", "kprobe:__dev_queue_xmit", "kprobe:dev_hard_start_xmit"),
-            _s("device", "device", "L2", "kprobe:dev_hard_start_xmit", "kretprobe:dev_hard_start_xmit"),
+            _s("tcp", "TCP", "L4", "kprobe:tcp_sendmsg", "kprobe:ip_queue_xmit"),
+            _s("ip", "IP", "L3", "kprobe:ip_queue_xmit", "net:net_dev_queue"),
+            _s("qdisc", "qdisc", "L2", "net:net_dev_queue", "net:net_dev_start_xmit"),
+            _s("device", "device", "L2", "net:net_dev_start_xmit", "net:net_dev_xmit"),
         ),
         RECV: (
-            _s("backlog", "backlog", "L2", "net:netif_rx", "kprobe:__netif_receive_skb"),
-            _s("ip_tcp", "IP+TCP/UDP", "L3/L4", "kprobe:__netif_receive_skb", "sock:sk_data_ready"),
-            _s("sock_queue", "socket queue", "L5", "sock:sk_data_ready", "skb:skb_copy_datagram_iovec"),
+            _s("backlog", "backlog", "L2", "net:netif_rx", "net:netif_receive_skb"),
+            _s("ip", "IP", "L3", "net:netif_receive_skb", "kprobe:tcp_v4_rcv"),
+            _s("tcp", "TCP/UDP", "L4", "kprobe:tcp_v4_rcv", "kprobe:sock_def_readable"),
+            _s("sock_queue", "socket queue", "L5", "kprobe:sock_def_readable",
+               "skb:skb_copy_datagram_iovec"),
             _s("copy", "copy to user", "L5", "skb:skb_copy_datagram_iovec", "kretprobe:tcp_recvmsg"),
         ),
     },
-    totals=TRACEPOINT_INFO.totals,
+    totals={
+        SEND: (
+            _s("total", "send total", "L4-L2", "kprobe:tcp_sendmsg", "net:net_dev_xmit", True),
+            _s("deferred", "deferred L2", "L2", "net:net_dev_queue", "net:net_dev_xmit", True),
+            _s("udp_l2", "UDP L2", "L2", "net:net_dev_queue", "net:net_dev_xmit", True),
+        ),
+        RECV: (
+            _s("stack", "stack total", "L2-L4", "net:netif_rx", "kprobe:sock_def_readable", True),
+            _s("e2e", "to application", "L2-L5", "net:netif_rx", "kretprobe:tcp_recvmsg", True),
+        ),
+    },
     merged=(
-        "send: TCP and IP share one stage until the kprobe plan is validated in a VM",
-        "recv: IP and TCP/UDP share one stage until the kprobe plan is validated in a VM",
+        "send: the socket layer (sock_sendmsg -> tcp_sendmsg) is not split from TCP",
+        "send: qdisc/device/total count packets sent inside the send syscall; packets leaving "
+        "later (softirq, timers, ACKs) are in 'deferred L2'",
+        "send: UDP is timed from net_dev_queue only (UDP L2)",
+        "recv: UDP stops at the socket: UDP copies datagrams to user without a tracepoint",
+        "L3/L4 boundaries come from kprobes: not validated on the development kernel (no kprobes)",
     ),
 )
 
@@ -119,25 +140,44 @@ TRACEPOINT_EVENTS: tuple[str, ...] = (
 #: Optional: first sight on NIC receive (NAPI/GRO) when netif_rx is not on the path.
 OPTIONAL_EVENTS: tuple[str, ...] = ("net:napi_gro_receive_entry",)
 
-#: kprobe plan: event name -> candidate kernel symbols, in preference order.
+#: kprobe plan: hook -> candidate kernel symbols, in preference order (renamed copies included;
+#: compiler-suffixed copies such as ``.isra.0`` are matched by read_kallsyms).
 KPROBE_FUNCTIONS: dict[str, tuple[str, ...]] = {
-    "sock_sendmsg": ("sock_sendmsg", "__sock_sendmsg"),
     "tcp_sendmsg": ("tcp_sendmsg",),
-    "ip_queue_xmit": ("ip_queue_xmit", "__ip_queue_xmit"),
-    "ip_output": ("ip_output",),
-    "dev_queue_xmit": ("__dev_queue_xmit", "dev_queue_xmit"),
-    "dev_hard_start_xmit": ("dev_hard_start_xmit",),
-    "netif_receive_skb": ("__netif_receive_skb", "__netif_receive_skb_core"),
-    "ip_rcv": ("ip_rcv",),
+    "ip_queue_xmit": ("__ip_queue_xmit", "ip_queue_xmit"),
     "tcp_v4_rcv": ("tcp_v4_rcv",),
+    "udp_rcv": ("udp_rcv",),
+    "data_ready": ("sock_def_readable",),
     "tcp_recvmsg": ("tcp_recvmsg",),
 }
+#: Optional hooks (IPv6 is a module on some kernels): attached when present.
+KPROBE_OPTIONAL: dict[str, tuple[str, ...]] = {
+    "ip6_xmit": ("ip6_xmit",),
+    "tcp_v6_rcv": ("tcp_v6_rcv",),
+    "udpv6_rcv": ("udpv6_rcv",),
+}
+#: hook -> (attach kind, BPF function in netlat_kp.bpf.c)
+_KPROBE_ATTACH: dict[str, tuple[tuple[str, str], ...]] = {
+    "tcp_sendmsg": (("kprobe", "kp_tcp_sendmsg"), ("kretprobe", "kr_tcp_sendmsg")),
+    "ip_queue_xmit": (("kprobe", "kp_ip_queue_xmit"),),
+    "ip6_xmit": (("kprobe", "kp_ip_queue_xmit"),),
+    "tcp_v4_rcv": (("kprobe", "kp_l4_rcv"),),
+    "tcp_v6_rcv": (("kprobe", "kp_l4_rcv"),),
+    "udp_rcv": (("kprobe", "kp_l4_rcv"),),
+    "udpv6_rcv": (("kprobe", "kp_l4_rcv"),),
+    "data_ready": (("kprobe", "kp_data_ready"),),
+    "tcp_recvmsg": (("kretprobe", "kr_tcp_recvmsg"),),
+}
+#: Tracepoints of the kprobe plan: all present since Linux 4.16 (it must run where the newer
+#: sock:* and tcp_sendmsg_locked tracepoints are missing, e.g. Debian 12's 6.1).
 KPROBE_TRACEPOINTS: tuple[str, ...] = (
+    "net:net_dev_queue",
+    "net:net_dev_start_xmit",
+    "net:net_dev_xmit",
     "net:netif_rx",
-    "sock:sk_data_ready",
-    "skb:skb_copy_datagram_iovec",
+    "net:netif_receive_skb",
     "tcp:tcp_probe",
-    "sock:sock_recv_length",
+    "skb:skb_copy_datagram_iovec",
 )
 
 
@@ -151,6 +191,9 @@ class Plan:
     optional_raw_tracepoints: tuple[str, ...] = ()
     #: kprobe plan: logical name -> resolved kernel symbol (filled by resolve_kprobes)
     kprobes: dict[str, str] = field(default_factory=dict)
+    #: explicit attachments (kind "kprobe"/"kretprobe"/"raw_tracepoint", target, BPF function);
+    #: empty when the C auto-attaches (RAW_TRACEPOINT_PROBE)
+    attach: tuple[tuple[str, str, str], ...] = ()
     notes: tuple[str, ...] = ()
 
 
@@ -198,7 +241,7 @@ def read_kallsyms(path: str = "/proc/kallsyms") -> dict[str, str]:
 
 
 def resolve_kprobes(kallsyms: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """(event -> symbol, missing events) for the kprobe plan."""
+    """(hook -> symbol, missing required hooks) for the kprobe plan; optional hooks when found."""
     resolved, missing = {}, []
     for event, candidates in KPROBE_FUNCTIONS.items():
         sym = resolve_symbol(candidates, kallsyms)
@@ -206,18 +249,38 @@ def resolve_kprobes(kallsyms: dict[str, str]) -> tuple[dict[str, str], list[str]
             missing.append(event)
         else:
             resolved[event] = sym
+    for event, candidates in KPROBE_OPTIONAL.items():
+        sym = resolve_symbol(candidates, kallsyms)
+        if sym is not None:
+            resolved[event] = sym
     return resolved, missing
 
 
-def kprobe_plan(kallsyms: dict[str, str] | None = None) -> Plan:
+def kprobe_attachments(
+    resolved: dict[str, str], tracepoints: tuple[str, ...]
+) -> tuple[tuple[str, str, str], ...]:
+    """Every (kind, target, function) the kprobe plan attaches."""
+    out = [
+        (kind, resolved[hook], fn)
+        for hook, pairs in _KPROBE_ATTACH.items() if hook in resolved
+        for kind, fn in pairs
+    ]
+    out += [("raw_tracepoint", tp.split(":", 1)[1], "rtp_" + tp.split(":", 1)[1]) for tp in tracepoints]
+    return tuple(out)
+
+
+def kprobe_plan(kallsyms: dict[str, str] | None = None, optional_tracepoints: tuple[str, ...] = ()) -> Plan:
     resolved, missing = resolve_kprobes(read_kallsyms() if kallsyms is None else kallsyms)
     if missing:
         raise UserError(f"kprobe plan: kernel functions not found: {', '.join(missing)}")
+    tps = KPROBE_TRACEPOINTS + tuple(optional_tracepoints)
     return Plan(
         info=KPROBE_INFO,
         source="netlat_kp.bpf.c",
         raw_tracepoints=KPROBE_TRACEPOINTS,
+        optional_raw_tracepoints=tuple(optional_tracepoints),
         kprobes=resolved,
+        attach=kprobe_attachments(resolved, tps),
     )
 
 
@@ -237,6 +300,8 @@ def _why_not_kprobe(features: KernelFeatures) -> str | None:
         return "this kernel has no kprobes (CONFIG_KPROBES unset: no kprobe_events in tracefs)"
     if not features.btf:
         return "the kernel has no BTF (/sys/kernel/btf/vmlinux), needed for struct offsets"
+    if not features.raw_tracepoints:
+        return "the kernel refuses raw tracepoint programs (need root and Linux 4.17+)"
     missing = features.missing_tracepoints(KPROBE_TRACEPOINTS)
     if missing:
         return f"tracepoints missing: {', '.join(missing)}"
@@ -264,13 +329,17 @@ def choose_plan(requested: str, features: KernelFeatures, sample: int = 1) -> Pl
             why_kp = _why_not_kprobe(features)
             if why_kp is not None:
                 raise UserError(f"no probe plan can run here: {why}; kprobe: {why_kp}")
-            plan = kprobe_plan()
+            plan = kprobe_plan(optional_tracepoints=_present(OPTIONAL_EVENTS, features))
     else:
         why = _why_not_kprobe(features)
         if why is not None:
             raise UserError(f"--probes kprobe cannot run here: {why}")
-        plan = kprobe_plan()
+        plan = kprobe_plan(optional_tracepoints=_present(OPTIONAL_EVENTS, features))
     return _with_sample(plan, sample)
+
+
+def _present(names: tuple[str, ...], features: KernelFeatures) -> tuple[str, ...]:
+    return tuple(n for n in names if features.tracepoints.get(n))
 
 
 def _with_sample(plan: Plan, sample: int) -> Plan:

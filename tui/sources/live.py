@@ -119,6 +119,11 @@ class LiveSource(SourceContext):
         self.plan = plan
         self.notes = tuple(notes)
         try:
+            attach(bpf, plan)
+        except Exception as exc:  # BCC raises plain Exception when an attach fails
+            self.close()
+            raise SourceError(f"cannot attach the {plan.info.name} probes: {_one_line(exc)}") from None
+        try:
             if self._uses_ringbuf:
                 bpf[b"events"].open_ring_buffer(self._on_event)
             else:
@@ -252,6 +257,19 @@ class LiveSource(SourceContext):
         if self._bpf is None:
             return {}
         return program_stats(self._bpf)
+
+
+def attach(bpf: Any, plan: Plan) -> None:
+    """Explicit attachments of plans whose C does not auto-attach (the kprobe plan)."""
+    for kind, target, fn in plan.attach:
+        if kind == "kprobe":
+            bpf.attach_kprobe(event=target.encode(), fn_name=fn.encode())
+        elif kind == "kretprobe":
+            bpf.attach_kretprobe(event=target.encode(), fn_name=fn.encode())
+        elif kind == "raw_tracepoint":
+            bpf.attach_raw_tracepoint(tp=target.encode(), fn_name=fn.encode())
+        else:  # pragma: no cover - plans.py only makes the kinds above
+            raise ValueError(f"unknown attach kind {kind!r}")
 
 
 def _one_line(exc: BaseException) -> str:

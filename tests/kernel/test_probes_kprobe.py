@@ -1,0 +1,45 @@
+"""The kprobe plan on a kernel without kprobes: it must compile and pass the verifier, and refuse to run.
+
+Attaching needs CONFIG_KPROBES (tests/vm runs it on a stock Debian kernel). Here every program of
+the plan is compiled by BCC and loaded, so the kernel's verifier checks it, without attaching.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tui.bpf import features, plans
+from tui.bpf.program import build_source
+from tui.errors import UserError
+from tui.model.filters import Filters
+
+pytestmark = pytest.mark.kernel
+
+
+def test_kprobe_plan_programs_pass_the_verifier(require_kernel) -> None:
+    bcc = require_kernel
+    plan = plans.kprobe_plan(optional_tracepoints=("net:napi_gro_receive_entry",))
+    text = build_source(plan, Filters.parse(port="443", comm="nginx"), sample=4)
+    b = bcc.BPF(text=text.encode())
+    try:
+        loaded = set()
+        for kind, _target, fn in plan.attach:
+            prog_type = bcc.BPF.RAW_TRACEPOINT if kind == "raw_tracepoint" else bcc.BPF.KPROBE
+            b.load_func(fn.encode(), prog_type)
+            loaded.add(fn)
+    finally:
+        b.cleanup()
+    assert loaded >= {"kp_tcp_sendmsg", "kr_tcp_sendmsg", "kp_ip_queue_xmit", "kp_l4_rcv",
+                      "kp_data_ready", "kr_tcp_recvmsg", "rtp_net_dev_queue", "rtp_tcp_probe"}
+
+
+def test_kprobe_plan_refused_here_with_one_line(require_kernel) -> None:
+    feats = features.detect()
+    if feats.kprobes:
+        pytest.skip("this kernel has kprobes: the refusal cannot be shown here")
+    with pytest.raises(UserError) as err:
+        plans.choose_plan("kprobe", feats)
+    assert str(err.value) == (
+        "--probes kprobe cannot run here: this kernel has no kprobes "
+        "(CONFIG_KPROBES unset: no kprobe_events in tracefs)"
+    )
