@@ -106,6 +106,15 @@ class NetlatApp(App[int]):
         return DashboardScreen()
 
     @property
+    def is_running_dashboard(self) -> bool:
+        """False while starting up or shutting down: queued snapshots must not touch widgets then."""
+        return (
+            self.is_running
+            and bool(self.screen_stack)
+            and isinstance(self.screen_stack[0], DashboardScreen)
+        )
+
+    @property
     def dashboard(self) -> DashboardScreen:
         """The main screen (always at the bottom of the stack, whatever is pushed above it)."""
         screen = self.screen_stack[0]
@@ -210,12 +219,14 @@ class NetlatApp(App[int]):
 
     def on_source_ended(self, _: SourceEnded) -> None:
         self.state = "ended"
-        self.dashboard.query_one("#histogram").loading = False
+        if self.is_running_dashboard:
+            self.dashboard.query_one("#histogram").loading = False
         self.show_status()
 
     def on_source_failed(self, message: SourceFailed) -> None:
         self.state = f"error: {message.reason}"
-        self.dashboard.query_one("#histogram").loading = False
+        if self.is_running_dashboard:
+            self.dashboard.query_one("#histogram").loading = False
         self.notify(message.reason, title="source failed", severity="error", timeout=30)
         self.show_status()
 
@@ -223,7 +234,7 @@ class NetlatApp(App[int]):
 
     def refresh_view(self) -> None:
         """Rebuild the View from the latest snapshot and hand it to every screen showing it."""
-        if self.current is None:
+        if self.current is None or not self.is_running_dashboard:
             return
         view_filters = Filters() if self.rebuild is not None else self.filters
         self.view = build_view(
@@ -242,6 +253,8 @@ class NetlatApp(App[int]):
             self.show_status()
 
     def show_status(self) -> None:
+        if not self.is_running_dashboard:
+            return
         snap, view = self.current, self.view
         status = Status(state=self.state, path=self.path, filters=self._filters_text())
         if snap is not None and view is not None:

@@ -44,10 +44,10 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, bindings: list[Binding]) -> None:
         super().__init__()
-        self._bindings = bindings
+        self.keys_table = bindings_table(bindings)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static("[b]netlat-tui keys[/b]")
-            yield Static(bindings_table(self._bindings))
+            yield Static(self.keys_table)
             yield Static(ABOUT, classes="about")
