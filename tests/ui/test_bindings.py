@@ -6,10 +6,11 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 from textual.widgets import Input, Static
-
 from ui_helpers import FailingSource, FakeLiveSource, synthetic_app, until
+
 from tui.app import NetlatApp
 from tui.model.filters import Filters
 from tui.model.summary import SCHEMA
@@ -282,16 +283,16 @@ async def test_command_palette_offers_the_actions() -> None:
         assert app.screen.__class__.__name__ == "CommandPalette"
 
 
-async def test_quit_keys_close_the_source() -> None:
-    for key in ("q", "ctrl+c"):
-        source = FakeLiveSource()
-        app = NetlatApp(source, rebuild=lambda f: FakeLiveSource())
-        async with app.run_test() as pilot:
-            await until(pilot, lambda: has_data(app), "first snapshots")
-            await pilot.press(key)
-            await until(pilot, lambda: app.source_closed.is_set(), "the worker to close the source")
-        assert source.closed >= 1
-        assert app.return_code == 0
+@pytest.mark.parametrize("key", ["q", "ctrl+c"])
+async def test_quit_keys_close_the_source(key: str) -> None:
+    source = FakeLiveSource()
+    app = NetlatApp(source, rebuild=lambda f: FakeLiveSource())
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: has_data(app), "first snapshots")
+        await pilot.press(key)
+        await until(pilot, lambda: app.source_closed.is_set(), "the worker to close the source")
+    assert source.closed >= 1
+    assert app.return_code == 0
 
 
 async def test_failed_start_shows_one_line_state() -> None:
