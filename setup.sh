@@ -20,9 +20,10 @@ MODULES_DIR="${NETLAT_MODULES_DIR:-/lib/modules}"
 SYSTEM_PYTHON=/usr/bin/python3
 
 # What the tool needs at run time, and what the test suite needs on top (netns/veth/tc come from
-# iproute2, the end-to-end UI test drives tmux, the VM tests boot a Debian guest under qemu).
+# iproute2, the end-to-end UI test drives tmux, the VM tests boot a Debian guest under qemu, the
+# histogram test compiles the BPF side's bucket code with a C compiler).
 RUNTIME_PACKAGES=(python3-bpfcc bpfcc-tools python3-venv iproute2 tmux procps)
-TEST_PACKAGES=(qemu-system-x86 mmdebstrap e2fsprogs)
+TEST_PACKAGES=(qemu-system-x86 mmdebstrap e2fsprogs gcc libc6-dev)
 
 MODE=setup
 WANT_TEST_PACKAGES=0

@@ -90,12 +90,17 @@ def test_help_shows_the_examples_and_doctor(run_cli: RunCli) -> None:
 
 
 def as_nobody(cmd: list[str]) -> list[str]:
-    """Run ``cmd`` as an ordinary user: drop to nobody when we are root, else as we are."""
+    """Run ``cmd`` as an ordinary user: drop to nobody when we are root, else as we are.
+
+    nobody keeps one capability, CAP_DAC_READ_SEARCH, so that it can read a checkout under a private
+    directory such as /root; it grants no BPF or tracing rights (checked by has_bpf_privileges).
+    """
     if os.geteuid() != 0:
         return cmd
     setpriv = shutil.which("setpriv")
     assert setpriv, "setpriv (util-linux) is needed to drop root for this test"
-    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", *cmd]
+    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+            "--inh-caps=-all,+dac_read_search", "--ambient-caps=+dac_read_search", *cmd]
 
 
 def run_unprivileged(*args: str) -> subprocess.CompletedProcess[str]:
