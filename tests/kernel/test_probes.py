@@ -303,3 +303,47 @@ def test_ebpf_prints_the_generated_c_with_the_filter_as_a_number(run_cli) -> Non
     assert "#define FILTER_PORT 8080" in proc.stdout
     assert "#define FILTER_COMM {110, 103, 105, 110, 120, 0," in proc.stdout
     assert "RAW_TRACEPOINT_PROBE(net_dev_queue)" in proc.stdout
+
+
+def _comm_of_our_python() -> str:
+    import subprocess
+    import sys
+
+    code = "print(open('/proc/self/comm').read().strip())"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("filters", "send_total", "recv_stack"),
+    [
+        ({}, 2 * N, 2 * N + 1),
+        ({"iface": "B"}, N, N),  # requests leave on B, responses arrive on B
+        ({"iface": "lo"}, 0, 0),
+        ({"addr": "10.231.7.2"}, 2 * N, 2 * N + 1),  # the client's address: both directions
+        ({"addr": "10.231.7.99"}, 0, 0),
+        ({"comm": "COMM"}, 2 * N, 2 * N + 1),
+        ({"comm": "nosuchcomm"}, 0, None),  # softirq stages cannot see the process: not asserted
+        ({"protocol": "udp"}, 0, 0),
+        ({"family": "6"}, 0, 0),
+    ],
+)
+def test_filters_on_veth(veth: VethPair, filters: dict[str, str], send_total: int,
+                         recv_stack: int | None) -> None:
+    # Always on the test's port as well: other loads on this machine must not count.
+    port = free_port()
+    values = {k: {"B": veth.dev_b, "COMM": _comm_of_our_python()}.get(v, v) for k, v in filters.items()}
+    with probes(port=str(port), **values) as source:
+        run_pair(veth.ns_a, veth.ns_b, veth.ip_a, N, 64, pair=veth, port=port)
+        snap = source.poll()
+    assert count(snap, SEND, "total") == send_total
+    if recv_stack is not None:
+        assert count(snap, RECV, "stack") == recv_stack
+
+
+def test_every_filter_at_once_compiles_and_loads() -> None:
+    """All filters together once made the verifier give up (per-byte branches): keep it loadable."""
+    with probes(pid="1", comm="abcdefghijklmno", port="80", lport="1", rport="2", addr="::1",
+                protocol="tcp", family="6", iface="abcdefghijklmno") as source:
+        snap = source.poll()
+    assert count(snap, SEND, "total") == 0

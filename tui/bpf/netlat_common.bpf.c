@@ -14,11 +14,13 @@
 #define TCP_TIME_WAIT_ 6
 #define TCP_NEW_SYN_RECV_ 12
 
+#define BPF_F_NO_COMMON_LRU_ 2 /* per-CPU LRU lists: no global lock on the hot path */
+
 /* Aggregates: per-CPU, so no atomics on the hot path; Python sums the CPUs. */
 BPF_PERCPU_ARRAY(stage_hists, struct stage_hist, 2 * SLOTS_PER_PATH);
 BPF_PERCPU_ARRAY(path_counters, struct counters, 2);
 /* Per-socket stats, bounded: the least recently used socket is evicted. */
-BPF_TABLE("lru_hash", u64, struct sock_stats, sockets, 4096);
+BPF_F_TABLE("lru_hash", u64, struct sock_stats, sockets, 4096, BPF_F_NO_COMMON_LRU_);
 /* Scratch for a new socket entry: too big for the 512-byte BPF stack. */
 BPF_PERCPU_ARRAY(sock_scratch, struct sock_stats, 1);
 
@@ -85,18 +87,29 @@ struct skinfo {
 	u16 rport;    /* host order */
 };
 
+/* The head of struct sock_common holds addresses, ports, family and state within 24 bytes on
+ * every kernel since 4.x; Python checks the BTF offsets fit (tui.bpf.program) so one probe read
+ * fetches them all (each bpf_probe_read_kernel costs a helper call). */
+#define SKC_HEAD 24
+struct skc_head {
+	u8 b[SKC_HEAD];
+};
+
 /* Family, protocol and ports of a socket; returns 0 for anything but TCP/UDP over IPv4/IPv6. */
 static __always_inline int sk_info(u64 sk, struct skinfo *si)
 {
-	u16 family = 0, proto = 0, dport = 0, num = 0;
-	u8 state = 0;
+	struct skc_head h = {};
+	u16 family, proto = 0, dport;
+	u8 state;
 
 	if (!sk)
 		return 0;
-	READ(family, sk, OFF_SK_COMMON + OFF_SKC_FAMILY);
+	if (bpf_probe_read_kernel(&h, sizeof(h), (void *)(sk + OFF_SK_COMMON)))
+		return 0;
+	__builtin_memcpy(&family, &h.b[OFF_SKC_FAMILY], 2);
 	if (family != AF_INET_ && family != AF_INET6_)
 		return 0;
-	READ(state, sk, OFF_SK_COMMON + OFF_SKC_STATE);
+	state = h.b[OFF_SKC_STATE];
 	if (state == TCP_TIME_WAIT_ || state == TCP_NEW_SYN_RECV_) {
 		/* mini sockets (timewait, request) end after sock_common: only TCP has them */
 		proto = PROTO_TCP;
@@ -105,12 +118,11 @@ static __always_inline int sk_info(u64 sk, struct skinfo *si)
 	}
 	if (proto != PROTO_TCP && proto != PROTO_UDP)
 		return 0;
-	READ(dport, sk, OFF_SK_COMMON + OFF_SKC_DPORT);
-	READ(num, sk, OFF_SK_COMMON + OFF_SKC_NUM);
+	__builtin_memcpy(&dport, &h.b[OFF_SKC_DPORT], 2);
+	__builtin_memcpy(&si->lport, &h.b[OFF_SKC_NUM], 2);
 	si->family = family;
 	si->protocol = proto;
 	si->state = state;
-	si->lport = num;
 	si->rport = __builtin_bswap16(dport);
 	return 1;
 }
@@ -128,33 +140,40 @@ static __always_inline void sk_addrs(u64 sk, u16 family, u8 *laddr, u8 *raddr)
 
 /* ---- filters (constants from validated user input) ---- */
 
+/* Byte comparisons below accumulate differences without branching: a branch per byte makes the
+ * verifier explore every combination and reject the program as too complex. */
 #ifdef FILTER_ADDR_FAMILY
 static __always_inline int addr_match(u64 sk, u16 family)
 {
 	u8 l[16] = {}, r[16] = {};
 	u8 want[16] = FILTER_ADDR_BYTES;
-	int lm = 1, rm = 1;
+	u8 dl = 0, dr = 0;
 
 	if (family != FILTER_ADDR_FAMILY)
 		return 0;
 	sk_addrs(sk, family, l, r);
 #pragma unroll
-	for (int i = 0; i < 16; i++) {
-		if (i >= FILTER_ADDR_LEN)
-			break;
-		if (l[i] != want[i])
-			lm = 0;
-		if (r[i] != want[i])
-			rm = 0;
+	for (int i = 0; i < FILTER_ADDR_LEN; i++) {
+		dl |= l[i] ^ want[i];
+		dr |= r[i] ^ want[i];
 	}
-	return lm || rm;
+	return dl == 0 || dr == 0;
 }
 #endif
 
-/* Socket-level filters: family, protocol, ports, address. */
+#if defined(FILTER_FAMILY) || defined(FILTER_PROTO) || defined(FILTER_PORT) || \
+	defined(FILTER_LPORT) || defined(FILTER_RPORT) || defined(FILTER_ADDR_FAMILY)
+#define HAVE_SK_FILTER 1
+#endif
+
+/* Socket-level filters: family, protocol, ports, address. Without any, every socket passes
+ * and nothing is read (``si`` is then left as it was). */
 static __always_inline int sk_wanted(u64 sk, struct skinfo *si)
 {
-	if (!sk_info(sk, si))
+#ifndef HAVE_SK_FILTER
+	return 1;
+#endif
+	if (!si->family && !sk_info(sk, si))
 		return 0;
 #ifdef FILTER_FAMILY
 	if (si->family != FILTER_FAMILY)
@@ -193,14 +212,13 @@ static __always_inline int task_wanted(u64 pid_tgid)
 #ifdef FILTER_COMM
 	char comm[16] = {};
 	char want[16] = FILTER_COMM;
+	char diff = 0;
 	bpf_get_current_comm(&comm, sizeof(comm));
 #pragma unroll
-	for (int i = 0; i < 16; i++) {
-		if (comm[i] != want[i])
-			return 0;
-		if (!want[i])
-			break;
-	}
+	for (int i = 0; i < FILTER_COMM_LEN; i++) /* the name and its NUL */
+		diff |= comm[i] ^ want[i];
+	if (diff)
+		return 0;
 #endif
 	return 1;
 }
@@ -215,14 +233,13 @@ static __always_inline int dev_wanted(u64 skb)
 	READ(dev, skb, OFF_SKB_DEV);
 	if (!dev)
 		return 0;
+	char diff = 0;
 	bpf_probe_read_kernel(name, sizeof(name), (void *)(dev + OFF_DEV_NAME));
 #pragma unroll
-	for (int i = 0; i < 16; i++) {
-		if (name[i] != want[i])
-			return 0;
-		if (!want[i])
-			break;
-	}
+	for (int i = 0; i < FILTER_IFACE_LEN; i++) /* the name and its NUL */
+		diff |= name[i] ^ want[i];
+	if (diff)
+		return 0;
 #endif
 	return 1;
 }
@@ -234,6 +251,8 @@ static __always_inline struct sock_stats *sock_entry(u64 sk, struct skinfo *si, 
 	struct sock_stats *s = sockets.lookup(&sk);
 	if (s)
 		return s;
+	if (!si->family && !sk_info(sk, si))
+		return 0;
 	u32 zero = 0;
 	struct sock_stats *fresh = sock_scratch.lookup(&zero);
 	if (!fresh)

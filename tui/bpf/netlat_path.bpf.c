@@ -23,7 +23,10 @@
  * loopback and veth the received skb IS the sent skb (same address).
  *
  * Lifetimes: every map is bounded (LRU) and entries older than AGE_LIMIT_NS are ignored, so a lost
- * packet never pairs with a later one. Entries are deleted at completion (net_dev_xmit, first copy).
+ * packet never pairs with a later one. At completion (net_dev_xmit, first copy) an entry is marked
+ * done (its start time zeroed) rather than deleted: skb addresses come back quickly from the slab,
+ * and rewriting an existing entry in place is much cheaper than an LRU delete plus insert. A done
+ * entry never matches anything again.
  */
 
 /* ---- send ---- */
@@ -38,7 +41,7 @@ struct cursor {
 	u64 segs;
 	u64 t_l3;       /* kprobe plan: ip_queue_xmit of the packet being built */
 };
-BPF_TABLE("lru_hash", u64, struct cursor, tx_cursor, 8192);
+BPF_F_TABLE("lru_hash", u64, struct cursor, tx_cursor, 8192, BPF_F_NO_COMMON_LRU_);
 
 struct tx_entry {
 	u64 t_queue;   /* net_dev_queue */
@@ -50,7 +53,7 @@ struct tx_entry {
 	u32 len;
 	u32 flags;
 };
-BPF_TABLE("lru_hash", u64, struct tx_entry, tx_skb, 16384);
+BPF_F_TABLE("lru_hash", u64, struct tx_entry, tx_skb, 16384, BPF_F_NO_COMMON_LRU_);
 
 /* Start of a send syscall's TCP (or, kprobe plan, UDP) work for (thread, sk). */
 static __always_inline void tx_begin(u64 sk)
@@ -76,6 +79,15 @@ static __always_inline void tx_begin(u64 sk)
 	tx_cursor.update(&id, &fresh);
 }
 
+/* A packet we do not follow may reuse the address of one we did and never completed: make sure
+ * the old entry cannot pair with it. */
+static __always_inline void tx_forget(u64 skb)
+{
+	struct tx_entry *old = tx_skb.lookup(&skb);
+	if (old)
+		old->t_queue = 0;
+}
+
 /* net_dev_queue: first sight of the packet below L3; classify in-syscall / deferred / UDP. */
 static __always_inline void tx_queue(u64 skb)
 {
@@ -83,12 +95,10 @@ static __always_inline void tx_queue(u64 skb)
 	struct skinfo si = {};
 
 	READ(sk, skb, OFF_SKB_SK);
-	if (!sk)
+	if (!sk || !sampled() || !sk_info(sk, &si) || !sk_wanted(sk, &si) || !dev_wanted(skb)) {
+		tx_forget(skb);
 		return;
-	if (!sampled())
-		return;
-	if (!sk_wanted(sk, &si) || !dev_wanted(skb))
-		return;
+	}
 
 	u64 now = bpf_ktime_get_ns();
 	u64 id = bpf_get_current_pid_tgid();
@@ -109,10 +119,15 @@ static __always_inline void tx_queue(u64 skb)
 		e.flags = TX_UDP;
 	} else {
 #if defined(FILTER_PID) || defined(FILTER_COMM)
+		tx_forget(skb);
 		return; /* deferred packets run outside any process: a process filter cannot vouch */
 #endif
 	}
-	tx_skb.update(&skb, &e);
+	struct tx_entry *old = tx_skb.lookup(&skb);
+	if (old)
+		*old = e; /* a recycled skb address: rewrite in place */
+	else
+		tx_skb.update(&skb, &e);
 }
 
 /* kprobe plan: ip_queue_xmit(sk, skb) splits L4 from L3 for in-syscall TCP packets. */
@@ -130,7 +145,7 @@ static __always_inline void tx_l3(u64 sk, u64 skb)
 static __always_inline void tx_start(u64 skb)
 {
 	struct tx_entry *e = tx_skb.lookup(&skb);
-	if (e && !e->t_start)
+	if (e && e->t_queue && !e->t_start)
 		e->t_start = bpf_ktime_get_ns();
 }
 
@@ -138,11 +153,11 @@ static __always_inline void tx_start(u64 skb)
 static __always_inline void tx_done(void *ctx, u64 skb)
 {
 	struct tx_entry *e = tx_skb.lookup(&skb);
-	if (!e)
+	if (!e || !e->t_queue)
 		return;
 	u64 now = bpf_ktime_get_ns();
 	struct tx_entry v = *e;
-	tx_skb.delete(&skb);
+	e->t_queue = 0; /* done */
 
 	if (now - v.t_queue > AGE_LIMIT_NS) {
 		count(PATH_SEND, C_STALE, 1);
@@ -206,7 +221,7 @@ static __always_inline void tx_end(u64 sk, int ret)
 		segs = c->segs;
 		first_total = c->first_total;
 		c->sk = 0;
-	} else if (!c || c->sk != sk) {
+	} else {
 		/* not a TCP send we followed: only UDP sockets are accounted here */
 		if (!sk_info(sk, &si) || si.protocol != PROTO_UDP)
 			return;
@@ -232,7 +247,7 @@ struct rx_entry {
 	u32 len;
 	u32 pad;
 };
-BPF_TABLE("lru_hash", u64, struct rx_entry, rx_skb, 16384);
+BPF_F_TABLE("lru_hash", u64, struct rx_entry, rx_skb, 16384, BPF_F_NO_COMMON_LRU_);
 
 /* The skb the softirq on this CPU is delivering, from netif_receive_skb to sk_data_ready. */
 struct rx_cur {
@@ -254,11 +269,19 @@ BPF_PERCPU_ARRAY(rx_reading, struct rx_read, 1);
 
 static __always_inline void rx_first_sight(u64 skb)
 {
-	if (!sampled() || !dev_wanted(skb))
+	struct rx_entry *old = rx_skb.lookup(&skb);
+	if (!sampled() || !dev_wanted(skb)) {
+		/* not followed; an old entry at this recycled address must not pair with it */
+		if (old)
+			old->t0 = 0;
 		return;
+	}
 	struct rx_entry e = {.t0 = bpf_ktime_get_ns()};
 	READ(e.len, skb, OFF_SKB_LEN);
-	rx_skb.update(&skb, &e);
+	if (old)
+		*old = e; /* a recycled skb address: rewrite in place */
+	else
+		rx_skb.update(&skb, &e);
 }
 
 static __always_inline void rx_l2_done(u64 skb)
@@ -267,7 +290,7 @@ static __always_inline void rx_l2_done(u64 skb)
 	u32 zero = 0;
 	struct rx_cur *cur = rx_current.lookup(&zero);
 
-	if (!e || !cur)
+	if (!e || !e->t0 || !cur)
 		return;
 	e->t1 = bpf_ktime_get_ns();
 	cur->skb = skb;
@@ -282,7 +305,7 @@ static __always_inline void rx_l4(u64 skb)
 	if (!cur || cur->skb != skb)
 		return;
 	struct rx_entry *e = rx_skb.lookup(&skb);
-	if (e)
+	if (e && e->t0)
 		e->t_l4 = bpf_ktime_get_ns();
 }
 
@@ -295,7 +318,8 @@ static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
 		return;
 	if (cur->skb != skb) {
 		/* from the socket backlog (release_sock): the softirq's slot is not this skb */
-		if (!rx_skb.lookup(&skb))
+		struct rx_entry *e = rx_skb.lookup(&skb);
+		if (!e || !e->t0)
 			return;
 		cur->skb = skb;
 	}
@@ -319,16 +343,16 @@ static __always_inline void rx_ready(u64 sk)
 	}
 	cur->skb = 0;
 	struct rx_entry *e = rx_skb.lookup(&skb);
-	if (!e)
+	if (!e || !e->t0)
 		return;
 	if (!sk_wanted(sk, &si)) {
-		rx_skb.delete(&skb);
+		e->t0 = 0;
 		return;
 	}
 	u64 now = bpf_ktime_get_ns();
 	if (now - e->t0 > AGE_LIMIT_NS || !e->t1) {
 		count(PATH_RECV, C_STALE, 1);
-		rx_skb.delete(&skb);
+		e->t0 = 0;
 		return;
 	}
 	e->t2 = now;
@@ -348,11 +372,11 @@ static __always_inline void rx_ready(u64 sk)
 static __always_inline void rx_copy(u64 skb)
 {
 	struct rx_entry *e = rx_skb.lookup(&skb);
-	if (!e || !e->t2)
+	if (!e || !e->t0 || !e->t2)
 		return;
 	u64 id = bpf_get_current_pid_tgid();
 	if (!task_wanted(id)) {
-		rx_skb.delete(&skb);
+		e->t0 = 0;
 		return;
 	}
 	u64 now = bpf_ktime_get_ns();
@@ -368,7 +392,7 @@ static __always_inline void rx_copy(u64 skb)
 		r->t2 = e->t2;
 		r->sk = e->sk;
 	}
-	rx_skb.delete(&skb);
+	e->t0 = 0; /* done: the rest of this skb (a partial read) is not timed again */
 }
 
 /* sock_recv_length: end of recvmsg. */
@@ -399,8 +423,6 @@ static __always_inline void rx_end(void *ctx, u64 sk, int ret)
 	u64 e2e = now - v.t0;
 	record(PATH_RECV, R_COPY, copy);
 	record(PATH_RECV, R_E2E, e2e);
-	if (!sk_info(sk, &si))
-		return;
 	struct sock_stats *s = sock_entry(sk, &si, id);
 	if (s)
 		sock_account(s, PATH_RECV, ret > 0 ? ret : 0, 1, e2e);

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from importlib.resources import files
 
-from tui.bpf.btf import c_defines
+from tui.bpf.btf import BtfError, c_defines, probe_offsets
 from tui.bpf.plans import Plan
 from tui.model.filters import Filters
 
@@ -19,6 +19,8 @@ AGE_LIMIT_NS = 5_000_000_000
 #: Sampled events per second and CPU (the UI shows a handful); more are counted as rate-limited.
 EVENTS_PER_SEC = 500
 
+#: Bytes of struct sock_common the probes read in one go (netlat_common.bpf.c SKC_HEAD).
+SKC_HEAD = 24
 _COMMON_FILES = ("netlat.h", "netlat_common.bpf.c", "netlat_path.bpf.c")
 _FAMILY_AF = {4: 2, 6: 10}
 _PROTO = {"tcp": 6, "udp": 17}
@@ -41,6 +43,7 @@ def filter_defines(filters: Filters) -> str:
         out.append(f"#define FILTER_PID {int(filters.pid)}")
     if filters.comm is not None:
         out.append(f"#define FILTER_COMM {_bytes(filters.comm.encode(), 16)}")
+        out.append(f"#define FILTER_COMM_LEN {min(len(filters.comm.encode()) + 1, 16)}")
     for name in ("port", "lport", "rport"):
         value = getattr(filters, name)
         if value is not None:
@@ -56,6 +59,7 @@ def filter_defines(filters: Filters) -> str:
         out.append(f"#define FILTER_PROTO {_PROTO[filters.protocol]}")
     if filters.iface is not None:
         out.append(f"#define FILTER_IFACE {_bytes(filters.iface.encode(), 16)}")
+        out.append(f"#define FILTER_IFACE_LEN {min(len(filters.iface.encode()) + 1, 16)}")
     return "".join(line + "\n" for line in out)
 
 
@@ -70,9 +74,13 @@ def build_source(
     """The complete C text BCC compiles for ``plan`` (what ``--ebpf`` prints)."""
     if not isinstance(sample, int) or sample < 1:
         raise ValueError(f"bad sample {sample!r}")
+    offs = probe_offsets() if offsets is None else offsets
+    head_fields = ("skc_daddr", "skc_rcv_saddr", "skc_dport", "skc_num", "skc_family", "skc_state")
+    if any(offs[f"sock_common.{f}"] + 2 > SKC_HEAD for f in head_fields):
+        raise BtfError("unexpected struct sock_common layout: the probes read its first 24 bytes")
     head = [
         f"/* netlat-tui: plan {plan.info.name}; generated, do not edit */",
-        c_defines(offsets).rstrip("\n"),
+        c_defines(offs).rstrip("\n"),
         f"#define SAMPLE_EVERY {sample}",
         f"#define AGE_LIMIT_NS {AGE_LIMIT_NS}ULL",
         f"#define EVENTS_PER_SEC {EVENTS_PER_SEC}",
