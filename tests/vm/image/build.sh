@@ -1,31 +1,59 @@
 #!/bin/bash
-# Build the netlat-tui test guest: a Debian bookworm root filesystem (stock cloud kernel with kprobes
-# and fentry, its exact headers, BCC) as an ext4 image, plus the kernel to boot it with.
+# Build a netlat-tui test guest: a Debian root filesystem (stock cloud kernel with kprobes and fentry,
+# its exact headers, BCC) as an ext4 image, plus the kernel to boot it with.
 #
-# Usage: build.sh OUTDIR     (writes OUTDIR/rootfs.ext4, OUTDIR/vmlinuz, OUTDIR/release; needs root)
-# The harness (tests/vm/vm_harness.py) caches OUTDIR under a key made of this directory's content,
-# so any change here rebuilds the image.
+# Usage: build.sh SUITE OUTDIR   (writes OUTDIR/rootfs.ext4, OUTDIR/vmlinuz, OUTDIR/release; needs root)
+#   bookworm          Debian 12: kernel 6.1, BCC 0.26 (what many users run; lacks the newer tcp/sock
+#                     tracepoints the tracepoint plan uses)
+#   trixie            Debian 13: kernel 6.12, BCC 0.31 (has the sock tracepoints, not tcp_sendmsg_locked)
+#   trixie-backports  Debian 13 with the newest kernel from trixie-backports: every tracepoint the
+#                     tracepoint plan uses, and kprobes, so both plans run on one kernel
+# The harness (tests/vm/vm_harness.py) caches OUTDIR under a key made of the suite and this
+# directory's content, so any change here rebuilds the image.
 set -euo pipefail
 
-out=${1:?usage: build.sh OUTDIR}
+suite=${1:?usage: build.sh SUITE OUTDIR}
+out=${2:?usage: build.sh SUITE OUTDIR}
+dist=${suite%-backports}   # the Debian release; "-backports" only says where the kernel comes from
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d /var/tmp/netlat-vm-build.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+cleanup() {
+    # mmdebstrap mounts proc, sys and dev inside the chroot; if it is killed they stay: unmount first.
+    grep -o " $work/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    rm -rf --one-file-system "$work"
+}
+trap cleanup EXIT
 
 # Debian packages only. The headers come from the same archive as the kernel, so they match it
 # exactly: that is the "normal distro" set-up this guest exists to test.
+kernel=(linux-image-cloud-amd64 linux-headers-cloud-amd64)
+if [ "$dist" != "$suite" ]; then
+    kernel=("${kernel[@]/%//$suite}")   # pkg/trixie-backports
+fi
 packages=(
-    linux-image-cloud-amd64 linux-headers-cloud-amd64
+    "${kernel[@]}"
     python3 python3-bpfcc bpfcc-tools bpftool
     iproute2 procps kmod mount util-linux
 )
 
-# Use the host's own Debian sources (same mirror and suites as the host's apt); mmdebstrap's
-# default applies only when the host has none in deb822 or one-line form.
+# Use the host's own Debian sources (the host's mirror), with the host's release name swapped for
+# this one's, plus the backports suite when asked; mmdebstrap's default applies only when the host
+# has no Debian sources file.
+host_dist=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 mirrors=()
 for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
     if [ -s "$f" ] && grep -Eq '^[[:space:]]*(deb |URIs:)' "$f"; then
-        mirrors+=("$f")
+        sources="$work/$(basename "$f")"
+        cp "$f" "$sources"
+        if [ -n "$host_dist" ] && [ "$host_dist" != "$dist" ]; then
+            sed -E -i "s/\\b$host_dist(-updates|-security)?\\b/$dist\\1/g" "$sources"
+        fi
+        if [ "$dist" != "$suite" ]; then
+            # deb822: add the suite next to <dist>-updates; one-line: repeat the main line for it.
+            sed -E -i -e "s/^(Suites:.*\\b$dist-updates\\b.*)\$/\\1 $suite/" \
+                      -e "s/^(deb [^#]* )$dist( .*)\$/&\\n\\1$suite\\2/" "$sources"
+        fi
+        mirrors+=("$sources")
         break
     fi
 done
@@ -40,7 +68,7 @@ INITRD=No mmdebstrap \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     --dpkgopt='path-exclude=/usr/share/info/*' \
     --customize-hook='rm -f "$1"/boot/initrd.img*' \
-    bookworm "$work/root" "${mirrors[@]}"
+    "$dist" "$work/root" "${mirrors[@]}"
 
 install -m 0755 "$here/init.sh" "$work/root/sbin/netlat-vm-init"
 echo netlat-vm > "$work/root/etc/hostname"
