@@ -80,6 +80,8 @@ class NetlatApp(App[int]):
         filters: Filters | None = None,
         rebuild: Callable[[Filters], Source] | None = None,
         export_dir: Path | None = None,
+        poll_every_s: float | None = None,
+        coalesce: bool = True,
     ) -> None:
         super().__init__()
         self.source = source
@@ -87,6 +89,11 @@ class NetlatApp(App[int]):
         #: builds a new live source for new filters (None: filter the view instead)
         self.rebuild = rebuild if is_live(source) else None
         self.export_dir = export_dir or Path.cwd()
+        #: overrides the source's own pace (tests and screenshots replay demo data quickly)
+        self.poll_every_s = poll_every_s
+        #: let a newer snapshot replace a queued one (a slow terminal stays current); tests that
+        #: compare exact per-tick rates turn it off
+        self.coalesce = coalesce
         self.state = "starting"
         self.stage_key = ""
         self.current: Snapshot | None = None
@@ -162,8 +169,8 @@ class NetlatApp(App[int]):
                 if snapshot is None:
                     self.post_message(SourceEnded())
                     break
-                self.post_message(SnapshotReady(snapshot))
-                if worker.cancelled_event.wait(source.interval_s):
+                self.post_message(SnapshotReady(snapshot, self.coalesce))
+                if worker.cancelled_event.wait(self.poll_every_s or source.interval_s):
                     break
         except (SourceError, UserError) as exc:
             self.post_message(SourceFailed(str(exc)))

@@ -24,9 +24,11 @@ class SourceStarted(Message):
 class SnapshotReady(Message):
     """One tick's immutable snapshot."""
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, coalesce: bool = True) -> None:
         super().__init__()
         self.snapshot = snapshot
+        #: whether a newer snapshot may replace this one while queued (off: every tick is shown)
+        self.coalesce = coalesce
 
     def can_replace(self, message: Message) -> bool:
         """Whether a newer queued snapshot may supersede this one (Textual asks the older message).
@@ -34,7 +36,7 @@ class SnapshotReady(Message):
         Snapshots are cumulative, so the newer one holds all this one's figures except its sampled
         events; it takes them over so that dropping a stale frame loses no event line.
         """
-        if not isinstance(message, SnapshotReady):
+        if not self.coalesce or not isinstance(message, SnapshotReady):
             return False
         if self.snapshot.events:
             message.snapshot = replace(

@@ -54,11 +54,11 @@ class FailingSource:
         pass
 
 
-def synthetic_app(
-    tmp_path: Path | None = None, limit: int | None = None, interval_s: float = FAST_S
-) -> NetlatApp:
-    """The dashboard on deterministic demo data (its virtual clock advances interval_s per tick)."""
-    return NetlatApp(SyntheticSource(seed=7, interval_s=interval_s, limit=limit), export_dir=tmp_path)
+def synthetic_app(tmp_path: Path | None = None, limit: int | None = None) -> NetlatApp:
+    """The dashboard on deterministic demo data: 0.5 s of virtual time per tick, polled every FAST_S."""
+    source = SyntheticSource(seed=7, interval_s=0.5, limit=limit)
+    # every tick is delivered (no coalescing) so that per-tick rates are the same on every run
+    return NetlatApp(source, export_dir=tmp_path, poll_every_s=FAST_S, coalesce=False)
 
 
 async def until(pilot: Pilot, ready: Callable[[], bool], what: str, timeout: float = 20.0) -> None:

@@ -17,7 +17,7 @@ MAX_LINES = 500
 def event_line(event: PacketEvent) -> Text:
     """``send TCP  4242 nginx  10.0.0.1:443 → 10.0.0.7:51514  1448B  12.3us = tcp_ip 9.10us + ...``."""
     arrow = "→" if event.path == SEND else "←"
-    text = Text(no_wrap=True, overflow="ellipsis")
+    text = Text(no_wrap=True)
     text.append(f"{event.path:<4} ", style="bold cyan" if event.path == SEND else "bold magenta")
     text.append(f"{event.protocol:<3} {event.pid:>7} {event.comm[:15]:<15} ")
     text.append(f"{endpoint(event.laddr, event.lport)} {arrow} {endpoint(event.raddr, event.rport)} ")
@@ -35,7 +35,7 @@ class EventLog(RichLog):
     """Newest sampled packets at the bottom."""
 
     DEFAULT_CSS = """
-    EventLog { height: 1fr; min-height: 3; }
+    EventLog { height: 1fr; min-height: 3; overflow-x: hidden; }
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
@@ -43,4 +43,7 @@ class EventLog(RichLog):
 
     def update_snapshot(self, events: Iterable[PacketEvent]) -> None:
         for event in events:
-            self.write(event_line(event))
+            line = event_line(event)
+            # Render each line at its full width (RichLog would otherwise cut it to the width the
+            # log had when written); the widget clips it to whatever width it has now.
+            self.write(line, width=max(line.cell_len, self.min_width))

@@ -31,26 +31,35 @@ class Status:
 
 
 def status_text(s: Status) -> Text:
-    """Two or more lines: identity and state, then rates and filters, then merged layers and notes."""
-    text = Text(no_wrap=False)
+    """Two or more short lines (80 columns): identity and state, rates and filters, then warnings."""
+    text = Text()
     text.append(" netlat-tui ", style="bold reverse")
-    text.append(f" {s.path.upper()} path ", style="bold cyan" if s.path == "send" else "bold magenta")
+    text.append(f" {s.path.upper()} ", style="bold cyan" if s.path == "send" else "bold magenta")
     state_style = "green" if s.state == "live" else "bold yellow"
     if s.state.startswith("error"):
         state_style = "bold red"
     text.append(f" {s.state} ", style=state_style)
     if s.source:
         text.append(f" {s.source} · {s.host} · {s.kernel} · plan {s.plan}", style="dim")
-    text.append("\n")
-    rates = s.pkts_s or {}
-    text.append(" pkts/s ")
-    text.append(" ".join(f"{p} {fmt_count(v)}" for p, v in rates.items()) or "-", style="bold")
-    text.append(f"  events/s {fmt_count(s.events_s)}  dropped {fmt_count(s.events_lost)}")
-    text.append(f"  filters {s.filters or 'none'}")
-    text.append(f"  {'since clear' if s.cleared else 'since start'} {s.window_s:.0f}s")
+    text.append("\n ")
+    for path, rate in (s.pkts_s or {}).items():
+        text.append(f"{path} ")
+        text.append(f"{fmt_count(rate)}/s ", style="bold")
+    text.append(f"· events {fmt_count(s.events_s)}/s lost {fmt_count(s.events_lost)} ")
+    text.append(f"· filter {s.filters or 'none'} ")
+    text.append(f"· {'since clear' if s.cleared else 'since start'} {fmt_seconds(s.window_s)}")
     for line in (*s.merged, *s.notes):
         text.append(f"\n ⚠ {line}", style="yellow")
     return text
+
+
+def fmt_seconds(seconds: float) -> str:
+    """``0.5s``, ``42s``, ``12m05s``."""
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 600:
+        return f"{seconds:.0f}s"
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
 
 class StatusBar(Static):
