@@ -146,9 +146,16 @@ def ensure_tracefs(path: str = TRACEFS, debugfs: str = DEBUGFS) -> str:
             )
     # BCC looks for <debugfs>/tracing first and reads the kprobe blacklist from debugfs. Missing
     # debugfs is not fatal (BCC falls back to /sys/kernel/tracing), so failure here is ignored.
-    if os.path.isdir(debugfs) and not os.path.ismount(debugfs) and not os.listdir(debugfs):
+    if os.path.isdir(debugfs) and not os.path.ismount(debugfs) and not _listdir(debugfs):
         _mount("debugfs", debugfs)
     return path
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:  # not ours to read (not root): treat as "leave it alone"
+        return ["?"]
 
 
 def _mount(fstype: str, target: str) -> None:
