@@ -19,6 +19,7 @@ VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
 # enum bpf_prog_type / bpf_map_type values (include/uapi/linux/bpf.h).
 _PROG_RAW_TRACEPOINT = 17
 _MAP_RINGBUF = 27
+_MAP_TASK_STORAGE = 29
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class KernelFeatures:
     tracepoints: dict[str, bool] = field(default_factory=dict)
     tracefs: str | None = None
     kernel: str = ""
+    task_storage: bool = False  #: BPF task-local storage (Linux 5.11+): cheaper per-thread state
     notes: tuple[str, ...] = ()
 
     def missing_tracepoints(self, names: tuple[str, ...] | list[str]) -> list[str]:
@@ -119,6 +121,7 @@ def detect(tracepoints: tuple[str, ...] | None = None, deep: bool = False) -> Ke
     root = os.geteuid() == 0
     raw_tp = _probe("prog", _PROG_RAW_TRACEPOINT) if root else False
     ringbuf = _probe("map", _MAP_RINGBUF) if root else False
+    task_storage = _probe("map", _MAP_TASK_STORAGE) if root else False
     if not root:
         notes.append("not root: BPF program and map types could not be probed")
     fentry = btf and _has_trampoline()
@@ -135,5 +138,6 @@ def detect(tracepoints: tuple[str, ...] | None = None, deep: bool = False) -> Ke
         tracepoints={name: tracepoint_exists(tracefs, name) for name in tracepoints},
         tracefs=tracefs,
         kernel=os.uname().release,
+        task_storage=task_storage,
         notes=tuple(notes),
     )

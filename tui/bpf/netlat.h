@@ -58,7 +58,8 @@ typedef unsigned char u8;
 #define C_EVENTS_LOST 5
 #define C_EVENTS_SENT 6
 #define C_EVENTS_LIMITED 7
-#define NR_COUNTERS 8
+#define C_EVICTED 8   /* a packet in flight overwritten by another in the same slot */
+#define NR_COUNTERS 9
 
 struct stage_hist {
 	u64 buckets[NETLAT_STAGE_BUCKETS];

@@ -26,7 +26,7 @@ int kp_tcp_sendmsg(struct pt_regs *ctx)
 int kr_tcp_sendmsg(struct pt_regs *ctx)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	struct cursor *c = tx_cursor.lookup(&id);
+	struct cursor *c = cursor_get(id, 0);
 	if (c && c->sk)
 		tx_end(c->sk, (int)PT_REGS_RC(ctx));
 	return 0;

@@ -41,10 +41,42 @@ struct cursor {
 	u64 segs;
 	u64 t_l3;       /* kprobe plan: ip_queue_xmit of the packet being built */
 };
+#ifdef HAVE_TASK_STORAGE
+/* Task-local storage: the cheapest per-thread state (no hash lookup), Linux 5.11+. */
+BPF_TASK_STORAGE(tx_cursor, struct cursor);
+
+static __always_inline struct cursor *cursor_get(u64 id, int create)
+{
+	return tx_cursor.task_storage_get(bpf_get_current_task_btf(), 0,
+					  create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
+#else
 BPF_F_TABLE("lru_hash", u64, struct cursor, tx_cursor, 8192, BPF_F_NO_COMMON_LRU_);
 
+static __always_inline struct cursor *cursor_get(u64 id, int create)
+{
+	struct cursor *c = tx_cursor.lookup(&id);
+	if (c || !create)
+		return c;
+	struct cursor fresh = {};
+	tx_cursor.update(&id, &fresh);
+	return tx_cursor.lookup(&id);
+}
+#endif
+
+/* skb-keyed state lives in direct-mapped arrays (slot = hash of the skb address, the address
+ * stored in the slot to confirm): an array lookup is inlined by the verifier, where a hash map
+ * costs a helper call, hashing and locking. A collision overwrites the older packet (counted as
+ * "evicted"); a done packet is marked by a zero start time. */
+#define SLOT_BITS 14
+static __always_inline u32 slot_of(u64 addr)
+{
+	return (u32)(((addr >> 6) * 0x9E3779B97F4A7C15ULL) >> (64 - SLOT_BITS));
+}
+
 struct tx_entry {
-	u64 t_queue;   /* net_dev_queue */
+	u64 skb;
+	u64 t_queue;   /* net_dev_queue; 0 = free or done */
 	u64 t_start;   /* net_dev_start_xmit */
 	u64 t_begin;   /* cursor time (in syscall) */
 	u64 t_l3;      /* kprobe plan: ip_queue_xmit */
@@ -53,37 +85,48 @@ struct tx_entry {
 	u32 len;
 	u32 flags;
 };
-BPF_F_TABLE("lru_hash", u64, struct tx_entry, tx_skb, 16384, BPF_F_NO_COMMON_LRU_);
+BPF_ARRAY(tx_slots, struct tx_entry, 1 << SLOT_BITS);
+
+static __always_inline struct tx_entry *tx_slot(u64 skb)
+{
+	u32 i = slot_of(skb);
+	return tx_slots.lookup(&i);
+}
+
+static __always_inline struct tx_entry *tx_find(u64 skb)
+{
+	struct tx_entry *e = tx_slot(skb);
+	if (!e || e->skb != skb || !e->t_queue)
+		return 0;
+	return e;
+}
 
 /* Start of a send syscall's TCP (or, kprobe plan, UDP) work for (thread, sk). */
 static __always_inline void tx_begin(u64 sk)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	struct cursor *c = tx_cursor.lookup(&id);
+	struct cursor *c = cursor_get(id, 0);
 
 	if (c && c->sk == sk)
 		return; /* later loop iterations of the same send: keep the first moment */
 	if (!task_wanted(id))
 		return;
-	u64 now = bpf_ktime_get_ns();
-	if (c) {
-		/* reuse the thread's entry in place: no map update on the hot path */
-		c->t = now;
-		c->sk = sk;
-		c->first_total = 0;
-		c->segs = 0;
-		c->t_l3 = 0;
+	if (!c)
+		c = cursor_get(id, 1);
+	if (!c)
 		return;
-	}
-	struct cursor fresh = {.t = now, .sk = sk};
-	tx_cursor.update(&id, &fresh);
+	c->t = bpf_ktime_get_ns();
+	c->sk = sk;
+	c->first_total = 0;
+	c->segs = 0;
+	c->t_l3 = 0;
 }
 
 /* A packet we do not follow may reuse the address of one we did and never completed: make sure
  * the old entry cannot pair with it. */
 static __always_inline void tx_forget(u64 skb)
 {
-	struct tx_entry *old = tx_skb.lookup(&skb);
+	struct tx_entry *old = tx_find(skb);
 	if (old)
 		old->t_queue = 0;
 }
@@ -102,10 +145,10 @@ static __always_inline void tx_queue(u64 skb)
 
 	u64 now = bpf_ktime_get_ns();
 	u64 id = bpf_get_current_pid_tgid();
-	struct tx_entry e = {.t_queue = now, .sk = sk, .pid_tgid = id};
+	struct tx_entry e = {.skb = skb, .t_queue = now, .sk = sk, .pid_tgid = id};
 	READ(e.len, skb, OFF_SKB_LEN);
 
-	struct cursor *c = tx_cursor.lookup(&id);
+	struct cursor *c = cursor_get(id, 0);
 	if (c && c->sk == sk && now - c->t < AGE_LIMIT_NS) {
 		e.flags = TX_IN_SYSCALL;
 		e.t_begin = c->t;
@@ -123,18 +166,19 @@ static __always_inline void tx_queue(u64 skb)
 		return; /* deferred packets run outside any process: a process filter cannot vouch */
 #endif
 	}
-	struct tx_entry *old = tx_skb.lookup(&skb);
-	if (old)
-		*old = e; /* a recycled skb address: rewrite in place */
-	else
-		tx_skb.update(&skb, &e);
+	struct tx_entry *slot = tx_slot(skb);
+	if (!slot)
+		return;
+	if (slot->t_queue && slot->skb != skb && now - slot->t_queue < AGE_LIMIT_NS)
+		count(PATH_SEND, C_EVICTED, 1);
+	*slot = e;
 }
 
 /* kprobe plan: ip_queue_xmit(sk, skb) splits L4 from L3 for in-syscall TCP packets. */
 static __always_inline void tx_l3(u64 sk, u64 skb)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	struct cursor *c = tx_cursor.lookup(&id);
+	struct cursor *c = cursor_get(id, 0);
 	if (!c || c->sk != sk)
 		return;
 	u64 now = bpf_ktime_get_ns();
@@ -144,16 +188,16 @@ static __always_inline void tx_l3(u64 sk, u64 skb)
 
 static __always_inline void tx_start(u64 skb)
 {
-	struct tx_entry *e = tx_skb.lookup(&skb);
-	if (e && e->t_queue && !e->t_start)
+	struct tx_entry *e = tx_find(skb);
+	if (e && !e->t_start)
 		e->t_start = bpf_ktime_get_ns();
 }
 
 /* net_dev_xmit: the device took the packet; close qdisc, device and total. */
 static __always_inline void tx_done(void *ctx, u64 skb)
 {
-	struct tx_entry *e = tx_skb.lookup(&skb);
-	if (!e || !e->t_queue)
+	struct tx_entry *e = tx_find(skb);
+	if (!e)
 		return;
 	u64 now = bpf_ktime_get_ns();
 	struct tx_entry v = *e;
@@ -177,7 +221,7 @@ static __always_inline void tx_done(void *ctx, u64 skb)
 		record(PATH_SEND, S_TOTAL, total);
 		u64 id = bpf_get_current_pid_tgid();
 		if (id == v.pid_tgid) {
-			struct cursor *c = tx_cursor.lookup(&id);
+			struct cursor *c = cursor_get(id, 0);
 			if (c && c->sk == v.sk) {
 				if (c->segs == 1)
 					c->first_total = total;
@@ -213,7 +257,7 @@ static __always_inline void tx_done(void *ctx, u64 skb)
 static __always_inline void tx_end(u64 sk, int ret)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	struct cursor *c = tx_cursor.lookup(&id);
+	struct cursor *c = cursor_get(id, 0);
 	struct skinfo si = {};
 	u64 segs = 0, first_total = 0;
 
@@ -239,7 +283,8 @@ static __always_inline void tx_end(u64 sk, int ret)
 /* ---- receive ---- */
 
 struct rx_entry {
-	u64 t0; /* first sight */
+	u64 skb;
+	u64 t0; /* first sight; 0 = free or done */
 	u64 t1; /* netif_receive_skb */
 	u64 t2; /* sk_data_ready */
 	u64 t_l4; /* kprobe plan: tcp_v4_rcv / udp_rcv */
@@ -247,7 +292,21 @@ struct rx_entry {
 	u32 len;
 	u32 pad;
 };
-BPF_F_TABLE("lru_hash", u64, struct rx_entry, rx_skb, 16384, BPF_F_NO_COMMON_LRU_);
+BPF_ARRAY(rx_slots, struct rx_entry, 1 << SLOT_BITS);
+
+static __always_inline struct rx_entry *rx_slot(u64 skb)
+{
+	u32 i = slot_of(skb);
+	return rx_slots.lookup(&i);
+}
+
+static __always_inline struct rx_entry *rx_find(u64 skb)
+{
+	struct rx_entry *e = rx_slot(skb);
+	if (!e || e->skb != skb || !e->t0)
+		return 0;
+	return e;
+}
 
 /* The skb the softirq on this CPU is delivering, from netif_receive_skb to sk_data_ready. */
 struct rx_cur {
@@ -269,28 +328,30 @@ BPF_PERCPU_ARRAY(rx_reading, struct rx_read, 1);
 
 static __always_inline void rx_first_sight(u64 skb)
 {
-	struct rx_entry *old = rx_skb.lookup(&skb);
+	struct rx_entry *slot = rx_slot(skb);
+	if (!slot)
+		return;
 	if (!sampled() || !dev_wanted(skb)) {
 		/* not followed; an old entry at this recycled address must not pair with it */
-		if (old)
-			old->t0 = 0;
+		if (slot->skb == skb)
+			slot->t0 = 0;
 		return;
 	}
-	struct rx_entry e = {.t0 = bpf_ktime_get_ns()};
+	u64 now = bpf_ktime_get_ns();
+	if (slot->t0 && slot->skb != skb && now - slot->t0 < AGE_LIMIT_NS)
+		count(PATH_RECV, C_EVICTED, 1);
+	struct rx_entry e = {.skb = skb, .t0 = now};
 	READ(e.len, skb, OFF_SKB_LEN);
-	if (old)
-		*old = e; /* a recycled skb address: rewrite in place */
-	else
-		rx_skb.update(&skb, &e);
+	*slot = e;
 }
 
 static __always_inline void rx_l2_done(u64 skb)
 {
-	struct rx_entry *e = rx_skb.lookup(&skb);
+	struct rx_entry *e = rx_find(skb);
 	u32 zero = 0;
 	struct rx_cur *cur = rx_current.lookup(&zero);
 
-	if (!e || !e->t0 || !cur)
+	if (!e || !cur)
 		return;
 	e->t1 = bpf_ktime_get_ns();
 	cur->skb = skb;
@@ -304,8 +365,8 @@ static __always_inline void rx_l4(u64 skb)
 	struct rx_cur *cur = rx_current.lookup(&zero);
 	if (!cur || cur->skb != skb)
 		return;
-	struct rx_entry *e = rx_skb.lookup(&skb);
-	if (e && e->t0)
+	struct rx_entry *e = rx_find(skb);
+	if (e)
 		e->t_l4 = bpf_ktime_get_ns();
 }
 
@@ -318,8 +379,7 @@ static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
 		return;
 	if (cur->skb != skb) {
 		/* from the socket backlog (release_sock): the softirq's slot is not this skb */
-		struct rx_entry *e = rx_skb.lookup(&skb);
-		if (!e || !e->t0)
+		if (!rx_find(skb))
 			return;
 		cur->skb = skb;
 	}
@@ -342,8 +402,8 @@ static __always_inline void rx_ready(u64 sk)
 		return;
 	}
 	cur->skb = 0;
-	struct rx_entry *e = rx_skb.lookup(&skb);
-	if (!e || !e->t0)
+	struct rx_entry *e = rx_find(skb);
+	if (!e)
 		return;
 	if (!sk_wanted(sk, &si)) {
 		e->t0 = 0;
@@ -371,8 +431,8 @@ static __always_inline void rx_ready(u64 sk)
 /* skb_copy_datagram_iovec(skb): the reader copies this skb to user space. */
 static __always_inline void rx_copy(u64 skb)
 {
-	struct rx_entry *e = rx_skb.lookup(&skb);
-	if (!e || !e->t0 || !e->t2)
+	struct rx_entry *e = rx_find(skb);
+	if (!e || !e->t2)
 		return;
 	u64 id = bpf_get_current_pid_tgid();
 	if (!task_wanted(id)) {

@@ -32,7 +32,7 @@ SLOTS = {SEND: SEND_SLOTS, RECV: RECV_SLOTS}
 PATH_INDEX = {SEND: 0, RECV: 1}
 
 # Per-path counters: name -> index in netlat.h struct counters (C_*).
-_EVENT_COUNTERS = {"events_lost": 5, "events_sent": 6, "events_limited": 7}
+_EVENT_COUNTERS = {"events_lost": 5, "events_sent": 6, "events_limited": 7, "evicted": 8}
 COUNTERS: dict[str, dict[str, int]] = {
     SEND: {"packets": 0, "bytes": 1, "deferred": 2, "udp": 3, "stale": 4, **_EVENT_COUNTERS},
     RECV: {"packets": 0, "bytes": 1, "stale": 4, **_EVENT_COUNTERS},

@@ -70,6 +70,7 @@ def build_source(
     ringbuf: bool = True,
     offsets: dict[str, int] | None = None,
     optional_hooks: tuple[str, ...] = (),
+    task_storage: bool = False,
 ) -> str:
     """The complete C text BCC compiles for ``plan`` (what ``--ebpf`` prints)."""
     if not isinstance(sample, int) or sample < 1:
@@ -87,6 +88,8 @@ def build_source(
     ]
     if ringbuf:
         head.append("#define USE_RINGBUF 1")
+    if task_storage:
+        head.append("#define HAVE_TASK_STORAGE 1")
     if "net:napi_gro_receive_entry" in optional_hooks:
         head.append("#define HOOK_NAPI_GRO 1")
     for event, symbol in plan.kprobes.items():

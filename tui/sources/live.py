@@ -95,7 +95,7 @@ class LiveSource(SourceContext):
         optional = tuple(t for t in plan.optional_raw_tracepoints if feats.tracepoints.get(t))
         try:
             text = build_source(plan, self.filters, self.sample, ringbuf=feats.ringbuf,
-                                optional_hooks=optional)
+                                optional_hooks=optional, task_storage=feats.task_storage)
         except Exception as exc:  # BtfError, OSError from libbpf
             raise SourceError(f"cannot read struct offsets from the kernel BTF: {exc}") from None
         notes.append("struct offsets come from the running kernel's BTF")
