@@ -223,3 +223,85 @@ def test_doctor_report_wraps_long_lines_at_80_columns() -> None:
         assert "(fix: a fix that is also rather long" in " ".join(rows)
         assert text.isascii() is (not unicode)
     assert doctor.render(report, unicode=False).splitlines()[1].startswith(" XX tracepoints")
+
+
+# ---------------------------------------------------------------------------------------------------
+# the CI rules of tests/conftest.py (what .ci/run relies on), on a throwaway tests/ tree
+
+
+def ci_pytest(
+    tmp_path: Path, files: dict[str, str], *args: str, ci: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run pytest over a tree holding the real tests/conftest.py plus ``files``."""
+    (tmp_path / "tests").mkdir()
+    shutil.copy(REPO_DIR / "tests" / "conftest.py", tmp_path / "tests" / "conftest.py")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\ntestpaths = ["tests"]\nmarkers = ["kernel: k", "tmux: t", "vm: v"]\n'
+    )
+    for name, text in files.items():
+        path = tmp_path / "tests" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    env = {k: v for k, v in os.environ.items() if k != "CI"} | ({"CI": "true"} if ci else {})
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *args],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+        check=False,
+    )
+
+
+KERNEL_SKIPS = {
+    "kernel/test_k.py": "import pytest\n\ndef test_skips():\n    pytest.skip('no veth here')\n",
+    "unit/test_u.py": "def test_fine():\n    assert True\n",
+}
+
+
+def test_ci_turns_a_kernel_test_skip_into_a_failure(tmp_path: Path) -> None:
+    proc = ci_pytest(tmp_path, KERNEL_SKIPS)
+    assert proc.returncode == 1
+    if os.geteuid() == 0:
+        assert "CI=true: a 'kernel' test must not skip (Skipped: no veth here)" in proc.stdout
+        assert "1 failed, 1 passed" in proc.stdout
+    else:  # the machine check comes first and fails (an error in setup rather than a skip) in CI
+        assert "CI=true: needs the real kernel: live probes need root" in proc.stdout
+        assert "1 passed, 1 error" in proc.stdout
+
+
+def test_without_ci_the_same_skip_is_only_a_skip(tmp_path: Path) -> None:
+    proc = ci_pytest(tmp_path, KERNEL_SKIPS, ci=False)
+    assert proc.returncode == 0
+    assert "1 passed, 1 skipped" in proc.stdout
+
+
+def test_ci_turns_a_tmux_marked_skip_anywhere_into_a_failure(tmp_path: Path) -> None:
+    files = {"ui/test_t.py": "import pytest\n\n@pytest.mark.tmux\ndef test_t():\n    pytest.skip('gone')\n"}
+    proc = ci_pytest(tmp_path, files, "tests/ui")
+    assert proc.returncode == 1
+    assert "a 'tmux' test must not skip" in proc.stdout
+
+
+def test_ci_fails_a_skipped_kernel_module(tmp_path: Path) -> None:
+    files = {"kernel/test_m.py": "import pytest\npytest.skip('no bcc', allow_module_level=True)\n"}
+    proc = ci_pytest(tmp_path, files, "tests/kernel")
+    assert proc.returncode != 0
+    assert "a module of real-machine tests must not skip" in proc.stdout
+
+
+def test_ci_fails_a_whole_run_without_one_kernel_test(tmp_path: Path) -> None:
+    proc = ci_pytest(tmp_path, {"unit/test_u.py": KERNEL_SKIPS["unit/test_u.py"]})
+    assert proc.returncode == 1
+    assert "CI=true: the whole suite ran but not one kernel test did" in proc.stdout
+
+
+def test_ci_fails_a_run_that_collects_nothing(tmp_path: Path) -> None:
+    proc = ci_pytest(tmp_path, {"unit/test_u.py": KERNEL_SKIPS["unit/test_u.py"]}, "-k", "nothing_matches")
+    assert proc.returncode == 1
+    assert "CI=true: no tests were collected" in proc.stdout
+
+
+def test_ci_accepts_an_expected_failure_in_a_strict_test(tmp_path: Path) -> None:
+    files = {"vm/test_x.py": "import pytest\n\n@pytest.mark.xfail(strict=True)\ndef test_x():\n"
+                             "    assert False\n\ndef test_k():\n    assert True\n"}
+    proc = ci_pytest(tmp_path, files, "tests/vm")
+    assert proc.returncode == 0, proc.stdout
+    assert "1 passed, 1 xfailed" in proc.stdout
