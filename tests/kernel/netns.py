@@ -213,9 +213,45 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
             "sched_to_sw_ns": sched_to_sw}
 
 
+def figures(args: argparse.Namespace) -> dict[str, Any]:
+    """Per-stage medians (us) of ``count`` request/response exchanges, for the engine's report."""
+    from tui.model.filters import Filters
+    from tui.model.summary import snapshot_summary
+    from tui.sources.live import LiveSource
+
+    with socket.socket() as probe_port:
+        probe_port.bind(("127.0.0.1", 0))
+        port = probe_port.getsockname()[1]
+    source = LiveSource(filters=Filters.parse(port=str(port)), sample=args.sample)
+    source.start()
+    try:
+        if args.where == "veth":
+            with VethPair() as pair:
+                run_pair(pair.ns_a, pair.ns_b, pair.ip_a, args.count, args.size, pair=pair, port=port)
+        else:
+            run_pair(None, None, "127.0.0.1", args.count, args.size, port=port)
+        snap = source.poll()
+    finally:
+        source.close()
+    doc = snapshot_summary(snap)
+    return {
+        "where": args.where, "exchanges": args.count, "size": args.size,
+        **{
+            path: {key: {"count": st["count"], "p50_us": st["p50_us"], "p99_us": st["p99_us"]}
+                   for group in ("stages", "totals") for key, st in data[group].items() if st["count"]}
+            for path, data in doc["paths"].items()
+        },
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("figures", help="per-stage medians over loopback or veth (needs root)")
+    f.add_argument("--where", choices=("loopback", "veth"), default="loopback")
+    f.add_argument("--count", type=int, default=5000)
+    f.add_argument("--size", type=int, default=64)
+    f.add_argument("--sample", type=int, default=1)
     s = sub.add_parser("server")
     s.add_argument("--bind", required=True)
     s.add_argument("--port", type=int, default=0)
@@ -232,8 +268,8 @@ def main() -> None:
     c.add_argument("--filler-port", type=int, default=9)
     c.add_argument("--tstamp", action="store_true")
     args = p.parse_args()
-    result = serve(args) if args.cmd == "server" else client(args)
-    print(json.dumps(result), flush=True)
+    run = {"server": serve, "client": client, "figures": figures}[args.cmd]
+    print(json.dumps(run(args)), flush=True)
 
 
 if __name__ == "__main__":
