@@ -3,6 +3,20 @@
 Every answer comes from trying the real thing where that is cheap enough (a BPF map create, a BCC
 compile and program load, an fentry attach, the plan choice itself), not from version numbers.
 Exit status 0 when live probes can run; otherwise 1 and one line on stderr with the reason and fix.
+
+``--json`` prints one object (null wherever something could not be checked, e.g. without root)::
+
+    ok          bool: the live dashboard can run
+    reason, fix str|null: the first blocking check ("name: detail") and what to do about it
+    kernel, machine
+    features    {privileges, bpf_syscall, tracefs (path|null), btf, kprobes, fentry,
+                 raw_tracepoints, ringbuf, tracepoints (all present)}
+    tracepoints {"category:event": present} for every tracepoint any plan uses
+    bcc         {importable, version, path, test_compile, test_compile_s}
+    headers     {kind: exact|nearest|missing, path, version, message}
+    offsets     {btf: {field: bytes}, headers: {field: bytes}|null, mismatched: [field]}
+    plan        {auto: plan name|null, stages: {path: [stage keys]}, merged: [line], events: [...]}
+    checks      [{name, status: ok|warn|no|fail|skip|info, detail, fix, required, sub}]
 """
 
 from __future__ import annotations
