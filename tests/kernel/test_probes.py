@@ -198,6 +198,13 @@ def test_tbf_wait_lands_in_the_qdisc_stage_only_and_matches_so_timestamping(veth
     witness_median_us = witness[len(witness) // 2] / 1000.0
     assert witness_median_us == pytest.approx(expected_us, rel=0.10)
     assert waited == pytest.approx(witness_median_us, rel=0.08)
+    # Packet by packet (sampled events carry the exact split): each request's qdisc wait matches a
+    # SO_TIMESTAMPING sched->sw interval within 50 us (sorted lists, same packets).
+    ours = sorted(e.stages_ns["qdisc"] for e in snap.events
+                  if e.path == SEND and e.stages_ns.get("qdisc", 0) > 1_000_000)
+    assert len(ours) == exchanges
+    for mine, theirs in zip(ours, witness, strict=True):
+        assert abs(mine - theirs) < 50_000, (mine, theirs)
     del server
 
 
