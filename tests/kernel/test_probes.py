@@ -201,7 +201,7 @@ def test_tbf_wait_lands_in_the_qdisc_stage_only_and_matches_so_timestamping(veth
     # Packet by packet (sampled events carry the exact split): each request's qdisc wait matches a
     # SO_TIMESTAMPING sched->sw interval within 50 us (sorted lists, same packets).
     ours = sorted(e.stages_ns["qdisc"] for e in snap.events
-                  if e.path == SEND and not e.deferred and e.length >= REQUEST)
+                  if e.path == SEND and not e.deferred and e.lport == client["local_port"])
     assert len(ours) == exchanges
     for mine, theirs in zip(ours, witness, strict=True):
         assert abs(mine - theirs) < 50_000, (mine, theirs)
