@@ -94,12 +94,31 @@ def test_filters_exclude_a_concurrent_flow_on_another_port() -> None:
     assert all(wanted in (s.lport, s.rport) for s in snap.sockets)
 
 
-def test_pid_filter_keeps_only_that_process_in_process_context() -> None:
-    # The probes see every process; a pid that does not exist must see none of this traffic.
-    with probes(pid="4194000") as source:
-        _s, _c, snap = rr_on_loopback(source)
-    assert count(snap, SEND, "total") == 0
-    assert count(snap, RECV, "e2e") == 0
+def test_pid_filter_keeps_exactly_the_server_half() -> None:
+    import json
+
+    helper = VethPair("unused")  # only its popen(): no namespaces are created here
+    port = free_port()
+    server = helper.popen(None, "server", "--bind", "127.0.0.1", "--port", str(port),
+                          "--count", str(N), "--size", "64")
+    try:
+        assert server.stdout is not None
+        pid = json.loads(server.stdout.readline())["pid"]
+        with probes(pid=str(pid)) as source:
+            client = helper.popen(None, "client", "--connect", "127.0.0.1", "--port", str(port),
+                                  "--count", str(N), "--size", "64")
+            assert client.wait(timeout=120) == 0
+            assert server.wait(timeout=60) == 0
+            snap = source.poll()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert count(snap, SEND, "total") == N  # the server's responses, not the client's requests
+    for key in ("stack", "sock_queue", "e2e"):
+        assert count(snap, RECV, key) == N, key  # the requests the server read
+    assert count(snap, SEND, "udp_l2") == 0
+    assert snap.sockets and all(s.pid == pid for s in snap.sockets)
 
 
 def test_ipv6_loopback_counts_and_addresses() -> None:
@@ -329,8 +348,9 @@ def _comm_of_our_python() -> str:
         ({"iface": "lo"}, 0, 0),
         ({"addr": "10.231.7.2"}, 2 * N, 2 * N + 1),  # the client's address: both directions
         ({"addr": "10.231.7.99"}, 0, 0),
-        ({"comm": "COMM"}, 2 * N, 2 * N + 1),
-        ({"comm": "nosuchcomm"}, 0, None),  # softirq stages cannot see the process: not asserted
+        ({"comm": "COMM"}, 2 * N, 2 * N),  # receive stages: packets the process read (no FIN)
+        ({"comm": "nosuchcomm"}, 0, 0),
+        ({"pid": "4194000"}, 0, 0),
         ({"protocol": "udp"}, 0, 0),
         ({"family": "6"}, 0, 0),
     ],

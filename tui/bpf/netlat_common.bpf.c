@@ -198,6 +198,10 @@ static __always_inline int sk_wanted(u64 sk, struct skinfo *si)
 	return 1;
 }
 
+#if defined(FILTER_PID) || defined(FILTER_COMM)
+#define PROCESS_FILTER 1
+#endif
+
 /* Process filters: only meaningful in process context (send/recv syscalls). */
 static __always_inline int task_wanted(u64 pid_tgid)
 {

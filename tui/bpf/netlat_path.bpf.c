@@ -160,10 +160,20 @@ static __always_inline void tx_queue(u64 skb)
 		}
 	} else if (si.protocol == PROTO_UDP) {
 		e.flags = TX_UDP;
+#ifdef PROCESS_FILTER
+		if (!task_wanted(id)) { /* UDP is sent in the sender's own context */
+			tx_forget(skb);
+			return;
+		}
+#endif
 	} else {
-#if defined(FILTER_PID) || defined(FILTER_COMM)
-		tx_forget(skb);
-		return; /* deferred packets run outside any process: a process filter cannot vouch */
+#ifdef PROCESS_FILTER
+		/* deferred packets run outside their process: vouch through the socket's owner, known
+		 * once the process made a send or receive call on it (the socket table) */
+		if (!sockets.lookup(&sk)) {
+			tx_forget(skb);
+			return;
+		}
 #endif
 	}
 	struct tx_entry *slot = tx_slot(skb);
@@ -386,6 +396,22 @@ static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
 	cur->sk = sk;
 }
 
+/* The L2..L4 stages of a packet that reached its socket. Under a pid/comm filter they are
+ * recorded when the reader copies the packet (process context, where the filter can decide);
+ * otherwise at sk_data_ready. */
+static __always_inline void rx_record_stack(struct rx_entry *e)
+{
+	record(PATH_RECV, R_BACKLOG, e->t1 - e->t0);
+	record(PATH_RECV, R_IP_TCP, e->t2 - e->t1);
+	if (e->t_l4) {
+		record(PATH_RECV, R_IP, e->t_l4 - e->t1);
+		record(PATH_RECV, R_TCP, e->t2 - e->t_l4);
+	}
+	record(PATH_RECV, R_STACK, e->t2 - e->t0);
+	count(PATH_RECV, C_PACKETS, 1);
+	count(PATH_RECV, C_BYTES, e->len);
+}
+
 static __always_inline void rx_ready(u64 sk)
 {
 	u32 zero = 0;
@@ -417,15 +443,9 @@ static __always_inline void rx_ready(u64 sk)
 	}
 	e->t2 = now;
 	e->sk = sk;
-	record(PATH_RECV, R_BACKLOG, e->t1 - e->t0);
-	record(PATH_RECV, R_IP_TCP, now - e->t1);
-	if (e->t_l4) {
-		record(PATH_RECV, R_IP, e->t_l4 - e->t1);
-		record(PATH_RECV, R_TCP, now - e->t_l4);
-	}
-	record(PATH_RECV, R_STACK, now - e->t0);
-	count(PATH_RECV, C_PACKETS, 1);
-	count(PATH_RECV, C_BYTES, e->len);
+#ifndef PROCESS_FILTER
+	rx_record_stack(e);
+#endif
 }
 
 /* skb_copy_datagram_iovec(skb): the reader copies this skb to user space. */
@@ -440,6 +460,9 @@ static __always_inline void rx_copy(u64 skb)
 		return;
 	}
 	u64 now = bpf_ktime_get_ns();
+#ifdef PROCESS_FILTER
+	rx_record_stack(e);
+#endif
 	record(PATH_RECV, R_SOCK_QUEUE, now - e->t2);
 	u32 zero = 0;
 	struct rx_read *r = rx_reading.lookup(&zero);

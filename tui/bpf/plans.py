@@ -81,6 +81,8 @@ TRACEPOINT_INFO = PlanInfo(
         "socket",
         "recv: UDP stops at the socket (backlog, IP+UDP, stack): UDP copies datagrams to user "
         "without a tracepoint, so socket queue, copy and e2e are TCP only",
+        "pid/comm filters: receive stages count packets the process read; deferred sends count "
+        "once the process used the socket",
     ),
 )
 
