@@ -56,7 +56,6 @@ class NetlatApp(App[int]):
     BINDINGS = [
         Binding("s", "set_path('send')", "send"),
         Binding("r", "set_path('recv')", "receive"),
-        Binding("tab", "toggle_path", "switch path", show=False, priority=True),
         Binding("space,p", "toggle_pause", "pause", key_display="space"),
         Binding("c", "clear", "clear"),
         Binding("f", "filter", "filter"),
@@ -327,6 +326,8 @@ class NetlatApp(App[int]):
         self.notify(f"sockets sorted by {table.cycle_sort()}", timeout=2)
 
     def action_drill(self) -> None:
+        if isinstance(self.screen, SocketScreen):
+            return
         key = self.dashboard.query_one(SocketTable).selected_key()
         if key is None:
             self.notify("no socket to show yet", severity="warning", timeout=2)
@@ -383,13 +384,17 @@ class NetlatApp(App[int]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen([b for b in self.BINDINGS if isinstance(b, Binding)]))
+            self.push_screen(HelpScreen(self.all_bindings()))
+
+    def all_bindings(self) -> list[Binding]:
+        """The app's keys plus the dashboard's own (tab), for the help screen and the palette."""
+        return [b for b in (*self.BINDINGS, *DashboardScreen.BINDINGS) if isinstance(b, Binding)]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every key's action, also in the command palette (ctrl+p)."""
         yield from super().get_system_commands(screen)
-        for binding in self.BINDINGS:
-            if isinstance(binding, Binding) and binding.description and binding.key != "ctrl+c":
+        for binding in self.all_bindings():
+            if binding.description and binding.key != "ctrl+c":
                 action = binding.action
                 yield SystemCommand(
                     f"{binding.description} ({binding.key_display or binding.key})",

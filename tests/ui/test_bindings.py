@@ -134,6 +134,9 @@ async def test_filter_dialog_rejects_bad_input_then_filters_the_view() -> None:
         await pilot.press("f")
         assert isinstance(app.screen, FilterDialog)
         pid = app.screen.query_one("#f-pid", Input)
+        assert app.screen.focused is pid
+        await pilot.press("tab")  # moves between fields; it does not flip the path here
+        assert app.screen.focused is app.screen.query_one("#f-port", Input) and app.path == "send"
         pid.value = "12ab"
         await pilot.press("enter")
         assert isinstance(app.screen, FilterDialog), "bad input must keep the dialog open"
@@ -268,7 +271,8 @@ async def test_help_lists_every_key_and_closes() -> None:
         console = Console(width=100, record=True, file=io.StringIO())
         console.print(app.screen.keys_table)
         text = console.export_text()
-        for word in ("send", "receive", "pause", "clear", "filter", "sort", "socket", "export", "screenshot"):
+        words = ("switch path", "send", "receive", "pause", "clear", "filter", "sort", "socket", "export")
+        for word in (*words, "screenshot", "help", "quit"):
             assert word in text
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)

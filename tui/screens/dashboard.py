@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer
@@ -36,6 +37,8 @@ class DashboardScreen(Screen):
     """Everything at a glance; the app feeds it with :meth:`update_view`."""
 
     HORIZONTAL_BREAKPOINTS = BREAKPOINTS
+    #: tab flips the path here (dialogs keep tab for moving between fields)
+    BINDINGS = [Binding("tab", "app.toggle_path", "switch path", show=False)]
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")

@@ -63,7 +63,10 @@ def socket_summary(sock: SocketStats) -> Text:
 class SocketScreen(Screen):
     """One socket, on the path selected in the app; escape goes back."""
 
-    BINDINGS = [Binding("escape,backspace", "app.pop_screen", "back")]
+    BINDINGS = [
+        Binding("escape,backspace", "app.pop_screen", "back"),
+        Binding("tab", "app.toggle_path", "switch path", show=False),
+    ]
 
     DEFAULT_CSS = """
     SocketScreen #sock-summary { height: auto; background: $boost; }
