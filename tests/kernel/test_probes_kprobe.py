@@ -16,10 +16,12 @@ from tui.model.filters import Filters
 pytestmark = pytest.mark.kernel
 
 
-def test_kprobe_plan_programs_pass_the_verifier(require_kernel) -> None:
+@pytest.mark.parametrize("task_storage", [True, False])
+def test_kprobe_plan_programs_pass_the_verifier(require_kernel, task_storage: bool) -> None:
     bcc = require_kernel
     plan = plans.kprobe_plan(optional_tracepoints=("net:napi_gro_receive_entry",))
-    text = build_source(plan, Filters.parse(port="443", comm="nginx"), sample=4)
+    text = build_source(plan, Filters.parse(port="443", comm="nginx"), sample=4,
+                        task_storage=task_storage)
     b = bcc.BPF(text=text.encode())
     try:
         loaded = set()

@@ -77,8 +77,10 @@ class LiveSource(SourceContext):
 
     # ---- building ----
 
-    def prepare(self) -> tuple[Plan, str, list[str]]:
-        """Checks, plan choice and the generated C, without loading anything (``--ebpf`` uses it)."""
+    def prepare(self, task_storage: bool | None = None) -> tuple[Plan, str, list[str]]:
+        """Checks, plan choice and the generated C, without loading anything (``--ebpf`` uses it).
+
+        ``task_storage`` overrides feature detection (the start() fallback turns it off)."""
         from tui.bpf import features as kfeatures
         from tui.bpf.program import build_source
 
@@ -93,9 +95,10 @@ class LiveSource(SourceContext):
         plan = plans.choose_plan(self.probes, feats, sample=self.sample)
         self._uses_ringbuf = feats.ringbuf
         optional = tuple(t for t in plan.optional_raw_tracepoints if feats.tracepoints.get(t))
+        use_task_storage = feats.task_storage if task_storage is None else task_storage
         try:
             text = build_source(plan, self.filters, self.sample, ringbuf=feats.ringbuf,
-                                optional_hooks=optional, task_storage=feats.task_storage)
+                                optional_hooks=optional, task_storage=use_task_storage)
         except Exception as exc:  # BtfError, OSError from libbpf
             raise SourceError(f"cannot read struct offsets from the kernel BTF: {exc}") from None
         notes.append("struct offsets come from the running kernel's BTF")
@@ -106,7 +109,17 @@ class LiveSource(SourceContext):
     def start(self) -> None:
         if self._bpf is not None:
             return
-        plan, text, notes = self.prepare()
+        try:
+            self._load(None)
+        except SourceError:
+            # Some kernels have task storage but refuse it in this program type (older than the
+            # helper's tracing support): the hash-map fallback works everywhere.
+            self._load(False)
+            self.notes = (*self.notes, "per-thread state in a hash map (task storage refused)")
+        self._t0 = time.monotonic()
+
+    def _load(self, task_storage: bool | None) -> None:
+        plan, text, notes = self.prepare(task_storage)
         from bcc import BPF
 
         with _captured_stderr() as chatter:
@@ -118,11 +131,13 @@ class LiveSource(SourceContext):
         self._bpf = bpf
         self.plan = plan
         self.notes = tuple(notes)
-        try:
-            attach(bpf, plan)
-        except Exception as exc:  # BCC raises plain Exception when an attach fails
-            self.close()
-            raise SourceError(f"cannot attach the {plan.info.name} probes: {_one_line(exc)}") from None
+        with _captured_stderr() as chatter:
+            try:
+                attach(bpf, plan)
+            except Exception as exc:  # BCC raises plain Exception when a load or attach fails
+                self.close()
+                why = _first_error(chatter()) or _one_line(exc)
+                raise SourceError(f"cannot attach the {plan.info.name} probes: {why}") from None
         try:
             if self._uses_ringbuf:
                 bpf[b"events"].open_ring_buffer(self._on_event)
@@ -131,7 +146,6 @@ class LiveSource(SourceContext):
         except Exception as exc:
             self.close()
             raise SourceError(f"cannot open the event buffer: {_one_line(exc)}") from None
-        self._t0 = time.monotonic()
 
     def close(self) -> None:
         bpf, self._bpf = self._bpf, None
