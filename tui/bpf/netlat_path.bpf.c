@@ -138,18 +138,26 @@ static __always_inline void tx_queue(u64 skb)
 	struct skinfo si = {};
 
 	READ(sk, skb, OFF_SKB_SK);
-	if (!sk || !sampled() || !sk_info(sk, &si) || !sk_wanted(sk, &si) || !dev_wanted(skb)) {
+	if (!sk || !sampled()) {
+		tx_forget(skb);
+		return;
+	}
+	u64 now = bpf_ktime_get_ns();
+	u64 id = bpf_get_current_pid_tgid();
+	struct cursor *c = cursor_get(id, 0);
+	int in_syscall = c && c->sk == sk && now - c->t < AGE_LIMIT_NS;
+
+	/* In the send syscall the socket is known to be TCP (the cursor says so): read nothing
+	 * from it unless a socket filter needs it. */
+	if ((!in_syscall && !sk_info(sk, &si)) || !sk_wanted(sk, &si) || !dev_wanted(skb)) {
 		tx_forget(skb);
 		return;
 	}
 
-	u64 now = bpf_ktime_get_ns();
-	u64 id = bpf_get_current_pid_tgid();
 	struct tx_entry e = {.skb = skb, .t_queue = now, .sk = sk, .pid_tgid = id};
 	READ(e.len, skb, OFF_SKB_LEN);
 
-	struct cursor *c = cursor_get(id, 0);
-	if (c && c->sk == sk && now - c->t < AGE_LIMIT_NS) {
+	if (in_syscall) {
 		e.flags = TX_IN_SYSCALL;
 		e.t_begin = c->t;
 		c->segs += 1;
