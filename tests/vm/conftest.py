@@ -13,7 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from vm_harness import GuestRun, VmError, run_in_guest
+
+pytest.register_assert_rewrite("vm_figures")
+
+from vm_harness import GuestRun, VmError, run_in_guest  # noqa: E402
 
 #: one boot, job included; the slowest job (the probe plans) needs well under this
 GUEST_TIMEOUT_S = 900.0
@@ -35,11 +38,11 @@ def run_guest(tmp_path_factory: pytest.TempPathFactory) -> RunGuest:
     if platform.machine() != "x86_64":
         _skip_or_fail(f"the guest is x86_64; this host is {platform.machine()}")
 
-    def run(script: str, name: str, timeout_s: float = GUEST_TIMEOUT_S) -> GuestRun:
+    def run(script: str, name: str, suite: str = "bookworm", timeout_s: float = GUEST_TIMEOUT_S) -> GuestRun:
         out = tmp_path_factory.mktemp(name)
         try:
             # The job's output goes to stderr, which pytest shows for a failed test (and live with -s).
-            return run_in_guest(script, Path(out), timeout_s=timeout_s, stream=sys.stderr)
+            return run_in_guest(script, Path(out), suite=suite, timeout_s=timeout_s, stream=sys.stderr)
         except VmError as exc:
             pytest.fail(f"guest run {name!r} failed: {exc}", pytrace=False)
 

@@ -1,0 +1,94 @@
+"""The kprobe plan and the tracepoint plan on one kernel, in the guest: same traffic, same checks.
+
+Debian 13 with its backports kernel is the Debian kernel that has kprobes and every tracepoint the
+tracepoint plan uses (6.1 and 6.12 lack some). Both plans face the figure checks; their stage-by-stage
+figures are written side by side to ``comparison.md`` in the test's output directory and printed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import vm_figures as fig
+
+PLANS = ("kprobe", "tracepoint")
+SUITE = "trixie-backports"
+
+
+@pytest.fixture(scope="module")
+def out(run_guest) -> Path:
+    run = run_guest(f"sh tests/vm/guest/plans_job.sh {' '.join(f'plan-{p}' for p in PLANS)} cli-auto",
+                    "compare", suite=SUITE)
+    assert run.exit_status == 0, run.output[-3000:]
+    return run.out_dir
+
+
+@pytest.fixture(scope="module")
+def results(out: Path) -> dict[str, dict]:
+    found = {}
+    for plan in PLANS:
+        rc = int((out / f"plan-{plan}.rc").read_text())
+        if rc == 0:
+            found[plan] = json.loads((out / f"plan-{plan}.json").read_text())
+    return found
+
+
+@pytest.fixture(params=PLANS)
+def result(request: pytest.FixtureRequest, results: dict[str, dict], out: Path) -> dict:
+    plan = request.param
+    if plan not in results:
+        err = fig.failure_reason((out / f"plan-{plan}.err").read_text())
+        kernel = (out / "kernel.txt").read_text().strip()
+        pytest.fail(f"the {plan} plan did not run on {kernel}: {err}")
+    return results[plan]
+
+
+def test_loopback_counts(result: dict) -> None:
+    fig.check_loopback_counts(result)
+
+
+def test_filter_keeps_only_the_port(result: dict) -> None:
+    fig.check_loopback_sockets(result)
+
+
+@pytest.mark.parametrize("scenario", ["loopback", "veth", "tbf"])
+def test_stage_sums(result: dict, scenario: str) -> None:
+    fig.check_stage_sums(result, scenario)
+
+
+def test_veth_counts(result: dict) -> None:
+    fig.check_veth_counts(result)
+
+
+def test_tbf_delay_lands_in_qdisc(result: dict) -> None:
+    fig.check_tbf_delay(result)
+
+
+def test_plan_leaves_nothing(result: dict) -> None:
+    fig.check_clean_exit(result)
+
+
+def test_auto_picks_kprobe_or_fentry(out: Path) -> None:
+    rc = int((out / "cli-auto.rc").read_text())
+    assert rc == 0, fig.failure_reason((out / "cli-auto.err").read_text())
+    assert json.loads((out / "cli-auto.out").read_text())["plan"]["name"] in ("kprobe", "fentry")
+
+
+def test_plans_agree_and_comparison_is_written(results: dict[str, dict], out: Path) -> None:
+    assert set(results) == set(PLANS), f"only {sorted(results)} ran"
+    kernel = (out / "kernel.txt").read_text().strip()
+    table = "\n".join([f"## kprobe vs tracepoint plan, kernel {kernel} (qemu TCG guest)", ""] +
+                      [fig.comparison_table(results, s) for s in ("loopback", "veth", "tbf")])
+    (out / "comparison.md").write_text(table)
+    print(table, file=sys.stderr)
+    kp, tp = (fig.summary(results[p], "tbf") for p in PLANS)
+    slow = fig.DELAYED_FRACTION * fig.truth(results["kprobe"], "tbf")["expected_wait_us"]
+    waits = [fig.median_at_least(fig.stat(doc, "send", "qdisc"), slow) for doc in (kp, tp)]
+    # Same boundaries (net_dev_queue -> net_dev_start_xmit) in both plans: the same injected wait.
+    assert None not in waits and abs(waits[0] - waits[1]) <= 0.25 * max(waits), waits
+    for path, key in (("send", "total"), ("recv", "e2e")):
+        counts = [fig.stat(fig.summary(results[p], "loopback"), path, key)["count"] for p in PLANS]
+        assert counts[0] == counts[1], f"{path} {key}: kprobe {counts[0]}, tracepoint {counts[1]}"

@@ -1,0 +1,204 @@
+"""Figure checks on what a probe plan measured in the guest (the files tests/vm/guest/plan_checks.py writes).
+
+Shared by the guest test modules so the kprobe and the tracepoint plan face the same checks: exact
+packet counts on the filtered port, stage sums against totals, the filter excluding other traffic,
+per-socket addresses, and a tbf delay that must land in the qdisc stage and nowhere else.
+Also renders the stage-by-stage comparison of two plans.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tui.model.histogram import bucket_bounds
+
+#: Stage means are bucket midpoints (log-linear buckets, 8 per power of two): a sum of stage means
+#: may differ from the total's mean by a few percent without anything being wrong.
+SUM_TOLERANCE = 0.15
+#: A delayed packet is one slower than this fraction of the expected tbf wait (low enough that a
+#: bucket straddling half the wait still counts; far above the stages' own times, even under TCG).
+DELAYED_FRACTION = 0.3
+
+Doc = dict[str, Any]
+
+
+def summary(result: Doc, scenario: str) -> Doc:
+    return result["scenarios"][scenario]["summary"]
+
+
+def truth(result: Doc, scenario: str) -> Doc:
+    return result["scenarios"][scenario]["truth"]
+
+
+def specs(doc: Doc, path: str) -> list[Doc]:
+    return doc["plan"]["stages"][path]
+
+
+def stage_keys(doc: Doc, path: str) -> list[str]:
+    return [s["key"] for s in specs(doc, path) if not s["total"]]
+
+
+def stat(doc: Doc, path: str, key: str) -> Doc:
+    p = doc["paths"][path]
+    return p["stages"][key] if key in p["stages"] else p["totals"][key]
+
+
+def chain(doc: Doc, path: str, total_key: str) -> list[str]:
+    """The stages that tile a total: from its opening event to its closing one, end to end."""
+    by_open = {s["opens"]: s for s in specs(doc, path) if not s["total"]}
+    total = next(s for s in specs(doc, path) if s["key"] == total_key)
+    keys, at = [], total["opens"]
+    while at != total["closes"]:
+        nxt = by_open.get(at)
+        assert nxt is not None, f"{path} {total_key}: no stage opens at {at} ({stage_keys(doc, path)})"
+        keys.append(nxt["key"])
+        at = nxt["closes"]
+        assert len(keys) <= 8, f"{path} {total_key}: stage chain does not close"
+    return keys
+
+
+def count_at_least(st: Doc, threshold_us: float) -> int:
+    """Samples whose bucket lies wholly at or above ``threshold_us``."""
+    sub_bits = st["sub_bits"]
+    floor_ns = threshold_us * 1000
+    return sum(c for i, c in st["buckets"].items() if bucket_bounds(int(i), sub_bits)[0] >= floor_ns)
+
+
+def median_at_least(st: Doc, threshold_us: float) -> float | None:
+    """Median (us, bucket midpoint) of the samples at or above ``threshold_us``."""
+    sub_bits = st["sub_bits"]
+    rows = sorted((bucket_bounds(int(i), sub_bits), c) for i, c in st["buckets"].items())
+    rows = [(b, c) for b, c in rows if b[0] >= threshold_us * 1000]
+    half, seen = sum(c for _, c in rows) / 2, 0
+    for (low, high), c in rows:
+        seen += c
+        if seen >= half:
+            return (low + high) / 2 / 1000
+    return None
+
+
+def failure_reason(stderr: str) -> str:
+    """The line that says why a guest step failed (BCC prints the verifier log before it), plus the tail."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    said = [line for line in lines if line.startswith(("netlat-tui:", "plan_checks:", "tui.", "Exception"))]
+    words = ("invalid", "unbounded", "Permission denied")
+    verifier = [line for line in lines if any(w in line for w in words)]
+    return " | ".join(dict.fromkeys(said[-2:] + verifier[-2:])) or "\n".join(lines[-15:])
+
+
+# --------------------------------------------------------------------------------------------------
+# the checks (each raises AssertionError with the figures when it fails)
+
+
+def check_loopback_counts(result: Doc) -> None:
+    """Every request and every response is one packet, counted once in every stage."""
+    doc, t = summary(result, "loopback"), truth(result, "loopback")
+    packets = 2 * t["exchanges"]
+    assert stat(doc, "send", "total")["count"] == packets, doc["paths"]["send"]["counters"]
+    for key in stage_keys(doc, "send"):
+        got = stat(doc, "send", key)["count"]
+        assert got == packets, f"send stage {key}: {got} packets, expected {packets}"
+    # Each read returns one whole message: the L5 stages and e2e count each message once.
+    for key in ("e2e", *[k for k in stage_keys(doc, "recv") if k in ("sock_queue", "copy")]):
+        assert stat(doc, "recv", key)["count"] == packets, f"recv {key}: {stat(doc, 'recv', key)['count']}"
+    # The stack stages also see the connection's last packet (FIN), nothing else on this port.
+    for key in ("stack", *chain(doc, "recv", "stack")):
+        assert packets <= stat(doc, "recv", key)["count"] <= packets + 2, \
+            f"recv {key}: {stat(doc, 'recv', key)['count']}"
+
+
+def check_loopback_sockets(result: Doc) -> None:
+    """The filter keeps exactly the two sockets of the filtered port, each with its own exchanges."""
+    doc, t = summary(result, "loopback"), truth(result, "loopback")
+    port, other = str(t["port"]), str(t["other_port"])
+    ports = [(s["local"].rsplit(":", 1)[1], s["remote"].rsplit(":", 1)[1]) for s in doc["sockets"]]
+    assert not [p for p in ports if other in p], f"the filter let port {other} through: {ports}"
+    busy = [s for s in doc["sockets"] if s["tx_packets"] or s["rx_packets"]]
+    assert len(busy) == 2, busy
+    for s in busy:
+        assert port in (s["local"].rsplit(":", 1)[1], s["remote"].rsplit(":", 1)[1]), s
+        assert s["local"].startswith("127.0.0.1:") and s["remote"].startswith("127.0.0.1:"), s
+        assert s["tx_packets"] == t["exchanges"] and s["rx_packets"] == t["exchanges"], s
+
+
+def check_stage_sums(result: Doc, scenario: str) -> None:
+    """The stages between a total's two events add up to the total (means; bucket rounding allowed)."""
+    doc = summary(result, scenario)
+    for path, total_key in (("send", "total"), ("recv", "stack"), ("recv", "e2e")):
+        keys = chain(doc, path, total_key)
+        total = stat(doc, path, total_key)["mean_us"]
+        parts = sum(stat(doc, path, k)["mean_us"] or 0.0 for k in keys)
+        assert total, f"{scenario}: {path} {total_key} is empty"
+        assert abs(parts - total) <= SUM_TOLERANCE * total, \
+            f"{scenario} {path}: {' + '.join(keys)} = {parts:.1f} us, {total_key} = {total:.1f} us"
+
+
+def check_veth_counts(result: Doc) -> None:
+    """Over the veth pair: every request and response counted; the sockets carry the namespace addresses."""
+    for scenario in ("veth", "tbf"):
+        doc, t = summary(result, scenario), truth(result, scenario)
+        packets = 2 * t["exchanges"]
+        keys = [("send", "total"), *[("send", k) for k in stage_keys(doc, "send")], ("recv", "e2e")]
+        for path, key in keys:
+            got = stat(doc, path, key)["count"]
+            assert got == packets, f"{scenario} {path} {key}: {got} packets, expected {packets}"
+        busy = [s for s in doc["sockets"] if s["tx_packets"] or s["rx_packets"]]
+        assert len(busy) == 2, f"{scenario}: {busy}"
+        for s in busy:
+            addrs = (s["local"], s["remote"])
+            assert all(a.startswith("10.231.0.") for a in addrs), f"{scenario}: {s}"
+            assert s["tx_packets"] == t["exchanges"] and s["rx_packets"] == t["exchanges"], f"{scenario}: {s}"
+
+
+def check_tbf_delay(result: Doc) -> None:
+    """Each request waits behind its filler in the tbf: that wait is in qdisc, and only there."""
+    expected = truth(result, "tbf")["expected_wait_us"]
+    slow = DELAYED_FRACTION * expected
+    tbf, plain = summary(result, "tbf"), summary(result, "veth")
+    qdisc = stat(tbf, "send", "qdisc")
+    requests = truth(result, "tbf")["exchanges"]
+    # Only the client's requests cross the tbf (the responses leave the other namespace's veth).
+    assert count_at_least(qdisc, slow) == requests, f"qdisc samples >= {slow} us: {qdisc['buckets']}"
+    waited = median_at_least(qdisc, slow)
+    assert 0.8 * expected <= waited <= 1.5 * expected, f"median wait {waited} us, expected {expected} us"
+    assert count_at_least(stat(plain, "send", "qdisc"), slow) == 0, "slow qdisc samples without tbf"
+    # Any other stage: no more slow samples than the same traffic without tbf (TCG has its own
+    # scheduling hiccups, so compare with that run rather than with zero).
+    for path in ("send", "recv"):
+        for key in stage_keys(tbf, path):
+            if (path, key) == ("send", "qdisc"):
+                continue
+            with_tbf = count_at_least(stat(tbf, path, key), slow)
+            without = count_at_least(stat(plain, path, key), slow)
+            allowed = without + max(2, requests // 10)
+            assert with_tbf <= allowed, f"{path} {key} took the tbf wait: {with_tbf} slow ({without} without)"
+
+
+def check_clean_exit(result: Doc) -> None:
+    """close() leaves no kprobe and no BPF program behind."""
+    assert result["kprobes_after_close"] == [], result["kprobes_after_close"]
+    if result.get("bpf_progs_before") is not None:
+        assert result["bpf_progs_after_close"] == result["bpf_progs_before"]
+
+
+# --------------------------------------------------------------------------------------------------
+# the comparison for the lead's note
+
+
+def comparison_table(results: dict[str, Doc], scenario: str) -> str:
+    """Markdown: per path, each plan's stages (count, p50, p90, mean in us) side by side."""
+    lines = [f"### {scenario}", ""]
+    for path in ("send", "recv"):
+        lines += [f"{path}:", "", "| plan | stage | events | count | p50 us | p90 us | mean us |",
+                  "|---|---|---|---|---|---|---|"]
+        for plan, result in results.items():
+            doc = summary(result, scenario)
+            for s in specs(doc, path):
+                st = stat(doc, path, s["key"])
+                if not st["count"] and s["total"]:
+                    continue
+                name = f"**{s['key']}**" if s["total"] else s["key"]
+                lines.append(f"| {plan} | {name} | {s['opens']} -> {s['closes']} | {st['count']} | "
+                             f"{st['p50_us']} | {st['p90_us']} | {st['mean_us']} |")
+        lines.append("")
+    return "\n".join(lines)
