@@ -10,13 +10,13 @@ from __future__ import annotations
 import ctypes
 import errno
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
 from netns import VethPair, run_pair  # tests/kernel is on sys.path (rootdir-less test dir)
 
-from tui.bpf.stats import program_ids
+from tui.bpf.stats import map_ids, program_ids
 from tui.model.filters import Filters
 from tui.model.snapshot import RECV, SEND, Snapshot
 from tui.sources.live import LiveSource
@@ -251,34 +251,44 @@ def test_receive_e2e_agrees_with_rx_software_timestamps() -> None:
 def _libbpf() -> ctypes.CDLL:
     lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
     lib.bpf_prog_get_fd_by_id.argtypes = [ctypes.c_uint32]
+    lib.bpf_map_get_fd_by_id.argtypes = [ctypes.c_uint32]
     return lib
 
 
-def test_close_detaches_every_program_and_frees_every_map() -> None:
+def _still_loaded(get_fd_by_id: Callable[[int], int], ids: list[int]) -> list[int]:
     import os
 
+    left = []
+    for obj_id in ids:
+        fd = get_fd_by_id(obj_id)
+        if fd >= 0:
+            os.close(fd)
+            left.append(obj_id)
+        else:
+            assert ctypes.get_errno() == errno.ENOENT
+    return left
+
+
+def test_close_detaches_every_program_and_frees_every_map() -> None:
     source = LiveSource()
     source.start()
     bpf = source._bpf
-    prog_ids = program_ids(bpf)
+    prog_ids, maps = program_ids(bpf), map_ids(bpf)
     assert len(prog_ids) >= 11
+    assert len(maps) >= 8  # histograms, counters, sockets, events, rate, slots, cursor, ...
+    lib = _libbpf()
+    assert _still_loaded(lib.bpf_prog_get_fd_by_id, prog_ids) == prog_ids
     source.close()
     source.close()  # idempotent
-    lib = _libbpf()
-    left = prog_ids
-    for _ in range(50):  # the kernel frees programs after an RCU grace period
-        left = []
-        for pid in prog_ids:
-            fd = lib.bpf_prog_get_fd_by_id(pid)
-            if fd >= 0:
-                os.close(fd)
-                left.append(pid)
-            else:
-                assert ctypes.get_errno() == errno.ENOENT
-        if not left:
+    left_progs, left_maps = prog_ids, maps
+    for _ in range(50):  # the kernel frees programs and maps after an RCU grace period
+        left_progs = _still_loaded(lib.bpf_prog_get_fd_by_id, prog_ids)
+        left_maps = _still_loaded(lib.bpf_map_get_fd_by_id, maps)
+        if not left_progs and not left_maps:
             break
         time.sleep(0.1)
-    assert left == [], f"programs still loaded: {left}"
+    assert left_progs == [], f"programs still loaded: {left_progs}"
+    assert left_maps == [], f"maps still there: {left_maps}"
 
 
 # ---- the command line ----
@@ -422,3 +432,21 @@ def test_sampling_follows_about_one_packet_in_n() -> None:
         got = count(snap, path, key)
         assert 0.6 * 2 * N <= got <= 1.4 * 2 * N, (path, key, got)
     assert snap.plan.sample == 4
+
+
+def test_perf_buffer_fallback_delivers_the_same_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kernels before 5.8 have no ring buffer: the perf buffer must carry the sampled events."""
+    import dataclasses
+
+    from tui.bpf import features
+
+    real = features.detect
+    monkeypatch.setattr(features, "detect", lambda *a, **k: dataclasses.replace(real(*a, **k), ringbuf=False))
+    port = free_port()
+    with probes(port=str(port)) as source:
+        _s, _c, snap = rr_on_loopback(source, port=port)
+    assert "perf buffer" in " ".join(snap.meta.notes)
+    events = [e for e in snap.events if port in (e.lport, e.rport)]
+    assert len(events) >= 2 * N  # sends and receives of every exchange (below the rate limit)
+    assert snap.events_lost == 0
+    assert all(sum(e.stages_ns.values()) == e.total_ns for e in events if not e.deferred)

@@ -53,6 +53,21 @@ def prog_info(fd: int) -> tuple[int, int, int]:
     return int(info.id), int(info.run_cnt), int(info.run_time_ns)
 
 
+def prog_map_ids(fd: int) -> list[int]:
+    """Kernel ids of the maps a loaded program uses."""
+    info = _ProgInfo()
+    size = _u32(ctypes.sizeof(info))
+    if _libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)) != 0:
+        raise OSError(ctypes.get_errno(), "bpf_obj_get_info_by_fd failed")
+    count = int(info.nr_map_ids)
+    ids = (_u32 * max(count, 1))()
+    info = _ProgInfo(nr_map_ids=count, map_ids=ctypes.addressof(ids))
+    size = _u32(ctypes.sizeof(info))
+    if _libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)) != 0:
+        raise OSError(ctypes.get_errno(), "bpf_obj_get_info_by_fd failed")
+    return list(ids[:count])
+
+
 def enable_stats() -> int:
     """Turn run-time stats on while the returned fd stays open (BPF_STATS_RUN_TIME = 0)."""
     fd = _libbpf().bpf_enable_stats(0)
@@ -74,3 +89,8 @@ def program_stats(bpf: Any) -> dict[str, tuple[int, int]]:
 def program_ids(bpf: Any) -> list[int]:
     """Kernel ids of a BPF object's programs (to prove later that they are gone)."""
     return [prog_info(fn.fd)[0] for fn in bpf.funcs.values()]
+
+
+def map_ids(bpf: Any) -> list[int]:
+    """Kernel ids of every map a BPF object's programs use."""
+    return sorted({m for fn in bpf.funcs.values() for m in prog_map_ids(fn.fd)})
