@@ -3,7 +3,7 @@
  * netlat_path.bpf.c: following packets through the send and receive paths, shared by every plan.
  * The plan file after this one attaches these helpers to its hooks (raw tracepoints or kprobes).
  *
- * Send path. A per-thread cursor (key pid_tgid) marks "TCP has the data" at the start of the send
+ * Send path. A per-thread cursor (task storage) marks "TCP has the data" at the start of the send
  * syscall for (thread, sk). A packet reaching net_dev_queue on that thread with skb->sk == cursor.sk
  * left inside the syscall; its L4/L3 time is dev_queue - cursor.t. The skb seen from net_dev_queue
  * on is TCP's transmit CLONE (tcp_transmit_skb clones the write-queue skb; the clone keeps skb->sk),
@@ -22,11 +22,11 @@
  * sock_recv_length closes the copy and end-to-end. Send and receive keep separate maps: on
  * loopback and veth the received skb IS the sent skb (same address).
  *
- * Lifetimes: every map is bounded (LRU) and entries older than AGE_LIMIT_NS are ignored, so a lost
- * packet never pairs with a later one. At completion (net_dev_xmit, first copy) an entry is marked
- * done (its start time zeroed) rather than deleted: skb addresses come back quickly from the slab,
- * and rewriting an existing entry in place is much cheaper than an LRU delete plus insert. A done
- * entry never matches anything again.
+ * Lifetimes: every map is bounded (fixed arrays, LRU hashes, task storage that dies with its
+ * thread) and entries older than AGE_LIMIT_NS are ignored, so a lost packet never pairs with a
+ * later one. At completion (net_dev_xmit, first copy) an skb entry is marked done (its start time
+ * zeroed) rather than deleted, and a packet we do not follow clears a live entry at its address
+ * (tx_forget, rx_first_sight): skb addresses come back quickly from the slab allocator.
  */
 
 /* ---- send ---- */
