@@ -105,3 +105,21 @@ def test_stage_slots_cover_every_declared_stage() -> None:
             assert set(keys) <= set(plans.SLOTS[path])
     for slots in plans.SLOTS.values():
         assert len(set(slots.values())) == len(slots) and max(slots.values()) < plans.SLOTS_PER_PATH
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["tui.bpf.plans", "tui.bpf.features", "tui.bpf.btf", "tui.bpf.program", "tui.bpf.stats",
+     "tui.sources.live", "tui.headless"],
+)
+def test_engine_modules_import_neither_textual_nor_bcc(module: str) -> None:
+    """The engine runs in a worker thread and headless: no textual; bcc only once probes load."""
+    import subprocess
+    import sys
+
+    code = (
+        f"import sys, {module}; "
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('bcc', 'textual'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
