@@ -94,6 +94,7 @@ struct sock_stats {
 struct event {
 	u64 time_ns;
 	u64 stages_ns[EV_STAGES]; /* in the order of the path's stage slots 0..3; 0 = not seen */
+	u64 l3_ns;                /* kprobe plan: the L3 part of the merged L4/L3 slot, 0 = unknown */
 	u64 total_ns;
 	u32 pid;
 	u32 len;

@@ -14,13 +14,13 @@
 #define TCP_TIME_WAIT_ 6
 #define TCP_NEW_SYN_RECV_ 12
 
-#define BPF_F_NO_COMMON_LRU_ 2 /* per-CPU LRU lists: no global lock on the hot path */
-
 /* Aggregates: per-CPU, so no atomics on the hot path; Python sums the CPUs. */
 BPF_PERCPU_ARRAY(stage_hists, struct stage_hist, 2 * SLOTS_PER_PATH);
 BPF_PERCPU_ARRAY(path_counters, struct counters, 2);
 /* Per-socket stats, bounded: the least recently used socket is evicted. */
-BPF_F_TABLE("lru_hash", u64, struct sock_stats, sockets, 4096, BPF_F_NO_COMMON_LRU_);
+/* One LRU for all CPUs: per-CPU lists would split the 4096 entries between CPUs; a socket is
+ * inserted once and only looked up after that, which takes no lock either way. */
+BPF_TABLE("lru_hash", u64, struct sock_stats, sockets, 4096);
 /* Scratch for a new socket entry: too big for the 512-byte BPF stack. */
 BPF_PERCPU_ARRAY(sock_scratch, struct sock_stats, 1);
 

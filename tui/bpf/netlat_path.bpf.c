@@ -51,7 +51,7 @@ static __always_inline struct cursor *cursor_get(u64 id, int create)
 					  create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
 }
 #else
-BPF_F_TABLE("lru_hash", u64, struct cursor, tx_cursor, 8192, BPF_F_NO_COMMON_LRU_);
+BPF_TABLE("lru_hash", u64, struct cursor, tx_cursor, 8192);
 
 static __always_inline struct cursor *cursor_get(u64 id, int create)
 {
@@ -263,6 +263,8 @@ static __always_inline void tx_done(void *ctx, u64 skb)
 	ev.stages_ns[S_TCP_IP] = (v.flags & TX_IN_SYSCALL) ? v.t_queue - v.t_begin : 0;
 	ev.stages_ns[S_QDISC] = qdisc;
 	ev.stages_ns[S_DEVICE] = device;
+	if ((v.flags & TX_IN_SYSCALL) && v.t_l3 > v.t_begin)
+		ev.l3_ns = v.t_queue - v.t_l3; /* kprobe plan: the IP part of stages_ns[S_TCP_IP] */
 	ev.total_ns = total;
 	if (!deferred) {
 		ev.pid = v.pid_tgid >> 32;
@@ -340,6 +342,7 @@ struct rx_read {
 	u64 t0;
 	u64 t1;
 	u64 t2;
+	u64 t_l4;
 	u64 sk;
 };
 BPF_PERCPU_ARRAY(rx_reading, struct rx_read, 1);
@@ -481,6 +484,7 @@ static __always_inline void rx_copy(u64 skb)
 		r->t0 = e->t0;
 		r->t1 = e->t1;
 		r->t2 = e->t2;
+		r->t_l4 = e->t_l4;
 		r->sk = e->sk;
 	}
 	e->t0 = 0; /* done: the rest of this skb (a partial read) is not timed again */
@@ -525,6 +529,8 @@ static __always_inline void rx_end(void *ctx, u64 sk, int ret)
 	ev.stages_ns[R_IP_TCP] = v.t2 - v.t1;
 	ev.stages_ns[R_SOCK_QUEUE] = v.t_copy - v.t2;
 	ev.stages_ns[R_COPY] = copy;
+	if (v.t_l4 > v.t1)
+		ev.l3_ns = v.t_l4 - v.t1; /* kprobe plan: the IP part of stages_ns[R_IP_TCP] */
 	ev.total_ns = e2e;
 	ev.pid = id >> 32;
 	bpf_get_current_comm(&ev.comm, sizeof(ev.comm));

@@ -44,6 +44,20 @@ _EVENT_STAGES = {
 }
 
 
+def _split_l3(stages: dict[str, int], path: str, l3_ns: int) -> dict[str, int]:
+    """kprobe plan: split the merged L4/L3 time of an event into its TCP and IP parts."""
+    merged = "tcp_ip" if path == SEND else "ip_tcp"
+    if not l3_ns or merged not in stages or l3_ns > stages[merged]:
+        return stages
+    out = dict(stages)
+    both = out.pop(merged)
+    if path == SEND:
+        out["tcp"], out["ip"] = both - l3_ns, l3_ns
+    else:
+        out["ip"], out["tcp"] = l3_ns, both - l3_ns
+    return out
+
+
 def _addr(raw: Any, family: int) -> str:
     data = bytes(raw)
     try:
@@ -165,6 +179,10 @@ class LiveSource(SourceContext):
         path = SEND if ev.path == 0 else RECV
         keys = _EVENT_STAGES[path]
         stages = {k: int(ev.stages_ns[i]) for i, k in enumerate(keys) if ev.stages_ns[i]}
+        stages = _split_l3(stages, path, int(ev.l3_ns))
+        if self.plan is not None:  # only the stages this plan declares
+            declared = {s.key for s in self.plan.info.stages.get(path, ())}
+            stages = {k: v for k, v in stages.items() if k in declared}
         family = int(ev.family)
         self._events_delivered += 1
         self._events.append(
