@@ -73,6 +73,8 @@ TRACEPOINT_INFO = PlanInfo(
         ),
     },
     merged=(
+        "send: the socket layer (L5: sock_sendmsg until TCP takes the data) has no tracepoint "
+        "and is not timed",
         "send: TCP (L4) and IP (L3) merged: no tracepoint between tcp_sendmsg and dev_queue_xmit",
         "send: qdisc/device/total count packets sent inside the send syscall; packets leaving "
         "later (softirq, timers, ACKs) are in 'deferred L2'",
