@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -45,6 +47,8 @@ from tui.widgets.status import Status
 RECENT_EVENTS = 5000
 #: How long run_app waits for the worker to close the source (detach probes) after the UI exits.
 CLOSE_TIMEOUT_S = 15.0
+#: After SIGTERM/SIGHUP and the source closed, the process ends within this many seconds regardless.
+EXIT_GRACE_S = 3.0
 
 
 class NetlatApp(App[int]):
@@ -132,7 +136,21 @@ class NetlatApp(App[int]):
         for sig in (signal.SIGTERM, signal.SIGHUP):
             # Leave through the normal exit path so the worker detaches the probes and the
             # terminal is restored (Textual itself handles ctrl+c as a key).
-            loop.add_signal_handler(sig, lambda code=128 + sig: self.exit(return_code=code))
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, signum: int) -> None:
+        self.exit(return_code=128 + signum)
+        # After SIGHUP the terminal is usually gone (ssh dropped) and Textual's shutdown can hang
+        # writing to it (its output thread dies on EIO and the final put blocks on a full queue).
+        # Do not linger: once the worker has closed the source (probes detached), give the normal
+        # shutdown a moment, then leave regardless.
+        threading.Thread(target=self._exit_after_signal, args=(128 + signum,), daemon=True).start()
+
+    def _exit_after_signal(self, code: int) -> None:
+        """Watchdog (daemon thread) for a signalled exit."""
+        self.source_closed.wait(CLOSE_TIMEOUT_S)
+        time.sleep(EXIT_GRACE_S)
+        os._exit(code)
 
     def on_ready(self) -> None:
         """The dashboard is on screen: show the loading state, then start the source in the worker."""
@@ -427,13 +445,16 @@ def run_app(args: argparse.Namespace) -> int:
         preflight()  # root, tracefs, bcc, headers: one-line errors before the screen opens
         rebuild = lambda filters: make_source(args, filters, record=False)  # noqa: E731
     app = NetlatApp(source, filters=args.filters, rebuild=rebuild)
-    if getattr(args, "workload", "none") == "loopback":
-        from tui.workload import LoopbackWorkload
+    try:
+        if getattr(args, "workload", "none") == "loopback":
+            from tui.workload import LoopbackWorkload
 
-        with LoopbackWorkload():
+            with LoopbackWorkload():
+                app.run()
+        else:
             app.run()
-    else:
-        app.run()
-    if not app.worker_started.is_set() or not app.source_closed.wait(CLOSE_TIMEOUT_S):
-        app.source.close()  # the worker never ran or is stuck: close from here rather than leak probes
+    finally:
+        app.workers.cancel_all()  # normally done by Textual already; makes sure the worker loop ends
+        if not app.worker_started.is_set() or not app.source_closed.wait(CLOSE_TIMEOUT_S):
+            app.source.close()  # the worker never ran or is stuck: close here rather than leak probes
     return app.return_code or 0

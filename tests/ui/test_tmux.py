@@ -125,6 +125,18 @@ def loaded(prog_ids: set[int]) -> set[int]:
     return left
 
 
+def wait_gone(pid: int, timeout: float = 60) -> None:
+    """Wait for a process to end (bounded; its shutdown detaches the probes)."""
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists():
+        status = Path(f"/proc/{pid}/status").read_text() if Path(f"/proc/{pid}").exists() else ""
+        if "State:\tZ" in status:
+            return  # exited, not yet reaped by its parent
+        if time.monotonic() > deadline:
+            raise AssertionError(f"netlat-tui (pid {pid}) still running {timeout:.0f}s after told to exit")
+        time.sleep(0.2)
+
+
 def caption(screen: str, path: str) -> re.Match[str] | None:
     """The histogram caption, e.g. ``send · send total  n=6.0k  p50 3.46us``."""
     return re.search(rf"{path} · ([^\n]*?)\s+n=([\d.]+k?M?)\s+p50\s+([\d.]+[nmu]?s)", screen)
@@ -136,7 +148,7 @@ def filled(screen: str, path: str) -> bool:
 
 
 @pytest.mark.kernel
-@pytest.mark.parametrize("exit_by", ["q", "SIGHUP"])
+@pytest.mark.parametrize("exit_by", ["q", "SIGHUP", "hangup"])
 def test_live_dashboard_fills_switches_path_and_leaves_no_probe(
     require_kernel, tmux_session, exit_by: str
 ) -> None:
@@ -155,15 +167,20 @@ def test_live_dashboard_fills_switches_path_and_leaves_no_probe(
 
     if exit_by == "q":
         session.keys("q")
-    else:
+    elif exit_by == "SIGHUP":
         os.kill(pid, 1)
-    code = 0 if exit_by == "q" else 128 + 1
-    session.wait_for(lambda s: f"EXIT={code}" in s, f"exit status {code}")
+    else:
+        session.kill()  # the terminal vanishes, as when an ssh connection drops
+        wait_gone(pid)
+    if exit_by != "hangup":
+        code = 0 if exit_by == "q" else 128 + 1
+        session.wait_for(lambda s: f"EXIT={code}" in s, f"exit status {code}")
+        assert session.run("display-message", "-p", "-t", "t", "#{alternate_on}").strip() == "0"
+        wait_gone(pid)
     deadline = time.monotonic() + 10
     while (left := loaded(held)) and time.monotonic() < deadline:
         time.sleep(0.1)  # the kernel frees programs after an RCU grace period
     assert not left, f"BPF programs still loaded after exit: {sorted(left)}"
-    assert session.run("display-message", "-p", "-t", "t", "#{alternate_on}").strip() == "0"
 
 
 def test_sigterm_restores_the_terminal(tmux_session) -> None:
@@ -176,3 +193,11 @@ def test_sigterm_restores_the_terminal(tmux_session) -> None:
     assert "EXIT=143" in screen
     assert "Traceback" not in screen
     assert session.run("display-message", "-p", "-t", "t", "#{alternate_on}").strip() == "0"
+
+
+def test_demo_exits_when_its_terminal_vanishes(tmux_session) -> None:
+    session = tmux_session("--synthetic --interval 0.2")
+    pid = netlat_pid(session.pane_pid())
+    session.wait_for(lambda s: filled(s, "send"), "the demo histogram")
+    session.kill()
+    wait_gone(pid)
