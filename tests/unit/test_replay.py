@@ -123,3 +123,37 @@ def test_cli_reports_a_corrupt_recording_in_one_line(tmp_path: Path) -> None:
     expected = f"netlat-tui: {path} line 3: truncated line (recording cut short?)"
     assert out.stderr.strip().splitlines() == [expected]
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("module", ["tui.model.serialize", "tui.sources.replay", "tui.sources.factory"])
+def test_recording_modules_import_neither_bcc_nor_textual(module: str) -> None:
+    code = (
+        f"import sys, {module}; "
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('bcc', 'textual'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "", f"{module} pulls in {out.stdout.strip()}"
+
+
+def test_factory_builds_replay_with_speed_and_wraps_recording(tmp_path: Path) -> None:
+    from tui.cli import build_parser, filters_from_args
+    from tui.sources.factory import is_live, make_source, pauses_with_view, unwrap
+
+    recorded = tmp_path / "in.jsonl"
+    record(recorded, ticks=3)
+    out = tmp_path / "out.jsonl"
+    args = build_parser().parse_args(["--replay", str(recorded), "--speed", "2", "--record", str(out)])
+    args.filters = filters_from_args(args)
+    source = make_source(args)
+    assert isinstance(source, RecordingSource) and isinstance(unwrap(source), ReplaySource)
+    assert not is_live(source) and pauses_with_view(source)
+    source.start()
+    source.poll()
+    assert source.interval_s == pytest.approx(0.25)  # 0.5 s recorded, played at 2x
+    source.close()
+    assert len(load_recording(out)[1]) == 1
+
+    args = build_parser().parse_args(["--synthetic"])
+    args.filters = filters_from_args(args)
+    synthetic = make_source(args)
+    assert isinstance(synthetic, SyntheticSource) and not is_live(synthetic)
