@@ -19,6 +19,7 @@ import argparse
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 
 from benchlib import (
@@ -48,12 +49,14 @@ class Dashboard(Tracer):
     def __init__(self, cpu: int) -> None:
         super().__init__("dashboard", [], cpu)
         self.pid = 0
+        # a private server socket: the shared default one belongs to whoever made it first
+        self.tmux = ["tmux", "-S", os.path.join(tempfile.mkdtemp(prefix="nlbench-tmux-"), "sock")]
 
     def start(self) -> Dashboard:
         cmd = f"exec taskset -c {self.cpu} {NETLAT}"
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.session, "-x", "160", "-y", "48", cmd],
+        subprocess.run([*self.tmux, "new-session", "-d", "-s", self.session, "-x", "160", "-y", "48", cmd],
                        check=True, cwd=REPO)
-        out = subprocess.run(["tmux", "list-panes", "-t", self.session, "-F", "#{pane_pid}"],
+        out = subprocess.run([*self.tmux, "list-panes", "-t", self.session, "-F", "#{pane_pid}"],
                              check=True, capture_output=True, text=True)
         self.pid = int(out.stdout.split()[0])
 
@@ -68,11 +71,12 @@ class Dashboard(Tracer):
         return self
 
     def stop(self) -> list[int]:
-        subprocess.run(["tmux", "send-keys", "-t", self.session, "q"], capture_output=True)
+        subprocess.run([*self.tmux, "send-keys", "-t", self.session, "q"], capture_output=True)
         deadline = time.monotonic() + 10
         while os.path.exists(f"/proc/{self.pid}") and time.monotonic() < deadline:
             time.sleep(0.1)
-        subprocess.run(["tmux", "kill-session", "-t", self.session], capture_output=True)
+        subprocess.run([*self.tmux, "kill-server"], capture_output=True)
+        shutil.rmtree(os.path.dirname(self.tmux[2]), ignore_errors=True)
         return [0]
 
 
