@@ -25,6 +25,11 @@ typedef unsigned char u8;
 /* bucket_count(sub_bits) = (MAX_LOG2 - sub_bits + 2) << sub_bits */
 #define NETLAT_STAGE_BUCKETS ((NETLAT_MAX_LOG2 - NETLAT_STAGE_SUB_BITS + 2) << NETLAT_STAGE_SUB_BITS)
 #define NETLAT_SOCK_BUCKETS ((NETLAT_MAX_LOG2 - NETLAT_SOCK_SUB_BITS + 2) << NETLAT_SOCK_SUB_BITS)
+/* Storage is rounded up to a power of two so an index is bounded by a mask, which every
+ * verifier tracks; an "if (b >= N)" bound is lost by older verifiers (Linux 6.1) when clang
+ * checks one register copy and indexes with another. Only the first *_BUCKETS are ever used. */
+#define NETLAT_STAGE_STORE 512
+#define NETLAT_SOCK_STORE 64
 
 /* Paths and stage slots: key of the stage histogram array is path * SLOTS_PER_PATH + slot. */
 #define PATH_SEND 0
@@ -62,7 +67,7 @@ typedef unsigned char u8;
 #define NR_COUNTERS 9
 
 struct stage_hist {
-	u64 buckets[NETLAT_STAGE_BUCKETS];
+	u64 buckets[NETLAT_STAGE_STORE];
 	u64 max;
 };
 
@@ -86,8 +91,8 @@ struct sock_stats {
 	u8 laddr[16];
 	u8 raddr[16];
 	char comm[16];
-	u32 send_hist[NETLAT_SOCK_BUCKETS];
-	u32 recv_hist[NETLAT_SOCK_BUCKETS];
+	u32 send_hist[NETLAT_SOCK_STORE];
+	u32 recv_hist[NETLAT_SOCK_STORE];
 };
 
 #define EV_STAGES 4

@@ -51,10 +51,8 @@ static __always_inline void record(u32 path, u32 slot, u64 ns)
 
 	if (!h)
 		return;
-	b = netlat_bucket(ns, NETLAT_STAGE_SUB_BITS);
-	if (b >= NETLAT_STAGE_BUCKETS)
-		b = NETLAT_STAGE_BUCKETS - 1;
-	h->buckets[b] += 1;
+	b = netlat_bucket(ns, NETLAT_STAGE_SUB_BITS); /* < NETLAT_STAGE_BUCKETS by construction */
+	h->buckets[b & (NETLAT_STAGE_STORE - 1)] += 1;
 	if (ns > h->max)
 		h->max = ns;
 }
@@ -271,9 +269,7 @@ static __always_inline struct sock_stats *sock_entry(u64 sk, struct skinfo *si, 
 
 static __always_inline void sock_account(struct sock_stats *s, u32 path, u64 bytes, u64 packets, u64 ns)
 {
-	u32 b = netlat_bucket(ns, NETLAT_SOCK_SUB_BITS);
-	if (b >= NETLAT_SOCK_BUCKETS)
-		b = NETLAT_SOCK_BUCKETS - 1;
+	u32 b = netlat_bucket(ns, NETLAT_SOCK_SUB_BITS) & (NETLAT_SOCK_STORE - 1);
 	if (path == PATH_SEND) {
 		__sync_fetch_and_add(&s->tx_packets, packets);
 		__sync_fetch_and_add(&s->tx_bytes, bytes);

@@ -162,7 +162,8 @@ static __always_inline void tx_queue(u64 skb)
 		e.t_begin = c->t;
 		c->segs += 1;
 		record(PATH_SEND, S_TCP_IP, now - c->t);
-		if (c->t_l3 > c->t) {
+		if (c->t_l3 > c->t) { /* kprobe plan: split at ip_queue_xmit, filters applied here */
+			record(PATH_SEND, S_TCP, c->t_l3 - c->t);
 			record(PATH_SEND, S_IP, now - c->t_l3);
 			e.t_l3 = c->t_l3;
 		}
@@ -199,9 +200,9 @@ static __always_inline void tx_l3(u64 sk, u64 skb)
 	struct cursor *c = cursor_get(id, 0);
 	if (!c || c->sk != sk)
 		return;
-	u64 now = bpf_ktime_get_ns();
-	record(PATH_SEND, S_TCP, now - c->t);
-	c->t_l3 = now; /* per thread: the skb is keyed only from net_dev_queue on */
+	/* per thread: the skb is keyed only from net_dev_queue on, where the stages are recorded
+	 * (after the filters and the sampling decision) */
+	c->t_l3 = bpf_ktime_get_ns();
 }
 
 static __always_inline void tx_start(u64 skb)

@@ -21,7 +21,7 @@ from tui.bpf import plans
 from tui.bpf.plans import COUNTERS, PATH_INDEX, SLOTS, SLOTS_PER_PATH, Plan
 from tui.errors import UserError
 from tui.model.filters import Filters
-from tui.model.histogram import SOCKET_SUB_BITS, STAGE_SUB_BITS, Histogram
+from tui.model.histogram import SOCKET_SUB_BITS, STAGE_SUB_BITS, Histogram, bucket_count
 from tui.model.snapshot import (
     RECV,
     SEND,
@@ -244,10 +244,10 @@ class LiveSource(SourceContext):
             out[path] = {}
             for key, slot in slots.items():
                 per_cpu = table[table.Key(PATH_INDEX[path] * SLOTS_PER_PATH + slot)]
-                counts = [0] * len(per_cpu[0].buckets)
+                counts = [0] * bucket_count(STAGE_SUB_BITS)  # storage is longer (netlat.h)
                 top = 0
                 for cpu in per_cpu:
-                    for i, c in enumerate(cpu.buckets):
+                    for i, c in enumerate(cpu.buckets[: len(counts)]):
                         if c:
                             counts[i] += c
                     top = max(top, cpu.max)
@@ -264,6 +264,7 @@ class LiveSource(SourceContext):
 
     def _read_sockets(self) -> tuple[SocketStats, ...]:
         result = []
+        sock_buckets = bucket_count(SOCKET_SUB_BITS)
         for key, s in self._bpf[b"sockets"].items():
             family = int(s.family)
             result.append(
@@ -275,8 +276,8 @@ class LiveSource(SourceContext):
                     raddr=_addr(s.raddr, family), rport=int(s.rport),
                     tx_packets=int(s.tx_packets), tx_bytes=int(s.tx_bytes),
                     rx_packets=int(s.rx_packets), rx_bytes=int(s.rx_bytes),
-                    send_hist=Histogram(tuple(int(c) for c in s.send_hist), SOCKET_SUB_BITS),
-                    recv_hist=Histogram(tuple(int(c) for c in s.recv_hist), SOCKET_SUB_BITS),
+                    send_hist=Histogram(tuple(int(c) for c in s.send_hist[:sock_buckets]), SOCKET_SUB_BITS),
+                    recv_hist=Histogram(tuple(int(c) for c in s.recv_hist[:sock_buckets]), SOCKET_SUB_BITS),
                     max_ns=int(s.max),
                 )
             )
