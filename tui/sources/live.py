@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import ipaddress
+import itertools
 import os
 import tempfile
 import time
@@ -311,9 +312,15 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _first_error(text: str) -> str:
-    for line in text.splitlines():
-        if "error" in line.lower():
-            return line.strip()
+    """The useful line of BCC/clang/verifier chatter: a compile error, or the verifier's verdict
+    (the line before its "processed N insns" summary)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for line in lines:
+        if "error:" in line:  # clang: "main.c:12:3: error: ..."
+            return line
+    for before, line in itertools.pairwise(lines):
+        if line.startswith("processed ") and " insns" in line:
+            return f"verifier: {before}"
     return ""
 
 
