@@ -34,6 +34,8 @@ SEED_RECV = str(REPO / "bench" / "seed" / "lat-rcv-tp.bt")
 ATTACH_FDS = ("anon_inode:[perf_event]", "anon_inode:bpf_link", "anon_inode:bpf-link",
               "anon_inode:bpf-raw-tracepoint")
 PROG_FD = "anon_inode:bpf-prog"
+#: niceness of the load (root only); 0 to leave it alone
+LOAD_NICE = int(os.environ.get("BENCH_LOAD_NICE", "-10"))
 
 
 def log(msg: str) -> None:
@@ -91,7 +93,11 @@ def busy_fraction(window_s: float = 1.0) -> float:
     return (b1 - b0) / max(1, t1 - t0)
 
 
-def wait_quiet(limit: float = 0.12, patience_s: float = 180.0) -> float:
+#: how long to wait for an idle machine before measuring anyway (the result file records how busy)
+PATIENCE_S = float(os.environ.get("BENCH_PATIENCE_S", "60"))
+
+
+def wait_quiet(limit: float = 0.12, patience_s: float = PATIENCE_S) -> float:
     """Between measurements: wait (up to patience_s) until the machine is idle; returns the busy share."""
     deadline = time.monotonic() + patience_s
     busy = busy_fraction()
@@ -177,19 +183,21 @@ def rr(duration: float, cpu: int, size: int = 1, rate: float | None = None,
        veth: VethPair | None = None, port: int = 0) -> dict:
     """One pinned 1-byte TCP request/response run (tui.workload); returns its JSON result."""
     extra = ["--rate", str(rate)] if rate else []
+    # niced up: on a shared machine, other nice-0 work on the load's CPU then takes far less of it
+    nice = ["nice", "-n", str(LOAD_NICE)]
     if veth is None:
-        cmd = [PYTHON, "-m", "tui.workload", "rr", "--duration", str(duration), "--cpu", str(cpu),
+        cmd = [*nice, PYTHON, "-m", "tui.workload", "rr", "--duration", str(duration), "--cpu", str(cpu),
                "--size", str(size), "--port", str(port), "--json", *extra]
         return json.loads(_run(cmd))
     port = next(_port_seq)
     server = subprocess.Popen(
-        ["ip", "netns", "exec", veth.ns_server, PYTHON, "-m", "tui.workload", "serve", "--bind",
+        [*nice, "ip", "netns", "exec", veth.ns_server, PYTHON, "-m", "tui.workload", "serve", "--bind",
          veth.server_ip, "--port", str(port), "--cpu", str(cpu), "--size", str(size), "--duration", "60"],
         stdout=subprocess.PIPE, text=True, cwd=REPO,
     )
     try:
         server.stdout.readline()  # {"listening": ...}
-        cmd = ["ip", "netns", "exec", veth.ns_client, PYTHON, "-m", "tui.workload", "rr", "--connect",
+        cmd = [*nice, "ip", "netns", "exec", veth.ns_client, PYTHON, "-m", "tui.workload", "rr", "--connect",
                f"{veth.server_ip}:{port}", "--duration", str(duration), "--cpu", str(cpu),
                "--size", str(size), "--json", *extra]
         result = json.loads(_run(cmd))
