@@ -38,8 +38,8 @@ from tui.screens.help import HelpScreen
 from tui.screens.socket_detail import SocketScreen
 from tui.screens.view_model import View, build_view, event_matches, next_stage
 from tui.sources.base import Source, SourceError
-from tui.sources.factory import is_live, make_source, pauses_with_view
-from tui.sources.replay import RecordingSource
+from tui.sources.factory import is_live, make_source, pauses_with_view, unwrap
+from tui.sources.replay import RecordingSource, ReplaySource
 from tui.widgets.sockets import SocketTable
 from tui.widgets.status import Status
 
@@ -98,6 +98,8 @@ class NetlatApp(App[int]):
         #: compare exact per-tick rates turn it off
         self.coalesce = coalesce
         self.state = "starting"
+        #: what the header says while snapshots flow: live probes, a replayed file or demo data
+        self.running_state = running_state(source)
         self.stage_key = ""
         self.current: Snapshot | None = None
         self.previous: Snapshot | None = None
@@ -227,7 +229,7 @@ class NetlatApp(App[int]):
     def on_source_started(self, _: SourceStarted) -> None:
         # A (re)started source counts from zero again: forget the old baseline and rates.
         self.current = self.previous = self.baseline = None
-        self.state = "paused" if self.paused else "live"
+        self.state = "paused" if self.paused else self.running_state
         self.show_status()
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
@@ -299,7 +301,10 @@ class NetlatApp(App[int]):
     def _filters_text(self) -> str:
         text = self.filters.describe()
         if text and self.rebuild is None:
-            return f"{text} (sockets+events only)"
+            text = f"{text} (sockets+events only)"
+        recorded = self.current.meta.filters if self.current is not None else ""
+        if recorded and self.rebuild is None:  # a replay of filtered probes
+            text = f"{text}; recorded with {recorded}" if text else f"recorded with {recorded}"
         return text
 
     def watch_path(self) -> None:
@@ -311,8 +316,8 @@ class NetlatApp(App[int]):
             self._pause_flag.set()
         else:
             self._pause_flag.clear()
-        if self.state in ("live", "paused"):
-            self.state = "paused" if paused else "live"
+        if self.state in (self.running_state, "paused"):
+            self.state = "paused" if paused else self.running_state
         self.refresh_view()
         self.show_status()
 
@@ -419,6 +424,12 @@ class NetlatApp(App[int]):
                     f"netlat-tui: {binding.description}",
                     lambda action=action: self.run_action(action),
                 )
+
+
+def running_state(source: Source) -> str:
+    if is_live(source):
+        return "live"
+    return "replay" if isinstance(unwrap(source), ReplaySource) else "demo"
 
 
 def plan_text(snap: Snapshot) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from textual.widgets import Input, Static
-from ui_helpers import FailingSource, FakeLiveSource, synthetic_app, until
+from ui_helpers import FAST_S, FailingSource, FakeLiveSource, synthetic_app, until
 
 from tui.app import NetlatApp
 from tui.model.filters import Filters
@@ -17,7 +17,8 @@ from tui.model.summary import SCHEMA
 from tui.screens.filter_dialog import FilterDialog
 from tui.screens.help import HelpScreen
 from tui.screens.socket_detail import SocketScreen
-from tui.sources.synthetic import SYNTHETIC_PLAN
+from tui.sources.replay import RecordingSource, ReplaySource
+from tui.sources.synthetic import SYNTHETIC_PLAN, SyntheticSource
 from tui.widgets.histogram import LatencyHistogram
 from tui.widgets.layer_bars import LayerBars
 from tui.widgets.sockets import SocketTable
@@ -334,3 +335,24 @@ async def test_no_color_runs(monkeypatch) -> None:
         await until(pilot, lambda: has_data(app), "first snapshots")
         await pilot.press("r")
         assert bar_labels(app)[0] == "backlog"
+
+
+async def test_replay_shows_recorded_data_pauses_and_ends(tmp_path: Path) -> None:
+    recording = tmp_path / "run.jsonl"
+    recorder = RecordingSource(SyntheticSource(seed=7, interval_s=0.5), recording)
+    recorder.start()
+    recorded = [recorder.poll() for _ in range(12)]
+    recorder.close()
+    app = NetlatApp(ReplaySource.open(recording), poll_every_s=FAST_S, coalesce=False)
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.view is not None and app.view.shown.seq >= 2, "replayed snapshots")
+        assert app.state == "replay"
+        await pilot.press("space")
+        await pilot.pause(0.1)
+        held = app.current.seq
+        await pilot.pause(0.3)
+        assert app.current.seq == held, "pause must hold the playback"
+        await pilot.press("space")
+        await until(pilot, lambda: app.state == "ended", "the end of the recording")
+        assert app.current == recorded[-1]
+        assert app.view.shown.paths["recv"].get("e2e").hist == recorded[-1].paths["recv"].get("e2e").hist

@@ -14,7 +14,7 @@ from tui.widgets.units import fmt_count
 class Status:
     """Everything the header shows (built by the app, no clock inside)."""
 
-    state: str  #: "loading probes…", "live", "paused", "ended", "error: ..."
+    state: str  #: "loading probes…", "live", "replay", "demo", "paused", "ended", "error: ..."
     path: str
     source: str = ""
     host: str = ""
@@ -35,7 +35,7 @@ def status_text(s: Status) -> Text:
     text = Text()
     text.append(" netlat-tui ", style="bold reverse")
     text.append(f" {s.path.upper()} ", style="bold cyan" if s.path == "send" else "bold magenta")
-    state_style = "green" if s.state == "live" else "bold yellow"
+    state_style = "green" if s.state in ("live", "replay", "demo") else "bold yellow"
     if s.state.startswith("error"):
         state_style = "bold red"
     text.append(f" {s.state} ", style=state_style)
