@@ -30,18 +30,17 @@ from textual.worker import get_current_worker
 from tui.errors import UserError
 from tui.messages import SnapshotReady, SourceEnded, SourceFailed, SourceStarted, SourceStarting
 from tui.model.filters import Filters
-from tui.model.snapshot import PATHS, RECV, SEND, PacketEvent, Snapshot
+from tui.model.snapshot import RECV, SEND, PacketEvent, Snapshot
 from tui.model.summary import snapshot_summary
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.filter_dialog import FilterDialog
 from tui.screens.help import HelpScreen
 from tui.screens.socket_detail import SocketScreen
-from tui.screens.view_model import View, build_view, event_matches, next_stage
+from tui.screens.view_model import View, build_status, build_view, event_matches, next_stage
 from tui.sources.base import Source, SourceError
 from tui.sources.factory import is_live, make_source, pauses_with_view, unwrap
 from tui.sources.replay import RecordingSource, ReplaySource
 from tui.widgets.sockets import SocketTable
-from tui.widgets.status import Status
 
 #: Sampled events kept for the socket drill-down's per-layer bars (since clear).
 RECENT_EVENTS = 5000
@@ -281,22 +280,9 @@ class NetlatApp(App[int]):
     def show_status(self) -> None:
         if not self.is_running_dashboard:
             return
-        snap, view = self.current, self.view
-        status = Status(state=self.state, path=self.path, filters=self._filters_text())
-        if snap is not None and view is not None:
-            start = self.baseline.time_s if self.baseline is not None else 0.0
-            status = Status(
-                state=self.state, path=self.path, source=snap.meta.source, host=snap.meta.host,
-                kernel=snap.meta.kernel, plan=plan_text(snap),
-                merged=tuple(snap.plan.merged), notes=tuple(snap.meta.notes),
-                pkts_s={p: view.packets_rate(p) for p in PATHS if p in snap.paths},
-                events_s=view.events_rate(), events_lost=view.shown.events_lost,
-                filters=self._filters_text(), window_s=snap.time_s - start,
-                cleared=self.baseline is not None,
-            )
-        for screen in self.screen_stack:
-            if isinstance(screen, DashboardScreen):
-                screen.update_status(status)
+        self.dashboard.update_status(
+            build_status(self.state, self.path, self.view, self.baseline, self._filters_text())
+        )
 
     def _filters_text(self) -> str:
         text = self.filters.describe()
@@ -430,11 +416,6 @@ def running_state(source: Source) -> str:
     if is_live(source):
         return "live"
     return "replay" if isinstance(unwrap(source), ReplaySource) else "demo"
-
-
-def plan_text(snap: Snapshot) -> str:
-    """``tracepoint``, or ``tracepoint 1/16`` when sampling."""
-    return snap.plan.name + (f" 1/{snap.plan.sample}" if snap.plan.sample > 1 else "")
 
 
 def unique_path(path: Path) -> Path:

@@ -1,4 +1,4 @@
-"""What the screens show, derived from snapshots (pure: no Textual, no clock).
+"""What the screens show, derived from snapshots (pure logic: no widgets touched, no clock).
 
 The app keeps the latest cumulative snapshot, the one before it (for rates) and an optional baseline
 (the "clear" key); this module turns them into one immutable :class:`View` the screens render.
@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from tui.model.filters import Filters
-from tui.model.snapshot import SEND, PacketEvent, PathStats, Snapshot, SocketStats
+from tui.model.snapshot import PATHS, SEND, PacketEvent, PathStats, Snapshot, SocketStats
+from tui.widgets.status import Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,3 +116,26 @@ def build_view(
     if not stage_key or not any(s.key == stage_key for s in shown.plan.specs(path)):
         stage_key = default_stage(shown, path)
     return View(shown=shown, current=current, previous=previous, path=path, stage_key=stage_key)
+
+
+def plan_text(snap: Snapshot) -> str:
+    """``tracepoint``, or ``tracepoint 1/16`` when sampling."""
+    return snap.plan.name + (f" 1/{snap.plan.sample}" if snap.plan.sample > 1 else "")
+
+
+def build_status(
+    state: str, path: str, view: View | None, baseline: Snapshot | None, filters: str
+) -> Status:
+    """The header's contents for the frame on screen (or just the state before the first one)."""
+    if view is None:
+        return Status(state=state, path=path, filters=filters)
+    snap = view.current
+    start = baseline.time_s if baseline is not None else 0.0
+    return Status(
+        state=state, path=path, source=snap.meta.source, host=snap.meta.host,
+        kernel=snap.meta.kernel, plan=plan_text(snap),
+        merged=tuple(snap.plan.merged), notes=tuple(snap.meta.notes),
+        pkts_s={p: view.packets_rate(p) for p in PATHS if p in snap.paths},
+        events_s=view.events_rate(), events_lost=view.shown.events_lost,
+        filters=filters, window_s=snap.time_s - start, cleared=baseline is not None,
+    )
