@@ -86,6 +86,12 @@ def _client(port: int, exchanges: int, request: int, response: int, host: str = 
     )
 
 
+def _kernel_counts(reports: list[dict]) -> dict[str, int]:
+    """What the kernel says both ends sent (TCP_INFO): data segments and retransmissions."""
+    return {"data_segs_out": sum(r["data_segs_out"] for r in reports),
+            "retrans": sum(r["total_retrans"] for r in reports)}
+
+
 def _finish(*procs: subprocess.Popen) -> list[dict]:
     done = []
     for proc in procs:
@@ -103,10 +109,10 @@ def loopback(port: int, other_port: int) -> dict:
     servers = [_start_server(port, exchanges, request, response),
                _start_server(other_port, 100, request, response)]
     clients = [_client(port, exchanges, request, response), _client(other_port, 100, request, response)]
-    _finish(*clients)
-    _finish(*servers)
+    client, _ = _finish(*clients)
+    server, _ = _finish(*servers)
     return {"port": port, "exchanges": exchanges, "request": request, "response": response,
-            "other_port": other_port, "other_exchanges": 100}
+            "other_port": other_port, "other_exchanges": 100, **_kernel_counts([client, server])}
 
 
 def netns_up() -> None:
@@ -139,10 +145,10 @@ def veth(port: int, with_tbf: bool) -> dict:
     server = _start_server(port, VETH_EXCHANGES, VETH_REQUEST, response, host=ADDR_SERVER, netns=NS_SERVER)
     client = _client(port, VETH_EXCHANGES, VETH_REQUEST, response, host=ADDR_SERVER, netns=NS_CLIENT,
                      pause=VETH_PAUSE_S, filler=FILLER_PAYLOAD)
-    _finish(client)
-    _finish(server)
+    reports = _finish(client) + _finish(server)
     truth = {"port": port, "exchanges": VETH_EXCHANGES, "request": VETH_REQUEST, "response": response,
-             "filler_frame": FILLER_FRAME, "request_frame": REQUEST_FRAME, "qdisc": qdisc}
+             "filler_frame": FILLER_FRAME, "request_frame": REQUEST_FRAME, "qdisc": qdisc,
+             **_kernel_counts(reports)}
     if with_tbf:
         deficit = REQUEST_FRAME - (TBF_BURST - FILLER_FRAME)
         truth.update(tbf_rate_bit=TBF_RATE_BIT, tbf_burst=TBF_BURST,

@@ -10,10 +10,20 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import struct
 import sys
 import time
 
 TIMEOUT_S = 30.0
+# struct tcp_info (linux/tcp.h): offsets of the fields read here, stable since Linux 4.6.
+_TOTAL_RETRANS, _DATA_SEGS_OUT = 100, 156
+
+
+def tcp_counts(sock: socket.socket) -> dict[str, int]:
+    """The kernel's own count of data segments this socket sent, and of its retransmissions."""
+    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
+    return {"data_segs_out": struct.unpack_from("I", raw, _DATA_SEGS_OUT)[0],
+            "total_retrans": struct.unpack_from("I", raw, _TOTAL_RETRANS)[0]}
 
 
 def _recv_exact(sock: socket.socket, size: int) -> None:
@@ -41,6 +51,7 @@ def serve(host: str, port: int, exchanges: int, request: int, response: int) -> 
                 conn.sendall(reply)
             # Wait for the client's close so every segment of ours is acknowledged before we exit.
             conn.recv(1)
+            print(json.dumps({"role": "server", **tcp_counts(conn)}), flush=True)
     return 0
 
 
@@ -60,9 +71,10 @@ def client(host: str, port: int, exchanges: int, request: int, response: int,
             _recv_exact(conn, response)
             if pause_s:
                 time.sleep(pause_s)
+        counts = tcp_counts(conn)
     if udp is not None:
         udp.close()
-    print(json.dumps({"exchanges": exchanges, "request": request, "response": response,
+    print(json.dumps({"role": "client", "exchanges": exchanges, **counts,
                       "seconds": round(time.monotonic() - started, 3)}), flush=True)
     return 0
 
