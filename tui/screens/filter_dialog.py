@@ -28,11 +28,15 @@ class FilterDialog(ModalScreen[Filters | None]):
     DEFAULT_CSS = """
     FilterDialog { align: center middle; }
     FilterDialog > Vertical {
-        width: 64; max-width: 100%; height: auto; border: round $accent; background: $panel;
-        padding: 0 1;
+        width: 64; max-width: 100%; height: auto; max-height: 100%; border: round $accent;
+        background: $panel; padding: 0 1; overflow-y: auto;
     }
-    FilterDialog Grid { grid-size: 2; grid-columns: 10 1fr; grid-rows: 3; height: auto; }
-    FilterDialog Grid Label { padding: 1 0 0 0; }
+    FilterDialog Grid {
+        grid-size: 2; grid-columns: 10 1fr; grid-rows: 1; grid-gutter: 1 0; height: auto;
+        margin: 1 0;
+    }
+    FilterDialog Input { border: none; height: 1; padding: 0 1; }
+    FilterDialog Input:focus { border: none; background-tint: $foreground 15%; }
     FilterDialog #error { color: $error; height: auto; }
     FilterDialog Horizontal { height: 3; align-horizontal: right; }
     """
