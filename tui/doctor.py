@@ -15,7 +15,8 @@ Exit status 0 when live probes can run; otherwise 1 and one line on stderr with 
     bcc         {importable, version, path, test_compile, test_compile_s}
     headers     {kind: exact|nearest|missing, path, version, message}
     offsets     {btf: {field: bytes}, headers: {field: bytes}|null, mismatched: [field]}
-    plan        {auto: plan name|null, stages: {path: [stage keys]}, merged: [line], events: [...]}
+    plan        {auto: plan name|null, stages: {path: [stage keys]}, merged: [line], events: [...],
+                 runs: the plan really started (compile, load, attach) and stopped, start_s | error}
     checks      [{name, status: ok|warn|no|fail|skip|info, detail, fix, required, sub}]
 """
 
@@ -382,8 +383,37 @@ def _check_plan(r: Report, feats: Any, root: bool) -> None:
     detail = f"auto picks '{info.name}': send {', '.join(stages.get('send', []))}; " \
              f"recv {', '.join(stages.get('recv', []))}"
     r.add(Check("probe plan", FAIL if missing_required else OK, detail, required=True))
+    if not missing_required and r.bcc.get("test_compile"):
+        _check_plan_runs(r, info.name)
     for line in info.merged:
         r.add(Check("plan note", INFO, line))
+
+
+def _check_plan_runs(r: Report, name: str) -> None:
+    """Start the live source for real (compile, verifier, attach) and stop it again at once.
+
+    Only this proves the plan runs here: a kernel can offer every hook and still refuse a program
+    (verifier limits, lockdown), which no feature probe shows.
+    """
+    from tui.sources.base import SourceError
+    from tui.sources.live import LiveSource
+
+    source = LiveSource(probes="auto")
+    started = time.monotonic()
+    try:
+        with captured_stderr():
+            source.start()
+    except (SourceError, UserError) as exc:
+        r.plan.update(runs=False, error=str(exc))
+        r.add(Check("plan attach", FAIL, f"'{name}' does not load here: {exc}",
+                    "run `netlat-tui --probes tracepoint` or `--probes kprobe` to try the other plan",
+                    required=True))
+        return
+    finally:
+        source.close()
+    r.plan.update(runs=True, start_s=round(time.monotonic() - started, 2))
+    r.add(Check("plan attach", OK, f"'{name}' compiled, loaded and attached in {r.plan['start_s']:.1f} s "
+                "(and detached again)"))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -105,6 +105,8 @@ def test_auto_plan_is_tracepoint_where_its_tracepoints_exist(report: dict[str, A
     )
     assert have_all, "this test expects a kernel with the tracepoint plan's events"
     assert report["plan"]["auto"] == "tracepoint"
+    assert report["plan"]["runs"] is True  # doctor really started the plan (compile, load, attach)
+    assert report["plan"]["start_s"] > 0
     assert report["plan"]["stages"]["send"][:3] == ["tcp_ip", "qdisc", "device"]
     assert "sock_queue" in report["plan"]["stages"]["recv"]
 
