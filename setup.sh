@@ -25,6 +25,7 @@ SYSTEM_PYTHON=/usr/bin/python3
 RUNTIME_PACKAGES=(python3-bpfcc bpfcc-tools python3-venv iproute2 tmux procps)
 TEST_PACKAGES=(qemu-system-x86 mmdebstrap e2fsprogs gcc libc6-dev)
 
+INVOCATION="$0${*:+ $*}"
 MODE=setup
 WANT_TEST_PACKAGES=0
 ARGS=()
@@ -32,7 +33,7 @@ case "${1:-}" in
     --run) MODE=run; shift; ARGS=("$@") ;;
     --test) MODE=test; WANT_TEST_PACKAGES=1; shift; ARGS=("$@") ;;
     --test-deps) WANT_TEST_PACKAGES=1; shift ;;
-    -h|--help) sed -n '4,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '4,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     "") ;;
     *) echo "setup.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 esac
@@ -43,7 +44,7 @@ say() { echo "setup: $*"; }
 warn() { echo "setup: warning: $*" >&2; }
 die() { echo "setup: error: $*" >&2; exit 1; }
 
-[ "$(id -u)" -eq 0 ] || die "run as root: sudo $0 $*"
+[ "$(id -u)" -eq 0 ] || die "run as root: sudo $INVOCATION"
 
 # --------------------------------------------------------------------------------------------------
 # Debian packages: apt-get update only when something has to be installed, and only once.
