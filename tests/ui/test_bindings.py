@@ -19,6 +19,7 @@ from tui.screens.help import HelpScreen
 from tui.screens.socket_detail import SocketScreen
 from tui.sources.replay import RecordingSource, ReplaySource
 from tui.sources.synthetic import SYNTHETIC_PLAN, SyntheticSource
+from tui.widgets.event_log import MAX_PER_REFRESH, EventLog
 from tui.widgets.histogram import LatencyHistogram
 from tui.widgets.layer_bars import LayerBars
 from tui.widgets.sockets import SocketTable
@@ -356,3 +357,16 @@ async def test_replay_shows_recorded_data_pauses_and_ends(tmp_path: Path) -> Non
         await until(pilot, lambda: app.state == "ended", "the end of the recording")
         assert app.current == recorded[-1]
         assert app.view.shown.paths["recv"].get("e2e").hist == recorded[-1].paths["recv"].get("e2e").hist
+
+
+async def test_event_log_lists_a_bounded_number_of_lines_per_refresh() -> None:
+    source = SyntheticSource(seed=7, interval_s=0.5, events_per_tick=100, limit=1)
+    app = NetlatApp(source, poll_every_s=FAST_S, coalesce=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: app.state == "ended", "the single tick")
+        log = app.dashboard.query_one(EventLog)
+        await until(pilot, lambda: len(log.lines) > 0, "the log to render")
+        assert len(app.current.events) == 100
+        assert len(log.lines) == MAX_PER_REFRESH + 1
+        assert "75 more sampled packets" in log.lines[0].text
+        assert len(app.recent_events) == 100  # the drill-down still sees every sampled packet

@@ -12,6 +12,9 @@ from tui.widgets.units import fmt_ns
 
 #: Lines kept; older ones scroll away so memory stays flat however long it runs.
 MAX_LINES = 500
+#: Lines written per refresh: a busy host samples hundreds of packets a second, more than anyone
+#: reads, and rendering each line is most of the dashboard's CPU; the rest are counted in one line.
+MAX_PER_REFRESH = 25
 
 
 def event_line(event: PacketEvent) -> Text:
@@ -42,6 +45,11 @@ class EventLog(RichLog):
         super().__init__(id=id, classes=classes, max_lines=MAX_LINES, wrap=False, markup=False)
 
     def update_snapshot(self, events: Iterable[PacketEvent]) -> None:
+        events = list(events)
+        skipped = len(events) - MAX_PER_REFRESH
+        if skipped > 0:
+            self.write(Text(f"… {skipped} more sampled packets this refresh (newest shown)", style="dim"))
+            events = events[-MAX_PER_REFRESH:]
         for event in events:
             line = event_line(event)
             # Render each line at its full width (RichLog would otherwise cut it to the width the
