@@ -40,6 +40,7 @@ struct cursor {
 	u64 first_total; /* send total of the syscall's first packet (per-socket histogram) */
 	u64 segs;
 	u64 t_l3;       /* kprobe plan: ip_queue_xmit of the packet being built */
+	u64 skip;       /* --sample: this send is not followed (its packets are not "deferred") */
 };
 #ifdef HAVE_TASK_STORAGE
 /* Task-local storage: the cheapest per-thread state (no hash lookup), Linux 5.11+. */
@@ -115,11 +116,15 @@ static __always_inline void tx_begin(u64 sk)
 		c = cursor_get(id, 1);
 	if (!c)
 		return;
-	c->t = bpf_ktime_get_ns();
 	c->sk = sk;
 	c->first_total = 0;
 	c->segs = 0;
 	c->t_l3 = 0;
+	/* --sample: decided once per send syscall; an unfollowed send still marks its socket so
+	 * that its packets are not mistaken for deferred ones, and costs no clock read */
+	c->skip = !sampled();
+	if (!c->skip)
+		c->t = bpf_ktime_get_ns();
 }
 
 /* A packet we do not follow may reuse the address of one we did and never completed: make sure
@@ -138,14 +143,20 @@ static __always_inline void tx_queue(u64 skb)
 	struct skinfo si = {};
 
 	READ(sk, skb, OFF_SKB_SK);
-	if (!sk || !sampled()) {
+	if (!sk) {
+		tx_forget(skb);
+		return;
+	}
+	u64 id = bpf_get_current_pid_tgid();
+	struct cursor *c = cursor_get(id, 0);
+	int mine = c && c->sk == sk;
+	/* sampling: in-syscall packets follow their send's decision, others decide here */
+	if (mine ? c->skip : !sampled()) {
 		tx_forget(skb);
 		return;
 	}
 	u64 now = bpf_ktime_get_ns();
-	u64 id = bpf_get_current_pid_tgid();
-	struct cursor *c = cursor_get(id, 0);
-	int in_syscall = c && c->sk == sk && now - c->t < AGE_LIMIT_NS;
+	int in_syscall = mine && now - c->t < AGE_LIMIT_NS;
 
 	/* In the send syscall the socket is known to be TCP (the cursor says so): read nothing
 	 * from it unless a socket filter needs it. */
@@ -286,9 +297,11 @@ static __always_inline void tx_end(u64 sk, int ret)
 		segs = c->segs;
 		first_total = c->first_total;
 		c->sk = 0;
+		if (c->skip)
+			return; /* --sample: socket counters count the followed sends */
 	} else {
 		/* not a TCP send we followed: only UDP sockets are accounted here */
-		if (!sk_info(sk, &si) || si.protocol != PROTO_UDP)
+		if (!sampled() || !sk_info(sk, &si) || si.protocol != PROTO_UDP)
 			return;
 		segs = ret > 0 ? 1 : 0;
 	}
@@ -502,7 +515,7 @@ static __always_inline void rx_end(void *ctx, u64 sk, int ret)
 	if (!r || r->pid_tgid != id) {
 		/* UDP copies linear skbs without a tracepoint (copy_linear_skb): count the datagram
 		 * for its socket, with no socket-queue/copy/e2e time */
-		if (ret > 0 && sk_info(sk, &si) && si.protocol == PROTO_UDP && task_wanted(id) &&
+		if (ret > 0 && sampled() && sk_info(sk, &si) && si.protocol == PROTO_UDP && task_wanted(id) &&
 		    sk_wanted(sk, &si)) {
 			struct sock_stats *s = sock_entry(sk, &si, id);
 			if (s)
