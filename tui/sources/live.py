@@ -117,6 +117,9 @@ class LiveSource(SourceContext):
         except Exception as exc:  # BtfError, OSError from libbpf
             raise SourceError(f"cannot read struct offsets from the kernel BTF: {exc}") from None
         notes.append("struct offsets come from the running kernel's BTF")
+        if self.sample > 1:
+            notes.append(f"--sample {self.sample}: 1 send call and 1 received packet in {self.sample} "
+                         "are followed; counts and socket counters cover the followed ones")
         if not feats.ringbuf:
             notes.append("no BPF ring buffer on this kernel: sampled events use the perf buffer")
         return plan, text, notes
