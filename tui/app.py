@@ -44,6 +44,8 @@ from tui.widgets.sockets import SocketTable
 
 #: Sampled events kept for the socket drill-down's per-layer bars (since clear).
 RECENT_EVENTS = 5000
+#: A live source's second snapshot comes this soon (its first holds almost nothing yet).
+FIRST_FRAME_S = 0.3
 #: How long run_app waits for the worker to close the source (detach probes) after the UI exits.
 CLOSE_TIMEOUT_S = 15.0
 #: After SIGTERM/SIGHUP and the source closed, the process ends within this many seconds regardless.
@@ -188,7 +190,10 @@ class NetlatApp(App[int]):
                     self.post_message(SourceEnded())
                     break
                 self.post_message(SnapshotReady(snapshot, self.coalesce))
-                if worker.cancelled_event.wait(self.poll_every_s or source.interval_s):
+                wait = self.poll_every_s or source.interval_s
+                if snapshot.seq == 1 and is_live(source):
+                    wait = min(wait, FIRST_FRAME_S)  # show real figures soon after attaching
+                if worker.cancelled_event.wait(wait):
                     break
         except (SourceError, UserError) as exc:
             self.post_message(SourceFailed(str(exc)))
