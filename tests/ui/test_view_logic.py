@@ -1,0 +1,89 @@
+"""The pure logic behind the widgets: units, log2 folding, slowest layer, socket rates, view filters."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tui.model.filters import Filters
+from tui.model.histogram import Histogram
+from tui.screens.view_model import build_view, filter_items, next_stage
+from tui.sources.synthetic import SyntheticSource
+from tui.widgets.histogram import octave_counts, octave_range
+from tui.widgets.layer_bars import LayerRow, slowest
+from tui.widgets.sockets import socket_rows
+from tui.widgets.units import fmt_bytes, fmt_count, fmt_ns, unit_for
+
+
+@pytest.mark.parametrize(
+    ("ns", "text"),
+    [(7, "7ns"), (999, "999ns"), (1_234, "1.23us"), (12_345, "12.3us"), (123_456, "123us"),
+     (4_500_000, "4.50ms"), (2_000_000_000, "2.00s"), (None, "-")],
+)
+def test_latency_unit_follows_the_magnitude(ns, text: str) -> None:
+    assert fmt_ns(ns) == text
+
+
+def test_forced_unit_and_other_formats() -> None:
+    assert unit_for(50_000) == ("us", 1e3)
+    assert fmt_ns(500, unit_for(50_000)) == "0.50us"
+    assert fmt_count(12_345) == "12.3k" and fmt_count(950) == "950"
+    assert fmt_bytes(1536) == "1.5KiB" and fmt_bytes(3 << 20) == "3.0MiB"
+
+
+def test_fine_buckets_fold_into_powers_of_two() -> None:
+    hist = Histogram.from_values([1_000, 1_500, 1_600, 3_000, 3_100, 3_900])
+    # 1000 is in [512, 1024), 1500/1600 in [1024, 2048), the rest in [2048, 4096)
+    assert octave_counts(hist) == {9: 1, 10: 2, 11: 3}
+    assert octave_range(octave_counts(hist)) == range(7, 14)  # widened on both sides to >= 6 bars
+
+
+def test_slowest_is_the_stage_with_the_highest_median_never_a_total() -> None:
+    rows = [
+        LayerRow("a", "L4", 1_000.0, 90_000.0, 10),
+        LayerRow("b", "L2", 5_000.0, 6_000.0, 10),
+        LayerRow("total", "", 9_000.0, 99_000.0, 10, total=True),
+    ]
+    assert slowest(rows) == 1
+    assert slowest([LayerRow("x", "", None, None, 0)]) is None
+
+
+def test_socket_rates_are_the_change_over_elapsed_time() -> None:
+    source = SyntheticSource(seed=1, interval_s=0.5)
+    first, second = source.poll(), source.poll()
+    rows = {r.key: r for r in socket_rows(second, second, first, "send")}
+    for old, new in zip(first.sockets, second.sockets, strict=True):
+        assert rows[new.key].pkts_s == pytest.approx((new.tx_packets - old.tx_packets) / 0.5)
+        assert rows[new.key].bytes_s == pytest.approx((new.tx_bytes - old.tx_bytes) / 0.5)
+    recv = {r.key: r for r in socket_rows(second, second, first, "recv")}
+    sock = second.sockets[0]
+    assert recv[sock.key].p50 == sock.recv_hist.percentile(50) != rows[sock.key].p50
+
+
+def test_view_filters_narrow_sockets_and_events_only() -> None:
+    snap = SyntheticSource(seed=2).poll()
+    narrowed = filter_items(snap, Filters(port=6379))
+    assert {s.comm for s in narrowed.sockets} == {"redis-server"}
+    assert all(6379 in (e.lport, e.rport) for e in narrowed.events)
+    assert narrowed.paths == snap.paths
+    assert filter_items(snap, Filters(protocol="udp")).sockets[0].comm == "coredns"
+
+
+def test_view_since_clear_and_stage_cycle() -> None:
+    source = SyntheticSource(seed=3)
+    base = source.poll()
+    now = source.poll()
+    view = build_view(now, base, base, Filters(), "recv")
+    assert view.stage_key == "stack"
+    assert view.shown.paths["recv"].get("e2e").hist.total == 400
+    assert view.packets_rate("send") == pytest.approx(400 / 0.5)
+    assert next_stage(now, "recv", "stack") == "e2e"
+    assert next_stage(now, "recv", "copy") == "stack"
+
+
+def test_the_app_module_does_not_import_bcc() -> None:
+    code = "import sys, tui.app; print(sorted(m for m in sys.modules if m.split('.')[0] == 'bcc'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
