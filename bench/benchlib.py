@@ -34,8 +34,8 @@ SEED_RECV = str(REPO / "bench" / "seed" / "lat-rcv-tp.bt")
 ATTACH_FDS = ("anon_inode:[perf_event]", "anon_inode:bpf_link", "anon_inode:bpf-link",
               "anon_inode:bpf-raw-tracepoint")
 PROG_FD = "anon_inode:bpf-prog"
-#: niceness of the load (root only); 0 to leave it alone
-LOAD_NICE = int(os.environ.get("BENCH_LOAD_NICE", "-10"))
+#: SCHED_FIFO priority of the load (root only); 0 leaves it an ordinary task
+LOAD_RT_PRIO = int(os.environ.get("BENCH_LOAD_RT_PRIO", "10"))
 
 
 def log(msg: str) -> None:
@@ -65,7 +65,18 @@ def machine_info() -> dict[str, object]:
         "mem_gb": round(mem_kb / 1e6, 1),
         "python": platform.python_version(),
         "loadavg": os.getloadavg(),
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        # the engine may be measured with uncommitted edits in the shared tree: say which
+        "engine_dirty": _git("status", "--short", "--", *ENGINE_PATHS).splitlines(),
     }
+
+
+ENGINE_PATHS = ("tui/bpf", "tui/sources/live.py", "tui/headless.py")
+
+
+def _git(*args: str) -> str:
+    out = subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO)
+    return out.stdout.strip()
 
 
 def other_bpf_holders() -> list[str]:
@@ -183,8 +194,9 @@ def rr(duration: float, cpu: int, size: int = 1, rate: float | None = None,
        veth: VethPair | None = None, port: int = 0) -> dict:
     """One pinned 1-byte TCP request/response run (tui.workload); returns its JSON result."""
     extra = ["--rate", str(rate)] if rate else []
-    # niced up: on a shared machine, other nice-0 work on the load's CPU then takes far less of it
-    nice = ["nice", "-n", str(LOAD_NICE)]
+    # real-time (SCHED_FIFO): a request/response load is bound by wake-up latency, and on a shared
+    # machine a woken ordinary task waits for whatever runs on its CPU (niceness does not help)
+    nice = ["chrt", "-f", str(LOAD_RT_PRIO)] if LOAD_RT_PRIO else []
     if veth is None:
         cmd = [*nice, PYTHON, "-m", "tui.workload", "rr", "--duration", str(duration), "--cpu", str(cpu),
                "--size", str(size), "--port", str(port), "--json", *extra]
