@@ -59,18 +59,20 @@ class NetlatApp(App[int]):
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
-        Binding("s", "set_path('send')", "send"),
-        Binding("r", "set_path('recv')", "receive"),
-        Binding("space,p", "toggle_pause", "pause", key_display="space"),
-        Binding("c", "clear", "clear"),
-        Binding("f", "filter", "filter"),
-        Binding("o", "sort", "sort"),
-        Binding("d", "drill", "socket"),
-        Binding("v", "next_stage", "stage"),
-        Binding("e", "export", "export"),
-        Binding("w", "screenshot_svg", "screenshot"),
-        Binding("question_mark,f1", "help", "help", key_display="?"),
-        Binding("q", "quit", "quit"),
+        Binding("s", "set_path('send')", "send", tooltip="show the send path"),
+        Binding("r", "set_path('recv')", "receive", tooltip="show the receive path"),
+        Binding("space,p", "toggle_pause", "pause", key_display="space",
+                tooltip="freeze the view (replay and demo data stop; live probes keep counting)"),
+        Binding("c", "clear", "clear", tooltip="count from now on (the header says 'since clear')"),
+        Binding("f", "filter", "filter", tooltip="filter by pid, port, comm, protocol, address"),
+        Binding("o", "sort", "sort", tooltip="sort the socket table by the next column"),
+        Binding("d", "drill", "socket",
+                tooltip="drill into the selected socket (enter on a row does the same)"),
+        Binding("v", "next_stage", "stage", tooltip="histogram: next stage or total of the path"),
+        Binding("e", "export", "export", tooltip="write the figures on screen as JSON"),
+        Binding("w", "screenshot_svg", "screenshot", tooltip="save the screen as an SVG file"),
+        Binding("question_mark,f1", "help", "help", key_display="?", tooltip="this help"),
+        Binding("q", "quit", "quit", tooltip="detach the probes and quit (also ctrl+c)"),
         Binding("ctrl+c", "quit", "quit", show=False, priority=True),
     ]
 

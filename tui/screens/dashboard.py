@@ -38,7 +38,9 @@ class DashboardScreen(Screen):
 
     HORIZONTAL_BREAKPOINTS = BREAKPOINTS
     #: tab flips the path here (dialogs keep tab for moving between fields)
-    BINDINGS = [Binding("tab", "app.toggle_path", "switch path", show=False)]
+    BINDINGS = [
+        Binding("tab", "app.toggle_path", "switch path", show=False, tooltip="flip send / receive")
+    ]
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")

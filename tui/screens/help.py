@@ -17,12 +17,15 @@ ABOUT = (
 
 
 def bindings_table(bindings: list[Binding]) -> Table:
+    """Key, name and what it does; ctrl+c is folded into quit's line."""
     table = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
-    table.add_column(style="bold")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(style="bold", no_wrap=True)
     table.add_column()
     for b in bindings:
-        if b.description:
-            table.add_row(b.key_display or b.key, b.description)
+        if b.description and b.key != "ctrl+c":
+            table.add_row(b.key_display or b.key, b.description, b.tooltip)
+    table.add_row("ctrl+p", "palette", "every action by name")
     return table
 
 
@@ -40,6 +43,7 @@ class HelpScreen(ModalScreen[None]):
         width: 76; max-width: 100%; height: auto; max-height: 100%;
         border: round $accent; padding: 0 1; background: $panel;
     }
+    HelpScreen .about { margin-top: 1; color: $text-muted; }
     """
 
     def __init__(self, bindings: list[Binding]) -> None:
