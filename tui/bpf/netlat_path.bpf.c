@@ -386,11 +386,14 @@ static __always_inline void rx_l2_done(u64 skb)
 	u32 zero = 0;
 	struct rx_cur *cur = rx_current.lookup(&zero);
 
-	if (!e || !cur)
+	if (!cur)
 		return;
-	e->t1 = bpf_ktime_get_ns();
-	cur->skb = skb;
+	/* an unfollowed packet clears the slot too: a UDP sk_data_ready after it must not take
+	 * an older packet (say one waiting in a socket backlog) for its own */
+	cur->skb = e ? skb : 0;
 	cur->sk = 0;
+	if (e)
+		e->t1 = bpf_ktime_get_ns();
 }
 
 /* kprobe plan: L4 entry (tcp_v4_rcv / udp_rcv) in the same softirq. */
