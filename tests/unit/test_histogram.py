@@ -41,9 +41,9 @@ def _values() -> list[int]:
 
 @pytest.fixture(scope="module")
 def c_bucket(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cc = shutil.which("cc") or shutil.which("gcc")
+    cc = next(filter(None, map(shutil.which, ("cc", "gcc", "gcc-12", "clang"))), None)
     if cc is None:
-        pytest.skip("no C compiler")
+        pytest.skip("no C compiler (setup.sh installs gcc)")
     tmp = tmp_path_factory.mktemp("bucket")
     (tmp / "driver.c").write_text(_DRIVER)
     header_dir = Path(str(files("tui.bpf").joinpath("netlat.h"))).parent
