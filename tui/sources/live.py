@@ -116,7 +116,8 @@ class LiveSource(SourceContext):
                                 optional_hooks=optional, task_storage=use_task_storage)
         except Exception as exc:  # BtfError, OSError from libbpf
             raise SourceError(f"cannot read struct offsets from the kernel BTF: {exc}") from None
-        notes.append("struct offsets come from the running kernel's BTF")
+        if not any("BTF" in n for n in notes):  # preflight may have said so already
+            notes.append("struct offsets come from the running kernel's BTF")
         if self.sample > 1:
             notes.append(f"--sample {self.sample}: 1 send call and 1 received packet in {self.sample} "
                          "are followed; counts and socket counters cover the followed ones")
