@@ -157,3 +157,16 @@ def test_factory_builds_replay_with_speed_and_wraps_recording(tmp_path: Path) ->
     args.filters = filters_from_args(args)
     synthetic = make_source(args)
     assert isinstance(synthetic, SyntheticSource) and not is_live(synthetic)
+
+
+def test_recording_keeps_the_newest_sampled_events_up_to_the_cap(tmp_path: Path) -> None:
+    path = tmp_path / "busy.jsonl"
+    inner = SyntheticSource(seed=9, events_per_tick=40)  # 40 sampled events a tick
+    recorder = RecordingSource(inner, path, max_events=15)
+    recorder.start()
+    live = recorder.poll()
+    recorder.close()
+    assert len(live.events) == 40  # the dashboard still gets every event
+    replayed = load_recording(path)[1][0]
+    assert replayed.events == live.events[-15:]
+    assert replayed.paths == live.paths and replayed.sockets == live.sockets

@@ -7,6 +7,7 @@ so a truncated or corrupt recording fails before the dashboard opens, with the l
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
@@ -97,12 +98,18 @@ class ReplaySource(SourceContext):
         self._next = len(self._snapshots)
 
 
+#: Sampled events kept per recorded snapshot (the newest): a busy host samples hundreds a second,
+#: and they would be nine tenths of the file; every counter and histogram is recorded in full.
+RECORDED_EVENTS_MAX = 100
+
+
 class RecordingSource(SourceContext):
     """Wraps any source and appends every snapshot it gives to a JSON-lines file."""
 
-    def __init__(self, inner: Source, path: str | Path) -> None:
+    def __init__(self, inner: Source, path: str | Path, max_events: int = RECORDED_EVENTS_MAX) -> None:
         self.inner = inner
         self.path = Path(path)
+        self.max_events = max_events
         self._out: IO[str] | None = None
 
     @property
@@ -120,13 +127,16 @@ class RecordingSource(SourceContext):
             self._out = self.path.open("w", encoding="utf-8")
         except OSError as exc:
             raise SourceError(f"cannot write recording {self.path}: {exc.strerror or exc}") from None
-        self._write(header(self.inner.interval_s))
+        self._write({**header(self.inner.interval_s), "events_max": self.max_events})
         self.inner.start()
 
     def poll(self) -> Snapshot | None:
         snap = self.inner.poll()
         if snap is not None and self._out is not None:
-            self._write(snapshot_to_dict(snap))
+            kept = snap if len(snap.events) <= self.max_events else replace(
+                snap, events=snap.events[-self.max_events:]
+            )
+            self._write(snapshot_to_dict(kept))
         return snap
 
     def _write(self, obj: dict[str, object]) -> None:
