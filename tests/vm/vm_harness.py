@@ -6,8 +6,9 @@ build rebuilds it. Two Debian suites: ``bookworm`` (kernel 6.1, what most users 
 (kernel 6.12, which also has every tracepoint the tracepoint plan needs). qemu boots it
 with TCG software emulation (this host's KVM cannot boot a stock kernel) under ``nice``:
 
-    NVMe namespace 1  the cached root filesystem, snapshot mode (the guest's writes are thrown away)
+    NVMe namespace 1  the cached root disk (MBR, root=PARTUUID=), snapshot mode (writes are dropped)
     NVMe namespace 2  a fresh ext4 image with the project's tree, the job script and an empty out/
+                      (the guest's init finds it by its job.sh: NVMe names are not stable on 7.x)
     ttyS0             kernel console -> console.log
     ttyS1             the job's stdout and stderr -> streamed, and kept in the result
     ttyS2             "NETLAT_VM_EXIT=<status>" written by the guest's init after the job
@@ -65,6 +66,9 @@ DEFAULT_SUITE = "bookworm"
 #: patching racing across vCPUs under multi-threaded TCG), so it boots with one.
 SUITE_CPUS = {"bookworm": 2, "trixie": 2, "trixie-backports": 1}
 
+#: the root partition's id: MBR disk signature set by image/build.sh, partition 1
+ROOT_PARTUUID = "6e6c6174-01"
+
 EXIT_RE = re.compile(r"NETLAT_VM_EXIT=(\d+)")
 
 
@@ -78,7 +82,7 @@ class VmTimeout(VmError):
 
 @dataclass(frozen=True)
 class GuestImage:
-    """A built guest: kernel to boot, root filesystem image, the kernel's release string."""
+    """A built guest: kernel to boot, root disk image, the kernel's release string."""
 
     kernel: Path
     rootfs: Path
@@ -168,7 +172,7 @@ def ensure_image(suite: str = DEFAULT_SUITE, stream: TextIO | None = sys.stderr)
             _log(stream, f"vm: guest image built in {time.monotonic() - started:.0f} s")
     return GuestImage(
         kernel=target / "vmlinuz",
-        rootfs=target / "rootfs.ext4",
+        rootfs=target / "root.img",
         release=(target / "release").read_text().strip(),
     )
 
@@ -203,7 +207,8 @@ def make_job_disk(workdir: Path, script: str, tree: Path) -> Path:
 def qemu_command(image: GuestImage, job_disk: Path, workdir: Path, memory_mb: int, cpus: int) -> list[str]:
     """The qemu command line: TCG, no network, one NVMe controller with two namespaces, three UARTs."""
     cmdline = (
-        "console=ttyS0,115200 root=/dev/nvme0n1 rootfstype=ext4 rw init=/sbin/netlat-vm-init "
+        f"console=ttyS0,115200 root=PARTUUID={ROOT_PARTUUID} rootfstype=ext4 rootwait rw "
+        "init=/sbin/netlat-vm-init "
         "panic=-1 mitigations=off"
     )
     return [

@@ -2,7 +2,7 @@
 # Build a netlat-tui test guest: a Debian root filesystem (stock cloud kernel with kprobes and fentry,
 # its exact headers, BCC) as an ext4 image, plus the kernel to boot it with.
 #
-# Usage: build.sh SUITE OUTDIR   (writes OUTDIR/rootfs.ext4, OUTDIR/vmlinuz, OUTDIR/release; needs root)
+# Usage: build.sh SUITE OUTDIR   (writes OUTDIR/root.img, OUTDIR/vmlinuz, OUTDIR/release; needs root)
 #   bookworm          Debian 12: kernel 6.1, BCC 0.26 (what many users run; lacks the newer tcp/sock
 #                     tracepoints the tracepoint plan uses)
 #   trixie            Debian 13: kernel 6.12, BCC 0.31 (has the sock tracepoints, not tcp_sendmsg_locked)
@@ -11,6 +11,11 @@
 # The harness (tests/vm/vm_harness.py) caches OUTDIR under a key made of the suite and this
 # directory's content, so any change here rebuilds the image.
 set -euo pipefail
+
+# The root file system sits in partition 1 of an MBR disk with this signature: the kernel finds it
+# by root=PARTUUID=6e6c6174-01 without an initramfs. Device names are no use: from Linux 7.x NVMe
+# namespaces are scanned in parallel, so nvme0n1 may be either disk. Keep in step with vm_harness.py.
+DISK_SIGNATURE=0x6e6c6174
 
 suite=${1:?usage: build.sh SUITE OUTDIR}
 out=${2:?usage: build.sh SUITE OUTDIR}
@@ -85,7 +90,22 @@ cp "$work/root/boot/vmlinuz-$release" "$out/vmlinuz"
 echo "$release" > "$out/release"
 
 # Size: what the tree uses plus room for the guest's writes (the harness boots it in snapshot mode,
-# so those never reach this file).
+# so those never reach this file). One partition from 1 MiB, the file system written into it.
 used_mb=$(du -sm "$work/root" | cut -f1)
-mkfs.ext4 -q -F -L netlat-root -d "$work/root" "$out/rootfs.ext4" "$((used_mb + used_mb / 3 + 256))M"
+fs_mb=$((used_mb + used_mb / 3 + 256))
+truncate -s "$((fs_mb + 1))M" "$out/root.img"
+# A classic MBR by hand (sfdisk is in a package the host may not have): signature, one Linux
+# partition (type 0x83) from sector 2048, boot mark. CHS fields unused by Linux: left zero.
+python3 - "$out/root.img" "$DISK_SIGNATURE" "$((fs_mb * 2048))" <<'PY'
+import struct, sys
+path, signature, sectors = sys.argv[1], int(sys.argv[2], 16), int(sys.argv[3])
+entry = struct.pack("<B3sB3sII", 0, b"\0\0\0", 0x83, b"\0\0\0", 2048, sectors)
+mbr = bytearray(512)
+mbr[440:444] = struct.pack("<I", signature)
+mbr[446:462] = entry
+mbr[510:512] = b"\x55\xaa"
+with open(path, "r+b") as disk:
+    disk.write(mbr)
+PY
+mkfs.ext4 -q -F -L netlat-root -E offset=1048576 -d "$work/root" "$out/root.img" "${fs_mb}M"
 echo "build.sh: guest kernel $release, root filesystem ${used_mb} MB"

@@ -1,5 +1,5 @@
 #!/bin/sh
-# PID 1 of the test guest: mount the kernel file systems, run the job from the second NVMe namespace,
+# PID 1 of the test guest: mount the kernel file systems, run the job from the job disk,
 # report its exit status on the third serial port, power off.
 #
 # Serial ports: ttyS0 kernel console, ttyS1 the job's output, ttyS2 "NETLAT_VM_EXIT=<status>".
@@ -24,9 +24,18 @@ ip link set lo up
 stty -F /dev/ttyS1 115200 raw -echo 2>/dev/null
 stty -F /dev/ttyS2 115200 raw -echo 2>/dev/null
 
+# The job disk is the NVMe namespace whose file system holds job.sh (names are not stable on 7.x).
 status=125
 mkdir -p /job
-if mount -t ext4 /dev/nvme0n2 /job; then
+found=
+for dev in /dev/nvme*n*; do
+    case $dev in *p[0-9]*) continue ;; esac
+    if mount -t ext4 "$dev" /job 2>/dev/null; then
+        [ -f /job/job.sh ] && { found=$dev; break; }
+        umount /job
+    fi
+done
+if [ -n "$found" ]; then
     cd /job
     sh /job/job.sh >/dev/ttyS1 2>&1 </dev/null
     status=$?
@@ -34,7 +43,7 @@ if mount -t ext4 /dev/nvme0n2 /job; then
     sync
     umount /job || status=124
 else
-    echo "netlat-vm-init: cannot mount the job disk /dev/nvme0n2" >/dev/ttyS1
+    echo "netlat-vm-init: no NVMe namespace holds job.sh" >/dev/ttyS1
 fi
 echo "NETLAT_VM_EXIT=$status" >/dev/ttyS2
 sync
