@@ -11,7 +11,10 @@ import ctypes
 import errno
 import os
 import re
+import shutil
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -142,6 +145,12 @@ def caption(screen: str, path: str) -> re.Match[str] | None:
     return re.search(rf"{path} · ([^\n]*?)\s+n=([\d.]+k?M?)\s+p50\s+([\d.]+[nmu]?s)", screen)
 
 
+def running_for(screen: str) -> float:
+    """Seconds the header says the figures cover (``since start 2.5s``), 0 before the first."""
+    match = re.search(r"since start (\d+(?:\.\d)?)s", screen)
+    return float(match.group(1)) if match else 0.0
+
+
 def filled(screen: str, path: str) -> bool:
     match = caption(screen, path)
     return match is not None and match.group(2) not in ("0",)
@@ -201,3 +210,49 @@ def test_demo_exits_when_its_terminal_vanishes(tmux_session) -> None:
     session.wait_for(lambda s: filled(s, "send"), "the demo histogram")
     session.kill()
     wait_gone(pid)
+
+
+@pytest.mark.kernel
+def test_live_recording_replays_without_root(require_kernel, tmux_session, tmp_path: Path) -> None:
+    from tui.sources.replay import load_recording
+
+    recording = tmp_path / "live.jsonl"
+    session = tmux_session(f"--workload loopback --interval 0.5 --record {recording}")
+    session.wait_for(lambda s: filled(s, "send"), "the send histogram to fill")
+    session.keys("r")
+    session.wait_for(lambda s: filled(s, "recv"), "data on the receive path")
+    session.wait_for(lambda s: running_for(s) >= 2.0, "a few snapshots")
+    session.keys("q")
+    session.wait_for(lambda s: "EXIT=0" in s, "a clean exit")
+    interval, snapshots = load_recording(recording)  # strict validation of real engine output
+    assert interval == 0.5 and len(snapshots) >= 2
+    last = snapshots[-1]
+    assert last.meta.source == "live" and last.plan.name in ("tracepoint", "kprobe")
+    for path in ("send", "recv"):
+        totals = [s.paths[path].totals[0].hist.total for s in snapshots]
+        assert totals == sorted(totals) and totals[-1] > 0  # cumulative and growing
+    # the replay needs no root: an unprivileged user reads a copy outside root's private tmp dir
+    shared = Path(tempfile.mkdtemp(prefix="netlat-replay-"))
+    try:
+        shared.chmod(0o755)
+        copy = shared / "live.jsonl"
+        shutil.copyfile(recording, copy)
+        copy.chmod(0o644)
+        count = replayed_count_as_nobody(copy)
+    finally:
+        shutil.rmtree(shared)
+    assert count == len(snapshots)
+
+
+def replayed_count_as_nobody(recording: Path) -> int:
+    replay = subprocess.run(
+        [sys.executable, "-c", (
+            "import sys; from tui.sources.replay import ReplaySource; "
+            f"s = ReplaySource.open({str(recording)!r}); s.start(); n = 0\n"
+            "while s.poll() is not None: n += 1\n"
+            "print(n)"
+        )],
+        capture_output=True, text=True, timeout=60, check=True, user=65534, group=65534,
+        extra_groups=[],
+    )
+    return int(replay.stdout)
