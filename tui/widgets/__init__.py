@@ -1,0 +1,1 @@
+"""Reusable dashboard widgets; each takes its data through ``update_snapshot(...)`` and never fetches."""
