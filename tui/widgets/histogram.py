@@ -101,7 +101,11 @@ class LatencyHistogram(Vertical):
         shown = octave_range(octaves)
         unit = unit_for(pct[99] or top)
         labels = [octave_label(k, unit) for k in shown]
-        plt.bar(labels, [octaves.get(k, 0) for k in shown], color="cyan", width=0.8)
+        counts = [octaves.get(k, 0) for k in shown]
+        plt.bar(labels, counts, color="cyan", width=0.8)
+        top_count = max(counts)
+        ticks = [0, top_count // 2, top_count] if top_count > 1 else [0, top_count]
+        plt.yticks(ticks, [fmt_count(t) for t in ticks])  # "1.1k", not "1083.0": narrower, readable
         for q, _, color in (*MARKERS, (100, "max", "magenta")):
             value = top if q == 100 else pct[q]
             if value:
