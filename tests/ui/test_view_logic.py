@@ -87,3 +87,12 @@ def test_the_app_module_does_not_import_bcc() -> None:
     code = "import sys, tui.app; print(sorted(m for m in sys.modules if m.split('.')[0] == 'bcc'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_percentiles_never_exceed_the_exact_maximum() -> None:
+    hist = Histogram.from_values([1_000] * 98 + [8_200] * 2)  # 8200 lies in [8192, 9216)
+    assert hist.percentile(99) == 8_704  # the bucket midpoint, above every value measured
+    row = LayerRow.of("stage", "L2", hist, max_ns=8_200)
+    assert row.p99 == 8_200
+    assert row.p50 == hist.percentile(50) < 8_200  # percentiles below the max are untouched
+    assert LayerRow.of("stage", "L2", hist).p99 == 8_704  # max unknown: the midpoint stands

@@ -24,7 +24,7 @@ BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
 
 def layer_rows(stats: PathStats) -> list[LayerRow]:
     """Every stage of a path in packet order, then its totals."""
-    return [LayerRow.of(s.spec.label, s.spec.layer, s.hist, s.spec.total) for s in stats.all()]
+    return [LayerRow.of(s.spec.label, s.spec.layer, s.hist, s.spec.total, s.max_ns) for s in stats.all()]
 
 
 def histogram_title(view: View) -> str:

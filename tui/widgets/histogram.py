@@ -12,7 +12,7 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from tui.model.histogram import Histogram, bucket_bounds
-from tui.widgets.units import fmt_count, fmt_ns, unit_for
+from tui.widgets.units import capped, fmt_count, fmt_ns, unit_for
 
 #: The fine log-linear buckets are folded into powers of two; this many at least are shown.
 MIN_OCTAVES = 6
@@ -95,7 +95,7 @@ class LatencyHistogram(Vertical):
             caption.update(Text.assemble((self._title, "bold"), "  no packets yet"))
             self.plot.refresh()
             return
-        pct = {q: hist.percentile(q) for q, _, _ in MARKERS}
+        pct = {q: capped(hist.percentile(q), self._max_ns) for q, _, _ in MARKERS}
         top = self._max_ns or hist.max_bound() or 0
         octaves = octave_counts(hist)
         shown = octave_range(octaves)

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from tui.model.histogram import Histogram
-from tui.widgets.units import fmt_count, fmt_ns
+from tui.widgets.units import capped, fmt_count, fmt_ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +24,11 @@ class LayerRow:
     total: bool = False
 
     @classmethod
-    def of(cls, label: str, layer: str, hist: Histogram, total: bool = False) -> LayerRow:
-        return cls(label, layer, hist.percentile(50), hist.percentile(99), hist.total, total)
+    def of(
+        cls, label: str, layer: str, hist: Histogram, total: bool = False, max_ns: int = 0
+    ) -> LayerRow:
+        p50, p99 = capped(hist.percentile(50), max_ns), capped(hist.percentile(99), max_ns)
+        return cls(label, layer, p50, p99, hist.total, total)
 
 
 def slowest(rows: list[LayerRow]) -> int | None:

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from tui.model.snapshot import SEND, Snapshot, SocketStats
-from tui.widgets.units import fmt_bytes, fmt_count, fmt_ns
+from tui.widgets.units import capped, fmt_bytes, fmt_count, fmt_ns
 
 #: Rows shown at most (the busiest); the kernel's LRU map may hold thousands of sockets.
 MAX_ROWS = 200
@@ -54,12 +54,14 @@ def socket_rows(
             if p1 >= p0 and b1 >= b0:
                 rate_p, rate_b = (p1 - p0) / dt, (b1 - b0) / dt
         hist = sock.hist(path)
+        # max_ns is the socket's exact largest value over both paths: an upper bound for either
+        top = min(hist.max_bound() or 0, sock.max_ns) if sock.max_ns else hist.max_bound()
         rows.append(
             SocketRow(
                 key=sock.key, pid=sock.pid, comm=sock.comm, proto=sock.protocol,
                 local=sock.local, remote=sock.remote, pkts_s=rate_p, bytes_s=rate_b,
-                p50=hist.percentile(50), p99=hist.percentile(99),
-                max=float(hist.max_bound()) if hist else None,
+                p50=capped(hist.percentile(50), sock.max_ns), p99=capped(hist.percentile(99), sock.max_ns),
+                max=float(top) if hist and top else None,
             )
         )
     rows.sort(key=lambda r: (r.pkts_s, r.p99 or 0), reverse=True)

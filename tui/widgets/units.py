@@ -43,3 +43,8 @@ def fmt_bytes(value: float) -> str:
         if abs(value) >= size:
             return f"{value / size:.1f}{suffix}"
     return f"{value:.0f}B"
+
+
+def capped(ns: float | None, max_ns: float = 0) -> float | None:
+    """A bucket-midpoint percentile, never above the exact maximum when that is known (``max_ns``)."""
+    return min(ns, max_ns) if ns is not None and max_ns else ns
