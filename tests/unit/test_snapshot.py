@@ -92,3 +92,19 @@ def test_summary_percentiles_match_the_histogram() -> None:
     assert abs(stat["p90_us"] - 1.0) < 0.0625
     assert abs(stat["p99_us"] - 50.0) / 50.0 < 0.0625
     assert stat["max_us"] >= 50.0
+
+
+def test_percentiles_never_exceed_the_exact_max() -> None:
+    # 961 ns lands in [960, 1024), whose midpoint 992 is above it; the exact max caps it.
+    stat = hist_stat(Histogram.from_values([961] * 10), max_ns=961)
+    assert stat["p50_us"] == stat["p999_us"] == stat["max_us"] == 0.961
+    assert hist_stat(Histogram.from_values([961] * 10))["p50_us"] == 0.992
+
+
+def test_since_forgets_a_max_set_before_the_baseline() -> None:
+    first, second = _two_snapshots()
+    stage = second.path(SEND).stages[0]
+    older = first.path(SEND).stages[0]
+    kept = stage.since(older)
+    assert kept.max_ns == (stage.max_ns if stage.max_ns > older.max_ns else 0)
+    assert stage.since(stage).max_ns == 0

@@ -21,7 +21,7 @@ typedef unsigned char u8;
 
 #define NETLAT_MAX_LOG2 39
 #define NETLAT_STAGE_SUB_BITS 3
-#define NETLAT_SOCK_SUB_BITS 0
+#define NETLAT_SOCK_SUB_BITS 2
 /* bucket_count(sub_bits) = (MAX_LOG2 - sub_bits + 2) << sub_bits */
 #define NETLAT_STAGE_BUCKETS ((NETLAT_MAX_LOG2 - NETLAT_STAGE_SUB_BITS + 2) << NETLAT_STAGE_SUB_BITS)
 #define NETLAT_SOCK_BUCKETS ((NETLAT_MAX_LOG2 - NETLAT_SOCK_SUB_BITS + 2) << NETLAT_SOCK_SUB_BITS)
@@ -29,7 +29,7 @@ typedef unsigned char u8;
  * verifier tracks; an "if (b >= N)" bound is lost by older verifiers (Linux 6.1) when clang
  * checks one register copy and indexes with another. Only the first *_BUCKETS are ever used. */
 #define NETLAT_STAGE_STORE 512
-#define NETLAT_SOCK_STORE 64
+#define NETLAT_SOCK_STORE 256
 
 /* Paths and stage slots: key of the stage histogram array is path * SLOTS_PER_PATH + slot. */
 #define PATH_SEND 0

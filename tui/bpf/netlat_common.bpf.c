@@ -21,8 +21,8 @@ BPF_PERCPU_ARRAY(path_counters, struct counters, 2);
 /* One LRU for all CPUs: per-CPU lists would split the 4096 entries between CPUs; a socket is
  * inserted once and only looked up after that, which takes no lock either way. */
 BPF_TABLE("lru_hash", u64, struct sock_stats, sockets, 4096);
-/* Scratch for a new socket entry: too big for the 512-byte BPF stack. */
-BPF_PERCPU_ARRAY(sock_scratch, struct sock_stats, 1);
+/* Never written, so all zeros: the initial value of a new socket entry (too big for the stack). */
+BPF_PERCPU_ARRAY(sock_zero, struct sock_stats, 1);
 
 /* Sampled per-packet events. */
 #ifdef USE_RINGBUF
@@ -252,10 +252,15 @@ static __always_inline struct sock_stats *sock_entry(u64 sk, struct skinfo *si, 
 	if (!si->family && !sk_info(sk, si))
 		return 0;
 	u32 zero = 0;
-	struct sock_stats *fresh = sock_scratch.lookup(&zero);
+	/* Insert a copy of an all-zero value, then fill it in place: zeroing a scratch copy would
+	 * need a memset of the whole struct (its histograms are KBs), which clang cannot inline. */
+	struct sock_stats *blank = sock_zero.lookup(&zero);
+	if (!blank)
+		return 0;
+	sockets.insert(&sk, blank);
+	struct sock_stats *fresh = sockets.lookup(&sk);
 	if (!fresh)
 		return 0;
-	__builtin_memset(fresh, 0, sizeof(*fresh));
 	fresh->pid = pid_tgid >> 32;
 	fresh->protocol = si->protocol;
 	fresh->family = si->family == AF_INET_ ? 4 : 6;
@@ -263,8 +268,7 @@ static __always_inline struct sock_stats *sock_entry(u64 sk, struct skinfo *si, 
 	fresh->rport = si->rport;
 	bpf_get_current_comm(&fresh->comm, sizeof(fresh->comm));
 	sk_addrs(sk, si->family, fresh->laddr, fresh->raddr);
-	sockets.update(&sk, fresh);
-	return sockets.lookup(&sk);
+	return fresh;
 }
 
 static __always_inline void sock_account(struct sock_stats *s, u32 path, u64 bytes, u64 packets, u64 ns)

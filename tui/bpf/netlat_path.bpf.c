@@ -482,6 +482,17 @@ static __always_inline void rx_copy(u64 skb)
 	struct rx_entry *e = rx_find(skb);
 	if (!e || !e->t2)
 		return;
+	/* Only a copy from the socket the data was queued on closes the wait. A freed skb (e.g.
+	 * coalesced into an earlier one) can leave its entry behind, and its address can come back
+	 * as an skb that never passed first sight: a unix socket's, whose reads use this tracepoint
+	 * too. Its skb->sk is not e->sk, so it cannot pair with the stale entry. */
+	u64 owner = 0;
+	READ(owner, skb, OFF_SKB_SK);
+	if (owner != e->sk) {
+		count(PATH_RECV, C_STALE, 1);
+		e->t0 = 0;
+		return;
+	}
 	u64 id = bpf_get_current_pid_tgid();
 	if (!task_wanted(id)) {
 		e->t0 = 0;

@@ -52,7 +52,9 @@ class StageStats:
     max_ns: int = 0  #: exact largest value seen (0 when unknown or empty)
 
     def since(self, older: StageStats) -> StageStats:
-        return replace(self, hist=self.hist.minus(older.hist))
+        # The exact max survives only if it was set after ``older``; otherwise it is unknown (0).
+        max_ns = self.max_ns if self.max_ns > older.max_ns else 0
+        return replace(self, hist=self.hist.minus(older.hist), max_ns=max_ns)
 
 
 @dataclass(frozen=True, slots=True)

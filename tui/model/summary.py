@@ -10,7 +10,8 @@ Schema (``schema`` = "netlat-tui/summary/1"; times in microseconds, floats):
      "sockets": [{"pid", "comm", "protocol", "family", "local", "remote",
                   "tx_packets", "tx_bytes", "rx_packets", "rx_bytes",
                   "send": STAT, "recv": STAT}],
-     "events": {"delivered": int, "lost": int}}
+     "events": {"delivered": int, "lost": int},
+     "workload": {...}}   (headless with --workload only: the workload's own counts)
 
     STAT = {"count", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us",
             "sub_bits", "buckets": {"<index>": count}}
@@ -35,15 +36,23 @@ def _us(ns: float | None) -> float | None:
 
 
 def hist_stat(hist: Histogram, max_ns: int = 0) -> dict[str, Any]:
-    """Count, percentiles (us), max and sparse buckets of one distribution."""
+    """Count, percentiles (us), max and sparse buckets of one distribution.
+
+    Percentiles are bucket midpoints; with the exact maximum known, none is reported above it.
+    """
     p = hist.percentiles((50, 90, 99, 99.9))
     top = max_ns or hist.max_bound()
+
+    def at(q: float) -> float | None:
+        ns = p[q]
+        return _us(min(ns, max_ns) if ns is not None and max_ns else ns)
+
     return {
         "count": hist.total,
-        "p50_us": _us(p[50]),
-        "p90_us": _us(p[90]),
-        "p99_us": _us(p[99]),
-        "p999_us": _us(p[99.9]),
+        "p50_us": at(50),
+        "p90_us": at(90),
+        "p99_us": at(99),
+        "p999_us": at(99.9),
         "max_us": _us(top) if hist.total else None,
         "mean_us": _us(hist.mean()),
         "sub_bits": hist.sub_bits,
