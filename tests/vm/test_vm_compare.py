@@ -71,10 +71,14 @@ def test_plan_leaves_nothing(result: dict) -> None:
     fig.check_clean_exit(result)
 
 
-def test_auto_picks_kprobe_or_fentry(out: Path) -> None:
+def test_auto_runs_a_plan_proven_here(out: Path) -> None:
+    # Where every tracepoint exists the engine's auto prefers the tracepoint plan (stable ABI,
+    # cheaper hooks); on Debian 12 it must pick kprobe (test_vm_bookworm.py). Either way it must run.
     rc = int((out / "cli-auto.rc").read_text())
     assert rc == 0, fig.failure_reason((out / "cli-auto.err").read_text())
-    assert json.loads((out / "cli-auto.out").read_text())["plan"]["name"] in ("kprobe", "fentry")
+    doc = json.loads((out / "cli-auto.out").read_text())
+    assert doc["plan"]["name"] in PLANS
+    assert doc["paths"]["send"]["totals"]["total"]["count"] > 0
 
 
 def test_plans_agree_and_comparison_is_written(results: dict[str, dict], out: Path) -> None:

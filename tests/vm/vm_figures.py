@@ -168,11 +168,11 @@ def check_tbf_delay(result: Doc) -> None:
     tbf, plain = summary(result, "tbf"), summary(result, "veth")
     qdisc = stat(tbf, "send", "qdisc")
     requests = truth(result, "tbf")["exchanges"]
-    # Only the client's requests cross the tbf (the responses leave the other namespace's veth). One
-    # in twenty may slip through undelayed (seen once on the host, cause not pinned down: the
-    # bucket can hold more than planned when the timing of the first exchange differs).
+    # Only the client's requests cross the tbf (the responses leave the other namespace's veth).
+    # One in twenty either way: a request may slip through undelayed (seen once on the host, cause
+    # not pinned down), and under TCG the host can stall a vCPU for milliseconds between two hooks.
     delayed = count_at_least(qdisc, slow)
-    assert requests - requests // 20 <= delayed <= requests, \
+    assert abs(delayed - requests) <= requests // 20, \
         f"{delayed} qdisc samples >= {slow} us, expected {requests}: {qdisc['buckets']}"
     waited = median_at_least(qdisc, slow)
     assert 0.8 * expected <= waited <= 1.5 * expected, f"median wait {waited} us, expected {expected} us"
