@@ -450,3 +450,67 @@ def test_perf_buffer_fallback_delivers_the_same_events(monkeypatch: pytest.Monke
     assert len(events) >= 2 * N  # sends and receives of every exchange (below the rate limit)
     assert snap.events_lost == 0
     assert all(sum(e.stages_ns.values()) == e.total_ns for e in events if not e.deferred)
+
+
+def _unix_chatter(stop_after: float) -> int:
+    """Small writes and reads on a unix socket pair: skbs that never pass netif_rx, read with
+    skb_copy_datagram_iovec, whose addresses the slab hands back and forth with TCP's."""
+    import socket
+
+    a, b = socket.socketpair()
+    n = 0
+    end = time.monotonic() + stop_after
+    with a, b:
+        while time.monotonic() < end:
+            a.send(b"x" * 64)
+            b.recv(64)
+            n += 1
+    return n
+
+
+def _tcp_bulk_with_slow_reader(seconds: float) -> int:
+    """A writer of small chunks and a reader that lets data pile up, so TCP coalesces skbs."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    got = [0]
+
+    def reader() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            while chunk := conn.recv(65536):
+                got[0] += len(chunk)
+                time.sleep(0.002)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    end = time.monotonic() + seconds
+    with socket.create_connection(("127.0.0.1", port)) as out:
+        while time.monotonic() < end:
+            out.send(b"y" * 300)
+    thread.join(timeout=10)
+    listener.close()
+    return got[0]
+
+
+def test_socket_queue_wait_never_exceeds_the_end_to_end_time() -> None:
+    # Each read's e2e runs from the first sight of its oldest skb to the end of recvmsg, so no
+    # skb's socket-queue wait can be longer than the longest e2e. Entries left open (UDP reads
+    # and coalesced TCP skbs have no closing copy) once paired with a later copy of another
+    # socket's skb at the same address, such as a unix socket's: hundreds of ms over e2e.
+    import threading
+
+    from tui.workload import LoopbackWorkload
+
+    with probes() as source, LoopbackWorkload():
+        chatter = threading.Thread(target=_unix_chatter, args=(3.0,))
+        chatter.start()
+        assert _tcp_bulk_with_slow_reader(3.0) > 0
+        chatter.join()
+        snap = source.poll()
+    recv = snap.path(RECV)
+    queue, e2e = recv.get("sock_queue"), recv.get("e2e")
+    assert queue.hist.total > 100 and e2e.hist.total > 100
+    assert queue.max_ns <= e2e.max_ns, (queue.max_ns, e2e.max_ns)
