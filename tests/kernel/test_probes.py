@@ -514,3 +514,69 @@ def test_socket_queue_wait_never_exceeds_the_end_to_end_time() -> None:
     queue, e2e = recv.get("sock_queue"), recv.get("e2e")
     assert queue.hist.total > 100 and e2e.hist.total > 100
     assert queue.max_ns <= e2e.max_ns, (queue.max_ns, e2e.max_ns)
+
+
+def _connections(server_ip: str, client_ip: str, count_: int, keep_open: bool) -> tuple[int, list]:
+    """``count_`` connections with one 64-byte request and response each. Closed one after the
+    other unless ``keep_open`` (then returned, all alive at once). Returns (server port, sockets)."""
+    import socket
+    import threading
+
+    listener = socket.create_server((server_ip, 0))
+    port = listener.getsockname()[1]
+    alive: list[socket.socket] = []
+
+    def serve() -> None:
+        for _ in range(count_):
+            conn, _ = listener.accept()
+            conn.sendall(conn.recv(64))
+            alive.append(conn) if keep_open else conn.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    for _ in range(count_):
+        c = socket.create_connection((server_ip, port), source_address=(client_ip, 0))
+        c.sendall(b"q" * 64)
+        assert len(c.recv(64)) == 64
+        alive.append(c) if keep_open else c.close()
+    thread.join(timeout=10)
+    listener.close()
+    return port, alive
+
+
+def _socket_entries(source: LiveSource) -> dict[int, tuple[int, int, int, int]]:
+    """The kernel's socket map as {sk address: (lport, rport, tx_packets, rx_packets)}."""
+    return {
+        int(k.value): (int(v.lport), int(v.rport), int(v.tx_packets), int(v.rx_packets))
+        for k, v in source._bpf[b"sockets"].items()
+    }
+
+
+def test_a_socket_at_a_reused_address_gets_its_own_row() -> None:
+    # Socket entries are keyed by the struct sock address, which the kernel hands to the next
+    # socket as soon as one is freed. The second batch's sockets reuse the first batch's
+    # addresses; each must be counted under its own ports and addresses, none under an old row.
+    import os
+
+    n = 40
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})  # one CPU: one slab freelist, so addresses do come back
+    try:
+        with probes() as source:
+            _connections("127.0.0.1", "127.0.0.1", n, keep_open=False)
+            first = _socket_entries(source)
+            time.sleep(0.2)
+            port, alive = _connections("127.0.0.3", "127.0.0.2", n, keep_open=True)
+            snap = source.poll()
+            second = _socket_entries(source)
+            for sock in alive:
+                sock.close()
+    finally:
+        os.sched_setaffinity(0, cpus)
+    reused = [k for k in first.keys() & second.keys() if first[k] != second[k]]
+    assert reused, "no socket address was reused: the test proved nothing"
+    mine = [s for s in snap.sockets if port in (s.lport, s.rport)]
+    assert len(mine) == 2 * n
+    assert sum(s.tx_packets for s in mine) == 2 * n
+    assert sum(s.rx_packets for s in mine) == 2 * n
+    assert {(s.laddr, s.raddr) for s in mine} == {("127.0.0.2", "127.0.0.3"), ("127.0.0.3", "127.0.0.2")}

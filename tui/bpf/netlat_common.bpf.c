@@ -247,17 +247,19 @@ static __always_inline int dev_wanted(u64 skb)
 static __always_inline struct sock_stats *sock_entry(u64 sk, struct skinfo *si, u64 pid_tgid)
 {
 	struct sock_stats *s = sockets.lookup(&sk);
-	if (s)
-		return s;
 	if (!si->family && !sk_info(sk, si))
-		return 0;
+		return s;
+	/* Sockets are keyed by address, and a closed socket's address soon holds a new one: an
+	 * entry whose ports or protocol differ is an earlier socket's and starts afresh. */
+	if (s && s->lport == si->lport && s->rport == si->rport && s->protocol == si->protocol)
+		return s;
 	u32 zero = 0;
 	/* Insert a copy of an all-zero value, then fill it in place: zeroing a scratch copy would
 	 * need a memset of the whole struct (its histograms are KBs), which clang cannot inline. */
 	struct sock_stats *blank = sock_zero.lookup(&zero);
 	if (!blank)
 		return 0;
-	sockets.insert(&sk, blank);
+	sockets.update(&sk, blank);
 	struct sock_stats *fresh = sockets.lookup(&sk);
 	if (!fresh)
 		return 0;

@@ -88,6 +88,7 @@ class LiveSource(SourceContext):
         self._seq = 0
         self._events: collections.deque[PacketEvent] = collections.deque(maxlen=MAX_EVENTS_PER_POLL)
         self._events_delivered = 0
+        self._socket_cache: dict[int, tuple[tuple[int, ...], SocketStats]] = {}
         self._uses_ringbuf = True
 
     # ---- building ----
@@ -268,25 +269,35 @@ class LiveSource(SourceContext):
         return out
 
     def _read_sockets(self) -> tuple[SocketStats, ...]:
-        result = []
+        # Converting two histograms per socket is most of the read's cost: reuse last tick's
+        # SocketStats for sockets whose counters did not move.
+        previous, current = self._socket_cache, {}
         sock_buckets = bucket_count(SOCKET_SUB_BITS)
         for key, s in self._bpf[b"sockets"].items():
             family = int(s.family)
-            result.append(
-                SocketStats(
-                    key=int(key.value), pid=int(s.pid),
-                    comm=bytes(s.comm).split(b"\0", 1)[0].decode(errors="replace"),
-                    protocol=_PROTO_NAMES.get(int(s.protocol), "?"), family=family,
-                    laddr=_addr(s.laddr, family), lport=int(s.lport),
-                    raddr=_addr(s.raddr, family), rport=int(s.rport),
-                    tx_packets=int(s.tx_packets), tx_bytes=int(s.tx_bytes),
-                    rx_packets=int(s.rx_packets), rx_bytes=int(s.rx_bytes),
-                    send_hist=Histogram(tuple(int(c) for c in s.send_hist[:sock_buckets]), SOCKET_SUB_BITS),
-                    recv_hist=Histogram(tuple(int(c) for c in s.recv_hist[:sock_buckets]), SOCKET_SUB_BITS),
-                    max_ns=int(s.max),
-                )
+            # An address is reused by later sockets (the kernel side restarts the entry when the
+            # ports change), so the key includes the ports: a new socket is a new row.
+            ident = hash((int(key.value), int(s.lport), int(s.rport), int(s.protocol))) & (2**63 - 1)
+            moved = (int(s.tx_packets), int(s.rx_packets), int(s.max), int(s.pid))
+            cached = previous.get(ident)
+            if cached is not None and cached[0] == moved:
+                current[ident] = cached
+                continue
+            stats = SocketStats(
+                key=ident, pid=int(s.pid),
+                comm=bytes(s.comm).split(b"\0", 1)[0].decode(errors="replace"),
+                protocol=_PROTO_NAMES.get(int(s.protocol), "?"), family=family,
+                laddr=_addr(s.laddr, family), lport=int(s.lport),
+                raddr=_addr(s.raddr, family), rport=int(s.rport),
+                tx_packets=int(s.tx_packets), tx_bytes=int(s.tx_bytes),
+                rx_packets=int(s.rx_packets), rx_bytes=int(s.rx_bytes),
+                send_hist=Histogram(tuple(s.send_hist[:sock_buckets]), SOCKET_SUB_BITS),
+                recv_hist=Histogram(tuple(s.recv_hist[:sock_buckets]), SOCKET_SUB_BITS),
+                max_ns=int(s.max),
             )
-        return tuple(result)
+            current[ident] = (moved, stats)
+        self._socket_cache = current
+        return tuple(stats for _, stats in current.values())
 
     def prog_stats(self) -> dict[str, tuple[int, int]]:
         """Per-program (run_cnt, run_time_ns) while kernel.bpf_stats_enabled=1 (benchmarks)."""
