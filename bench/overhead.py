@@ -29,6 +29,20 @@ from benchlib import (
 )
 
 
+def _pair(cond: str, args: argparse.Namespace, veth: VethPair | None) -> tuple[dict, dict] | None:
+    """One untraced run and one traced run; a tracer that fails to start is retried once, then the
+    pair is skipped (the shared tree's engine may be mid-edit) rather than losing the whole run."""
+    for attempt in (1, 2):
+        base = rr(args.duration, args.load_cpu, veth=veth)
+        try:
+            with tracers(args.tool_cpu, args.sample)[cond]:
+                traced = rr(args.duration, args.load_cpu, veth=veth)
+            return base, traced
+        except SystemExit as exc:
+            log(f"{cond}: attempt {attempt} failed: {exc}")
+    return None
+
+
 def measure(topology: str, conditions: list[str], args: argparse.Namespace, veth: VethPair | None) -> dict:
     runs: dict[str, list[dict]] = {c: [] for c in conditions}
     for pair in range(args.pairs):
@@ -36,9 +50,10 @@ def measure(topology: str, conditions: list[str], args: argparse.Namespace, veth
         order = conditions[pair % len(conditions):] + conditions[: pair % len(conditions)]
         for cond in order:
             busy = wait_quiet(args.busy_limit) if args.busy_limit < 1 else None
-            base = rr(args.duration, args.load_cpu, veth=veth)
-            with tracers(args.tool_cpu, args.sample)[cond]:
-                traced = rr(args.duration, args.load_cpu, veth=veth)
+            pair_runs = _pair(cond, args, veth)
+            if pair_runs is None:
+                continue
+            base, traced = pair_runs
             ratio = traced["tps"] / base["tps"]
             added_ns = 1e9 / traced["tps"] - 1e9 / base["tps"]
             runs[cond].append({"base_tps": base["tps"], "tps": traced["tps"], "ratio": round(ratio, 4),
