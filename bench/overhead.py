@@ -62,6 +62,8 @@ def measure(topology: str, conditions: list[str], args: argparse.Namespace, veth
                 f"traced {traced['tps']:8.0f} ratio {ratio:.3f}")
     summary = {}
     for cond, rows in runs.items():
+        if not rows:
+            continue
         summary[cond] = {
             "ratio_median": round(median([r["ratio"] for r in rows]), 3),
             "ratio_min": min(r["ratio"] for r in rows),
