@@ -177,15 +177,17 @@ def check_tbf_delay(result: Doc) -> None:
     waited = median_at_least(qdisc, slow)
     assert 0.8 * expected <= waited <= 1.5 * expected, f"median wait {waited} us, expected {expected} us"
     assert count_at_least(stat(plain, "send", "qdisc"), slow) == 0, "slow qdisc samples without tbf"
-    # Any other stage: no more slow samples than the same traffic without tbf (TCG has its own
-    # scheduling hiccups, so compare with that run rather than with zero).
+    # Any other stage: had it taken the wait, every request (60 more samples) would sit near the
+    # expected wait there. Under TCG a reader's wake-up alone can take milliseconds (socket queue:
+    # up to 17 more such samples seen with tbf than without), so allow half the requests.
+    near = 0.8 * expected
     for path in ("send", "recv"):
         for key in stage_keys(tbf, path):
             if (path, key) == ("send", "qdisc"):
                 continue
-            with_tbf = count_at_least(stat(tbf, path, key), slow)
-            without = count_at_least(stat(plain, path, key), slow)
-            allowed = without + max(2, requests // 10)
+            with_tbf = count_at_least(stat(tbf, path, key), near)
+            without = count_at_least(stat(plain, path, key), near)
+            allowed = without + requests // 2
             assert with_tbf <= allowed, f"{path} {key} took the tbf wait: {with_tbf} slow ({without} without)"
 
 
