@@ -1,0 +1,136 @@
+"""The guest figure checks themselves (no guest needed): a healthy measurement passes, and each kind of
+wrong figure (a lost or extra packet, a wait in the wrong stage, stages that do not add up, another
+port let through) makes its check fail."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import vm_figures as fig
+
+from tui.model.histogram import Histogram
+from tui.model.summary import hist_stat
+
+N_LOOP, N_VETH = 200, 60
+WAIT_US = 7728.0
+
+
+def _spec(key: str, opens: str, closes: str, total: bool = False) -> dict:
+    return {"key": key, "label": key, "layer": "", "opens": opens, "closes": closes, "total": total}
+
+
+PLAN = {"name": "test", "stages": {
+    "send": [_spec("tcp", "a", "b"), _spec("qdisc", "b", "c"), _spec("device", "c", "d"),
+             _spec("total", "a", "d", True)],
+    "recv": [_spec("backlog", "r", "s"), _spec("ip_tcp", "s", "t"), _spec("sock_queue", "t", "u"),
+             _spec("copy", "u", "v"), _spec("stack", "r", "t", True), _spec("e2e", "r", "v", True)],
+}}
+
+
+def _stat(values_us: list[float]) -> dict:
+    return hist_stat(Histogram.from_values(int(v * 1000) for v in values_us))
+
+
+def _paths(n: int, qdisc_us: list[float]) -> dict:
+    """2n packets each way: fixed stage times, the given qdisc times; totals as the sums."""
+    send = {"tcp": [20.0] * n, "qdisc": qdisc_us, "device": [10.0] * n}
+    send_total = [a + b + c for a, b, c in zip(*send.values(), strict=True)]
+    recv = {"backlog": [15.0] * n, "ip_tcp": [30.0] * n, "sock_queue": [300.0] * n, "copy": [12.0] * n}
+    stack = [a + b for a, b in zip(recv["backlog"], recv["ip_tcp"], strict=True)]
+    e2e = [s + q + c for s, q, c in zip(stack, recv["sock_queue"], recv["copy"], strict=True)]
+    return {
+        "send": {"counters": {}, "stages": {k: _stat(v) for k, v in send.items()},
+                 "totals": {"total": _stat(send_total)}},
+        "recv": {"counters": {}, "stages": {k: _stat(v) for k, v in recv.items()},
+                 "totals": {"stack": _stat(stack), "e2e": _stat(e2e)}},
+    }
+
+
+def _socket(local: str, remote: str, packets: int) -> dict:
+    return {"pid": 1, "comm": "python3", "protocol": "TCP", "family": 4, "local": local, "remote": remote,
+            "tx_packets": packets, "tx_bytes": 0, "rx_packets": packets, "rx_bytes": 0}
+
+
+def _scenario(n: int, qdisc_us: list[float], sockets: list[dict], truth: dict) -> dict:
+    return {"truth": {"exchanges": n, "data_segs_out": 2 * n, "retrans": 0, **truth},
+            "summary": {"plan": PLAN, "paths": _paths(2 * n, qdisc_us), "sockets": sockets}}
+
+
+@pytest.fixture
+def healthy() -> dict:
+    lo = [_socket("127.0.0.1:5000", "127.0.0.1:40000", N_LOOP),
+          _socket("127.0.0.1:40000", "127.0.0.1:5000", N_LOOP)]
+    ve = [_socket("10.231.0.1:40001", "10.231.0.2:5000", N_VETH),
+          _socket("10.231.0.2:5000", "10.231.0.1:40001", N_VETH)]
+    return {"kprobes_after_close": [], "bpf_progs_before": 0, "bpf_progs_after_close": 0, "scenarios": {
+        "loopback": _scenario(N_LOOP, [5.0] * 2 * N_LOOP, lo, {"port": 5000, "other_port": 6000}),
+        "veth": _scenario(N_VETH, [5.0] * 2 * N_VETH, ve, {"port": 5000}),
+        # requests wait behind the filler, responses do not
+        "tbf": _scenario(N_VETH, [WAIT_US] * N_VETH + [5.0] * N_VETH, ve,
+                         {"port": 5000, "expected_wait_us": WAIT_US}),
+    }}
+
+
+def _all_checks(result: dict) -> None:
+    fig.check_loopback_counts(result)
+    fig.check_loopback_sockets(result)
+    for scenario in ("loopback", "veth", "tbf"):
+        fig.check_stage_sums(result, scenario)
+    fig.check_veth_counts(result)
+    fig.check_tbf_delay(result)
+    fig.check_clean_exit(result)
+
+
+def test_healthy_measurement_passes(healthy: dict) -> None:
+    _all_checks(healthy)
+
+
+def _with_stage(result: dict, scenario: str, path: str, key: str, values_us: list[float]) -> dict:
+    bad = copy.deepcopy(result)
+    paths = bad["scenarios"][scenario]["summary"]["paths"][path]
+    group = "stages" if key in paths["stages"] else "totals"
+    paths[group][key] = _stat(values_us)
+    return bad
+
+
+def test_a_lost_packet_fails(healthy: dict) -> None:
+    bad = _with_stage(healthy, "loopback", "send", "device", [10.0] * (2 * N_LOOP - 1))
+    with pytest.raises(AssertionError, match="send device: 399"):
+        fig.check_loopback_counts(bad)
+
+
+def test_an_extra_packet_without_a_retransmission_fails(healthy: dict) -> None:
+    bad = _with_stage(healthy, "veth", "send", "total", [35.0] * (2 * N_VETH + 1))
+    with pytest.raises(AssertionError, match="veth send total: 121"):
+        fig.check_veth_counts(bad)
+
+
+def test_stages_that_do_not_add_up_fail(healthy: dict) -> None:
+    bad = _with_stage(healthy, "loopback", "recv", "ip_tcp", [90.0] * 2 * N_LOOP)
+    with pytest.raises(AssertionError, match="recv: backlog \\+ ip_tcp"):
+        fig.check_stage_sums(bad, "loopback")
+
+
+def test_the_wait_in_the_wrong_stage_fails(healthy: dict) -> None:
+    bad = _with_stage(healthy, "tbf", "send", "qdisc", [5.0] * 2 * N_VETH)
+    bad = _with_stage(bad, "tbf", "send", "device", [WAIT_US] * N_VETH + [10.0] * N_VETH)
+    with pytest.raises(AssertionError, match="qdisc samples"):
+        fig.check_tbf_delay(bad)
+    both = _with_stage(healthy, "tbf", "recv", "ip_tcp", [WAIT_US] * N_VETH + [30.0] * N_VETH)
+    with pytest.raises(AssertionError, match="recv ip_tcp took the tbf wait"):
+        fig.check_tbf_delay(both)
+
+
+def test_another_port_let_through_fails(healthy: dict) -> None:
+    bad = copy.deepcopy(healthy)
+    bad["scenarios"]["loopback"]["summary"]["sockets"].append(_socket("127.0.0.1:6000", "127.0.0.1:41000", 1))
+    with pytest.raises(AssertionError, match="let port 6000 through"):
+        fig.check_loopback_sockets(bad)
+
+
+def test_stale_socket_addresses_fail(healthy: dict) -> None:
+    bad = copy.deepcopy(healthy)
+    bad["scenarios"]["veth"]["summary"]["sockets"][0]["local"] = "127.0.0.1:40000"
+    with pytest.raises(AssertionError, match="veth"):
+        fig.check_veth_counts(bad)
