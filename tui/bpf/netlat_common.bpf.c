@@ -275,7 +275,11 @@ static __always_inline struct sock_stats *sock_entry(u64 sk, struct skinfo *si, 
 
 static __always_inline void sock_account(struct sock_stats *s, u32 path, u64 bytes, u64 packets, u64 ns)
 {
-	u32 b = netlat_bucket(ns, NETLAT_SOCK_SUB_BITS) & (NETLAT_SOCK_STORE - 1);
+	u32 b = netlat_bucket(ns, NETLAT_SOCK_SUB_BITS);
+	/* clang proves the bucket is below NETLAT_SOCK_STORE and drops the mask; Linux 6.1's verifier
+	 * cannot, and rejects the atomic add below as misaligned. Hiding b's range keeps the mask. */
+	asm volatile("" : "+r"(b));
+	b &= NETLAT_SOCK_STORE - 1;
 	if (path == PATH_SEND) {
 		__sync_fetch_and_add(&s->tx_packets, packets);
 		__sync_fetch_and_add(&s->tx_bytes, bytes);
