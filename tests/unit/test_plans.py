@@ -123,3 +123,13 @@ def test_engine_modules_import_neither_textual_nor_bcc(module: str) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_auto_prefers_kprobes_where_the_kernel_has_them_and_every_tracepoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Only the kprobe plan splits TCP (L4) from IP (L3); a distro kernel with kprobes gets it.
+    monkeypatch.setattr(plans, "read_kallsyms", lambda path="/proc/kallsyms": KALLSYMS)
+    tps = dict.fromkeys(plans.all_tracepoints(), True)
+    assert plans.choose_plan("auto", features(kprobes=True, tracepoints=tps)).info.name == "kprobe"
+    assert plans.choose_plan("tracepoint", features(kprobes=True, tracepoints=tps)).info.name == "tracepoint"

@@ -32,6 +32,7 @@ PROBE_FIELDS: dict[str, str] = {
     "sk_buff.dev": "OFF_SKB_DEV",
     "sk_buff.sk": "OFF_SKB_SK",
     "sk_buff.len": "OFF_SKB_LEN",
+    "sk_buff.data_len": "OFF_SKB_DATA_LEN",
     "sk_buff.head": "OFF_SKB_HEAD",
     "net_device.ifindex": "OFF_DEV_IFINDEX",
     "net_device.name": "OFF_DEV_NAME",

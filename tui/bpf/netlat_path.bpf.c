@@ -157,6 +157,14 @@ static __always_inline void tx_queue(u64 skb)
 	}
 	u64 now = bpf_ktime_get_ns();
 	int in_syscall = mine && now - c->t < AGE_LIMIT_NS;
+	if (in_syscall) {
+		/* The send's own data sits in page fragments (tcp_sendmsg copies only into frags), so
+		 * data_len > 0. A linear skb leaving in the window is TCP's own control packet, such as
+		 * the ACK sent when release_sock() processes the socket backlog: not this send's data. */
+		u32 data_len = 0;
+		READ(data_len, skb, OFF_SKB_DATA_LEN);
+		in_syscall = data_len > 0;
+	}
 
 	/* In the send syscall the socket is known to be TCP (the cursor says so): read nothing
 	 * from it unless a socket filter needs it. */

@@ -315,30 +315,30 @@ def _why_not_kprobe(features: KernelFeatures) -> str | None:
 def choose_plan(requested: str, features: KernelFeatures, sample: int = 1) -> Plan:
     """The plan to run for ``--probes requested``; UserError (one line) when it cannot run here.
 
-    ``auto`` prefers the tracepoint plan: stable ABI and measured cheaper here; kprobe only when
-    tracepoints are missing (old kernels).
+    ``auto`` prefers the kprobe plan where the kernel has kprobes: it is the only one that splits
+    TCP (L4) from IP (L3), which is what the tool is for. Elsewhere (kernels without kprobes,
+    like the CI machines) it takes the tracepoint plan, which merges L4/L3 but needs only stable
+    tracepoints; ``--probes tracepoint`` picks that one on purpose.
     """
     if requested == "fentry":
         raise UserError("--probes fentry: no fentry plan yet; use tracepoint or kprobe")
     if requested not in ("auto", _TP, _KP):
         raise UserError(f"--probes {requested!r}: expected auto, tracepoint or kprobe")
-    plan: Plan | None = None
-    if requested in ("auto", _TP):
+    if requested == _TP:
         why = _why_not_tracepoint(features)
-        if why is None:
-            plan = tracepoint_plan()
-        elif requested == _TP:
-            raise UserError(f"--probes tracepoint cannot run here: {why}")
-        else:
-            why_kp = _why_not_kprobe(features)
-            if why_kp is not None:
-                raise UserError(f"no probe plan can run here: {why}; kprobe: {why_kp}")
-            plan = kprobe_plan(optional_tracepoints=_present(OPTIONAL_EVENTS, features))
-    else:
-        why = _why_not_kprobe(features)
         if why is not None:
-            raise UserError(f"--probes kprobe cannot run here: {why}")
+            raise UserError(f"--probes tracepoint cannot run here: {why}")
+        return _with_sample(tracepoint_plan(), sample)
+    why_kp = _why_not_kprobe(features)
+    if why_kp is None:
         plan = kprobe_plan(optional_tracepoints=_present(OPTIONAL_EVENTS, features))
+    elif requested == _KP:
+        raise UserError(f"--probes kprobe cannot run here: {why_kp}")
+    else:
+        why_tp = _why_not_tracepoint(features)
+        if why_tp is not None:
+            raise UserError(f"no probe plan can run here: {why_tp}; kprobe: {why_kp}")
+        plan = tracepoint_plan()
     return _with_sample(plan, sample)
 
 
