@@ -179,11 +179,13 @@ def check_tbf_delay(result: Doc) -> None:
     assert count_at_least(stat(plain, "send", "qdisc"), slow) == 0, "slow qdisc samples without tbf"
     # Any other stage: had it taken the wait, every request (60 more samples) would sit near the
     # expected wait there. Under TCG a reader's wake-up alone can take milliseconds (socket queue:
-    # up to 17 more such samples seen with tbf than without), so allow half the requests.
+    # 17 to 41 more such samples seen with tbf than without), so the reader's own stages (socket
+    # queue, and e2e which holds it) are left to the host test, where wake-ups take microseconds
+    # (tests/kernel/test_probes.py, tbf test); for the rest allow half the requests.
     near = 0.8 * expected
     for path in ("send", "recv"):
         for key in stage_keys(tbf, path):
-            if (path, key) == ("send", "qdisc"):
+            if (path, key) in (("send", "qdisc"), ("recv", "sock_queue"), ("recv", "e2e")):
                 continue
             with_tbf = count_at_least(stat(tbf, path, key), near)
             without = count_at_least(stat(plain, path, key), near)
