@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from tui import __version__
+from tui.argtypes import number
 from tui.errors import UserError, fail
 from tui.model.filters import FilterError, Filters
 
@@ -82,24 +83,8 @@ def build_doctor_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
+_positive_int = number(int, expect="a whole number", at_least=1)
+_positive_float = number(float, expect="a number", above=0)
 
 
 def filters_from_args(args: argparse.Namespace) -> Filters:

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import Self
 
+from tui.argtypes import number, parse_number
 from tui.errors import UserError
 
 LOOPBACK = "127.0.0.1"
@@ -519,33 +520,11 @@ def _cpu(text: str) -> int:
 
 
 def _int_in(text: str, low: int, high: int, what: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{what}: expected a whole number, got {text!r}") from None
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"{what} must be {low}..{high}, got {value}")
-    return value
+    return parse_number(text, int, expect="a whole number", what=what, at_least=low, at_most=high)
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be above 0 and at most 3600, got {text}")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected transactions per second, got {text!r}") from None
-    if not 0 < value <= 10_000_000:
-        raise argparse.ArgumentTypeError(f"rate must be above 0 and at most 10000000, got {text}")
-    return value
+_seconds = number(float, expect="seconds", above=0, at_most=3600)
+_rate = number(float, expect="transactions per second", what="rate", above=0, at_most=10_000_000)
 
 
 def _ipv4(text: str) -> str:
