@@ -18,6 +18,7 @@ from netns import VethPair, run_pair  # tests/kernel is on sys.path (rootdir-les
 
 from tui.bpf.stats import map_ids, program_ids
 from tui.model.filters import Filters
+from tui.model.histogram import bucket_bounds, bucket_index
 from tui.model.snapshot import RECV, SEND, Snapshot
 from tui.sources.live import LiveSource
 
@@ -239,9 +240,13 @@ def test_receive_e2e_agrees_with_rx_software_timestamps() -> None:
     assert N - 2 <= len(user) <= N
     user_p50 = user[len(user) // 2] / 1000.0
     ours_p50 = p50_us(snap, RECV, "e2e")
+    # Our p50 is only known to lie in its bucket (up to 1/8 wide); its low edge is what must not
+    # be above the witness.
+    low_ns, _high_ns = bucket_bounds(bucket_index(int(ours_p50 * 1000)))
     # Ours ends inside the kernel (sock_recv_length), the witness after the return to Python,
-    # so ours is a little shorter, never much longer.
-    assert ours_p50 <= user_p50 * 1.07
+    # so ours is a little shorter, never longer. The 2% is for our e2e also counting the
+    # client's reads (the witness is the server's alone).
+    assert low_ns / 1000.0 <= user_p50 * 1.02, (ours_p50, user_p50)
     assert user_p50 - ours_p50 < max(60.0, 0.6 * user_p50), (ours_p50, user_p50)
 
 
