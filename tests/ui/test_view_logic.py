@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
 from tui.model.filters import Filters
 from tui.model.histogram import Histogram
-from tui.screens.view_model import build_view, filter_items, next_stage
+from tui.screens.view_model import build_status, build_view, filter_items, next_stage
 from tui.sources.synthetic import SyntheticSource
 from tui.widgets.histogram import octave_counts, octave_range
 from tui.widgets.layer_bars import LayerRow, slowest
 from tui.widgets.sockets import socket_rows
+from tui.widgets.status import status_text
 from tui.widgets.units import fmt_bytes, fmt_count, fmt_ns, unit_for
 
 
@@ -96,3 +98,16 @@ def test_percentiles_never_exceed_the_exact_maximum() -> None:
     assert row.p99 == 8_200
     assert row.p50 == hist.percentile(50) < 8_200  # percentiles below the max are untouched
     assert LayerRow.of("stage", "L2", hist).p99 == 8_704  # max unknown: the midpoint stands
+
+
+def test_header_warns_of_skipped_probe_runs_only_when_there_are_some() -> None:
+    source = SyntheticSource(seed=4)
+    base, now = source.poll(), source.poll()
+    quiet = build_status("live", "send", build_view(now, None, base, Filters(), "send"), None, "")
+    assert quiet.missed == 0 and "skipped" not in status_text(quiet).plain
+    send = now.paths["send"]
+    missed = replace(send, counters={**send.counters, "missed": 3})
+    busy = replace(now, paths={**now.paths, "send": missed})
+    status = build_status("live", "send", build_view(busy, None, now, Filters(), "send"), None, "")
+    assert status.missed == 3
+    assert "the kernel skipped 3 probe runs" in status_text(status).plain

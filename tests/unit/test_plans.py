@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,24 @@ def test_auto_prefers_kprobes_where_the_kernel_has_them_and_every_tracepoint(
     tps = dict.fromkeys(plans.all_tracepoints(), True)
     assert plans.choose_plan("auto", features(kprobes=True, tracepoints=tps)).info.name == "kprobe"
     assert plans.choose_plan("tracepoint", features(kprobes=True, tracepoints=tps)).info.name == "tracepoint"
+
+
+def _bpf_functions(source: str) -> set[str]:
+    """BPF program names in a plan's C file as BCC names them (RAW_TRACEPOINT_PROBE(x): raw_tracepoint__x)."""
+    text = (Path(plans.__file__).parent / source).read_text()
+    raw = {f"raw_tracepoint__{m}" for m in re.findall(r"^RAW_TRACEPOINT_PROBE\((\w+)\)", text, re.M)}
+    return raw | set(re.findall(r"^int (\w+)\(", text, re.M))
+
+
+@pytest.mark.parametrize("source", ["netlat_tp.bpf.c", "netlat_kp.bpf.c"])
+def test_each_program_belongs_to_the_path_of_its_hook(source: str) -> None:
+    # Skipped runs (recursion misses) are reported per path by the program's name: a new hook
+    # must land on the path whose packets it can lose.
+    functions = _bpf_functions(source)
+    assert len(functions) >= 10, functions
+    send = {f for f in functions if plans.program_path(f) == SEND}
+    recv_words = ("rx", "recv", "netif", "napi", "tcp_probe", "data_ready", "copy_datagram", "l4_rcv")
+    for f in functions:
+        assert (f in send) != any(w in f for w in recv_words), f
+    assert {"raw_tracepoint__net_dev_xmit", "raw_tracepoint__tcp_sendmsg_locked"} <= send or \
+        {"kp_tcp_sendmsg", "kr_tcp_sendmsg", "kp_ip_queue_xmit", "rtp_net_dev_queue"} <= send

@@ -93,6 +93,8 @@ def test_plans_agree_and_comparison_is_written(results: dict[str, dict], out: Pa
     waits = [fig.median_at_least(fig.stat(doc, "send", "qdisc"), slow) for doc in (kp, tp)]
     # Same boundaries (net_dev_queue -> net_dev_start_xmit) in both plans: the same injected wait.
     assert None not in waits and abs(waits[0] - waits[1]) <= 0.25 * max(waits), waits
-    # Every read of every message, whichever hooks mark it.
-    reads = [fig.stat(fig.summary(results[p], "loopback"), "recv", "e2e")["count"] for p in PLANS]
-    assert reads[0] == reads[1], f"recv e2e: kprobe {reads[0]}, tracepoint {reads[1]}"
+    # Every read of every message, whichever hooks mark it, less the probe runs the kernel skipped.
+    docs = [fig.summary(results[p], "loopback") for p in PLANS]
+    reads = [fig.stat(doc, "recv", "e2e")["count"] for doc in docs]
+    skipped = sum(fig.missed(doc, "recv") for doc in docs)
+    assert abs(reads[0] - reads[1]) <= skipped, f"recv e2e: kprobe {reads[0]}, tracepoint {reads[1]}"

@@ -134,3 +134,29 @@ def test_stale_socket_addresses_fail(healthy: dict) -> None:
     bad["scenarios"]["veth"]["summary"]["sockets"][0]["local"] = "127.0.0.1:40000"
     with pytest.raises(AssertionError, match="veth"):
         fig.check_veth_counts(bad)
+
+
+def _missed(result: dict, scenario: str, path: str, n: int) -> dict:
+    out = copy.deepcopy(result)
+    out["scenarios"][scenario]["summary"]["paths"][path]["counters"]["missed"] = n
+    return out
+
+
+def test_a_loss_the_kernel_reported_as_skipped_runs_passes_and_no_more(healthy: dict) -> None:
+    lost = _with_stage(healthy, "loopback", "send", "device", [10.0] * (2 * N_LOOP - 2))
+    fig.check_loopback_counts(_missed(lost, "loopback", "send", 2))
+    with pytest.raises(AssertionError, match=r"send device: 398 packets, expected 400 .*1 missed"):
+        fig.check_loopback_counts(_missed(lost, "loopback", "send", 1))
+    # skipped receive runs do not excuse a lost send
+    with pytest.raises(AssertionError, match="send device: 398"):
+        fig.check_loopback_counts(_missed(lost, "loopback", "recv", 5))
+    short = copy.deepcopy(healthy)
+    short["scenarios"]["veth"]["summary"]["sockets"][1]["rx_packets"] = N_VETH - 1  # tbf's too (shared)
+    fig.check_veth_counts(_missed(_missed(short, "veth", "recv", 1), "tbf", "recv", 1))
+    with pytest.raises(AssertionError, match="veth"):
+        fig.check_veth_counts(short)
+
+
+def test_a_missed_counter_past_reason_fails(healthy: dict) -> None:
+    with pytest.raises(AssertionError, match="the counter is wrong"):
+        fig.check_loopback_counts(_missed(healthy, "loopback", "recv", fig.MAX_MISSED + 1))

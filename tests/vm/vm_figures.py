@@ -18,6 +18,8 @@ SUM_TOLERANCE = 0.15
 #: A delayed packet is one slower than this fraction of the expected tbf wait (low enough that a
 #: bucket straddling half the wait still counts; far above the stages' own times, even under TCG).
 DELAYED_FRACTION = 0.3
+#: Skipped probe runs beyond this in one scenario mean a broken counter, not a busy vCPU.
+MAX_MISSED = 100
 
 Doc = dict[str, Any]
 
@@ -41,6 +43,20 @@ def stage_keys(doc: Doc, path: str) -> list[str]:
 def stat(doc: Doc, path: str, key: str) -> Doc:
     p = doc["paths"][path]
     return p["stages"][key] if key in p["stages"] else p["totals"][key]
+
+
+def missed(doc: Doc, path: str) -> int:
+    """Runs of the path's programs the kernel skipped, or hooks that lost their state (the engine's
+    "missed" counter): each may be one packet missing from a count, on any port.
+
+    The trixie-backports kernel preempts fully (preempt=full, lazy) and the guest has one vCPU: a
+    task preempted inside one of our programs makes the next task that hits the same hook skip it
+    (the kernel's recursion check is per program and per CPU). Seen: 0-4 per 400 packets on send,
+    0-20 on receive, more when the host is busy.
+    """
+    n = doc["paths"][path]["counters"].get("missed", 0)
+    assert n <= MAX_MISSED, f"{path}: {n} probe runs skipped, more than {MAX_MISSED}: the counter is wrong"
+    return n
 
 
 def chain(doc: Doc, path: str, total_key: str) -> list[str]:
@@ -90,30 +106,38 @@ def failure_reason(stderr: str) -> str:
 # the checks (each raises AssertionError with the figures when it fails)
 
 
-def sent_in_syscall_ok(got: int, t: Doc) -> bool:
+def sent_in_syscall_ok(got: int, t: Doc, skipped: int) -> bool:
     """Each request and response is one data segment sent inside its send(); the kernel's own count
     (TCP_INFO) confirms it. A retransmission (rare, TCG can stall a vCPU past the loss-probe timer)
-    may land inside a later send syscall, so each one allows one more."""
+    may land inside a later send syscall, so each one allows one more; each probe run the kernel
+    reports skipped (``missed``) allows one less."""
     packets = 2 * t["exchanges"]
     assert t["data_segs_out"] == packets + t["retrans"], f"TCP_INFO disagrees with the traffic: {t}"
-    return packets <= got <= packets + t["retrans"]
+    return packets - skipped <= got <= packets + t["retrans"]
+
+
+def each_counted(got: int, expected: int, skipped: int) -> bool:
+    """``expected`` exactly, less at most the probe runs the kernel reported skipped."""
+    return expected - skipped <= got <= expected
 
 
 def check_loopback_counts(result: Doc) -> None:
     """Every request and every response is one packet, counted once in every stage."""
     doc, t = summary(result, "loopback"), truth(result, "loopback")
     packets = 2 * t["exchanges"]
+    tx_missed, rx_missed = missed(doc, "send"), missed(doc, "recv")
     for key in ("total", *stage_keys(doc, "send")):
         got = stat(doc, "send", key)["count"]
-        assert sent_in_syscall_ok(got, t), \
-            f"send {key}: {got} packets, expected {packets} ({t['retrans']} retrans)"
+        assert sent_in_syscall_ok(got, t, tx_missed), \
+            f"send {key}: {got} packets, expected {packets} ({t['retrans']} retrans, {tx_missed} missed)"
     # Each read returns one whole message: the L5 stages and e2e count each message once.
     for key in ("e2e", *[k for k in stage_keys(doc, "recv") if k in ("sock_queue", "copy")]):
-        assert stat(doc, "recv", key)["count"] == packets, f"recv {key}: {stat(doc, 'recv', key)['count']}"
+        got = stat(doc, "recv", key)["count"]
+        assert each_counted(got, packets, rx_missed), f"recv {key}: {got} ({rx_missed} missed)"
     # The stack stages also see the connection's last packet (FIN), nothing else on this port.
     for key in ("stack", *chain(doc, "recv", "stack")):
-        assert packets <= stat(doc, "recv", key)["count"] <= packets + 2, \
-            f"recv {key}: {stat(doc, 'recv', key)['count']}"
+        got = stat(doc, "recv", key)["count"]
+        assert packets - rx_missed <= got <= packets + 2, f"recv {key}: {got} ({rx_missed} missed)"
 
 
 def check_loopback_sockets(result: Doc) -> None:
@@ -127,7 +151,8 @@ def check_loopback_sockets(result: Doc) -> None:
     for s in busy:
         assert port in (s["local"].rsplit(":", 1)[1], s["remote"].rsplit(":", 1)[1]), s
         assert s["local"].startswith("127.0.0.1:") and s["remote"].startswith("127.0.0.1:"), s
-        assert s["tx_packets"] == t["exchanges"] and s["rx_packets"] == t["exchanges"], s
+        assert each_counted(s["tx_packets"], t["exchanges"], missed(doc, "send")), (s, missed(doc, "send"))
+        assert each_counted(s["rx_packets"], t["exchanges"], missed(doc, "recv")), (s, missed(doc, "recv"))
 
 
 def check_stage_sums(result: Doc, scenario: str) -> None:
@@ -147,18 +172,22 @@ def check_veth_counts(result: Doc) -> None:
     for scenario in ("veth", "tbf"):
         doc, t = summary(result, scenario), truth(result, scenario)
         packets = 2 * t["exchanges"]
+        tx_missed, rx_missed = missed(doc, "send"), missed(doc, "recv")
         for key in ("total", *stage_keys(doc, "send")):
             got = stat(doc, "send", key)["count"]
-            assert sent_in_syscall_ok(got, t), \
-                f"{scenario} send {key}: {got} packets, expected {packets} ({t['retrans']} retrans)"
+            assert sent_in_syscall_ok(got, t, tx_missed), f"{scenario} send {key}: {got} packets, " \
+                f"expected {packets} ({t['retrans']} retrans, {tx_missed} missed)"
         got = stat(doc, "recv", "e2e")["count"]
-        assert got == packets, f"{scenario} recv e2e: {got} reads, expected {packets}"
+        assert each_counted(got, packets, rx_missed), \
+            f"{scenario} recv e2e: {got} reads, expected {packets} ({rx_missed} missed)"
         busy = [s for s in doc["sockets"] if s["tx_packets"] or s["rx_packets"]]
         assert len(busy) == 2, f"{scenario}: {busy}"
         for s in busy:
             addrs = (s["local"], s["remote"])
             assert all(a.startswith("10.231.0.") for a in addrs), f"{scenario}: {s}"
-            assert s["tx_packets"] == t["exchanges"] and s["rx_packets"] == t["exchanges"], f"{scenario}: {s}"
+            for key, path in (("tx_packets", "send"), ("rx_packets", "recv")):
+                assert each_counted(s[key], t["exchanges"], missed(doc, path)), \
+                    f"{scenario}: {s} ({missed(doc, path)} {path} runs missed)"
 
 
 def check_tbf_delay(result: Doc) -> None:

@@ -64,7 +64,9 @@ typedef unsigned char u8;
 #define C_EVENTS_SENT 6
 #define C_EVENTS_LIMITED 7
 #define C_EVICTED 8   /* a packet in flight overwritten by another in the same slot */
-#define NR_COUNTERS 9
+#define C_MISSED 9    /* a hook could not keep its state (task storage busy); the reader adds
+                       * the runs the kernel skipped (program recursion misses) */
+#define NR_COUNTERS 10
 
 struct stage_hist {
 	u64 buckets[NETLAT_STAGE_STORE];

@@ -114,8 +114,12 @@ static __always_inline void tx_begin(u64 sk)
 		return;
 	if (!c)
 		c = cursor_get(id, 1);
-	if (!c)
+	if (!c) {
+		/* task storage refuses to create while another program on this CPU holds it (a
+		 * preempted one): this send's packets will look deferred, say so */
+		count(PATH_SEND, C_MISSED, 1);
 		return;
+	}
 	c->sk = sk;
 	c->first_total = 0;
 	c->segs = 0;

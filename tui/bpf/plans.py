@@ -32,11 +32,27 @@ SLOTS = {SEND: SEND_SLOTS, RECV: RECV_SLOTS}
 PATH_INDEX = {SEND: 0, RECV: 1}
 
 # Per-path counters: name -> index in netlat.h struct counters (C_*).
-_EVENT_COUNTERS = {"events_lost": 5, "events_sent": 6, "events_limited": 7, "evicted": 8}
+_EVENT_COUNTERS = {"events_lost": 5, "events_sent": 6, "events_limited": 7, "evicted": 8, "missed": 9}
 COUNTERS: dict[str, dict[str, int]] = {
     SEND: {"packets": 0, "bytes": 1, "deferred": 2, "udp": 3, "stale": 4, **_EVENT_COUNTERS},
     RECV: {"packets": 0, "bytes": 1, "stale": 4, **_EVENT_COUNTERS},
 }
+
+#: The hooks of the send path, by BPF function name without its kind prefix (``raw_tracepoint__``,
+#: ``rtp_``, ``kp_``, ``kr_``); every other program of a plan is on the receive path.
+SEND_HOOKS = frozenset({"tcp_sendmsg_locked", "net_dev_queue", "net_dev_start_xmit", "net_dev_xmit",
+                        "sock_send_length", "tcp_sendmsg", "ip_queue_xmit"})
+_PROGRAM_PREFIXES = ("raw_tracepoint__", "rtp_", "kp_", "kr_")
+
+
+def program_path(function: str) -> str:
+    """The path (send or recv) a BPF program of ours belongs to, from its function name."""
+    for prefix in _PROGRAM_PREFIXES:
+        if function.startswith(prefix):
+            function = function[len(prefix):]
+            break
+    return SEND if function in SEND_HOOKS else RECV
+
 
 _TP = "tracepoint"
 _KP = "kprobe"

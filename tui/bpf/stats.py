@@ -1,9 +1,14 @@
-"""Per-program run time of our BPF programs (BPF_ENABLE_STATS), for benchmarks and the report.
+"""What the kernel counts per BPF program of ours: run time (BPF_ENABLE_STATS) and skipped runs.
 
 The probes' own run time falls inside the stages they measure, so we want to know it. With
 ``kernel.bpf_stats_enabled=1`` (or a BPF_ENABLE_STATS fd held open) the kernel counts, per program,
 ``run_cnt`` and ``run_time_ns``; ``bpf_obj_get_info_by_fd`` reads them. BCC has no call for this,
 so libbpf is reached through ctypes.
+
+``recursion_misses`` (Linux 5.12+) counts the runs the kernel skipped because a program was already
+running on that CPU: a kprobe or tracepoint hit from an interrupt inside another of our programs,
+or, on a preemptible kernel, a task preempted inside one. Each skipped run can be a packet missing
+from the counts, so the live source reports them.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ _u32, _u64 = ctypes.c_uint32, ctypes.c_uint64
 
 
 class _ProgInfo(ctypes.Structure):
-    """struct bpf_prog_info (include/uapi/linux/bpf.h) up to run_cnt; the kernel fills what fits."""
+    """struct bpf_prog_info (include/uapi/linux/bpf.h) up to recursion_misses; the kernel fills what
+    it has (an older kernel leaves the later fields zero)."""
 
     _fields_ = [
         ("type", _u32), ("id", _u32), ("tag", ctypes.c_uint8 * 8),
@@ -32,7 +38,7 @@ class _ProgInfo(ctypes.Structure):
         ("nr_func_info", _u32), ("nr_line_info", _u32), ("line_info", _u64),
         ("jited_line_info", _u64), ("nr_jited_line_info", _u32), ("line_info_rec_size", _u32),
         ("jited_line_info_rec_size", _u32), ("nr_prog_tags", _u32), ("prog_tags", _u64),
-        ("run_time_ns", _u64), ("run_cnt", _u64),
+        ("run_time_ns", _u64), ("run_cnt", _u64), ("recursion_misses", _u64),
     ]
 
 
@@ -44,22 +50,23 @@ def _libbpf() -> ctypes.CDLL:
     return lib
 
 
-def prog_info(fd: int) -> tuple[int, int, int]:
-    """(program id, run_cnt, run_time_ns) of a loaded program fd."""
+def _info(fd: int) -> _ProgInfo:
     info = _ProgInfo()
     size = _u32(ctypes.sizeof(info))
     if _libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)) != 0:
         raise OSError(ctypes.get_errno(), "bpf_obj_get_info_by_fd failed")
+    return info
+
+
+def prog_info(fd: int) -> tuple[int, int, int]:
+    """(program id, run_cnt, run_time_ns) of a loaded program fd."""
+    info = _info(fd)
     return int(info.id), int(info.run_cnt), int(info.run_time_ns)
 
 
 def prog_map_ids(fd: int) -> list[int]:
     """Kernel ids of the maps a loaded program uses."""
-    info = _ProgInfo()
-    size = _u32(ctypes.sizeof(info))
-    if _libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)) != 0:
-        raise OSError(ctypes.get_errno(), "bpf_obj_get_info_by_fd failed")
-    count = int(info.nr_map_ids)
+    count = int(_info(fd).nr_map_ids)
     ids = (_u32 * max(count, 1))()
     info = _ProgInfo(nr_map_ids=count, map_ids=ctypes.addressof(ids))
     size = _u32(ctypes.sizeof(info))
@@ -83,6 +90,15 @@ def program_stats(bpf: Any) -> dict[str, tuple[int, int]]:
         _id, cnt, ns = prog_info(fn.fd)
         key = name.decode() if isinstance(name, bytes) else name
         out[key.removeprefix("raw_tracepoint__")] = (cnt, ns)
+    return out
+
+
+def program_misses(bpf: Any) -> dict[str, int]:
+    """BPF function name -> runs the kernel skipped (recursion misses), for every loaded program."""
+    out = {}
+    for name, fn in bpf.funcs.items():
+        key = name.decode() if isinstance(name, bytes) else name
+        out[key] = int(_info(fn.fd).recursion_misses)
     return out
 
 

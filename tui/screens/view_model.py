@@ -137,5 +137,6 @@ def build_status(
         merged=tuple(snap.plan.merged), notes=tuple(snap.meta.notes),
         pkts_s={p: view.packets_rate(p) for p in PATHS if p in snap.paths},
         events_s=view.events_rate(), events_lost=view.shown.events_lost,
+        missed=sum(p.counters.get("missed", 0) for p in view.shown.paths.values()),
         filters=filters, window_s=snap.time_s - start, cleared=baseline is not None,
     )

@@ -19,7 +19,8 @@ import time
 from typing import Any
 
 from tui.bpf import plans
-from tui.bpf.plans import COUNTERS, PATH_INDEX, SLOTS, SLOTS_PER_PATH, Plan
+from tui.bpf.plans import COUNTERS, PATH_INDEX, SLOTS, SLOTS_PER_PATH, Plan, program_path
+from tui.bpf.stats import program_misses
 from tui.errors import UserError
 from tui.model.filters import Filters
 from tui.model.histogram import SOCKET_SUB_BITS, STAGE_SUB_BITS, Histogram, bucket_count
@@ -213,6 +214,8 @@ class LiveSource(SourceContext):
             bpf.perf_buffer_poll(timeout=0)
         hists = self._read_hists()
         counters = self._read_counters()
+        for path, missed in self._read_misses().items():
+            counters[path]["missed"] = counters[path].get("missed", 0) + missed
         paths = {}
         for path in plan.info.stages:
             def stats(specs: tuple, path: str = path) -> tuple[StageStats, ...]:
@@ -266,6 +269,14 @@ class LiveSource(SourceContext):
         for path, names in COUNTERS.items():
             per_cpu = table[table.Key(PATH_INDEX[path])]
             out[path] = {name: sum(cpu.c[i] for cpu in per_cpu) for name, i in names.items()}
+        return out
+
+    def _read_misses(self) -> dict[str, int]:
+        """Per path, the runs of its programs that the kernel skipped (one syscall per program)."""
+        out: dict[str, int] = {}
+        for function, missed in program_misses(self._bpf).items():
+            path = program_path(function)
+            out[path] = out.get(path, 0) + missed
         return out
 
     def _read_sockets(self) -> tuple[SocketStats, ...]:

@@ -25,6 +25,8 @@ class Status:
     pkts_s: dict[str, float] | None = None
     events_s: float = 0.0
     events_lost: int = 0
+    #: probe runs the kernel skipped or hooks that lost their state: packets possibly uncounted
+    missed: int = 0
     filters: str = ""
     window_s: float = 0.0  #: seconds covered by the figures (since start or since clear)
     cleared: bool = False
@@ -48,6 +50,9 @@ def status_text(s: Status) -> Text:
     text.append(f"· events {fmt_count(s.events_s)}/s lost {fmt_count(s.events_lost)} ")
     text.append(f"· filter {s.filters or 'none'} ")
     text.append(f"· {'since clear' if s.cleared else 'since start'} {fmt_seconds(s.window_s)}")
+    if s.missed:
+        text.append(f"\n ⚠ the kernel skipped {fmt_count(s.missed)} probe runs (a probe was already running "
+                    "on that CPU): up to as many packets are missing from the counts", style="bold yellow")
     for line in (*s.merged, *s.notes):
         text.append(f"\n ⚠ {line}", style="yellow")
     return text
