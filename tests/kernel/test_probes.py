@@ -43,6 +43,13 @@ def count(snap: Snapshot, path: str, key: str) -> int:
     return stats.hist.total
 
 
+def assert_counted(snap: Snapshot, path: str, key: str, expected: int) -> None:
+    """``expected`` packets exactly, less at most the runs the kernel says it skipped (``missed``: a
+    program already running on that CPU, e.g. hit again from a softirq; normally 0 here)."""
+    got, missed = count(snap, path, key), snap.path(path).counters.get("missed", 0)
+    assert expected - missed <= got <= expected, f"{path}/{key}: {got}, expected {expected} ({missed} missed)"
+
+
 def p50_us(snap: Snapshot, path: str, key: str) -> float:
     value = snap.path(path).get(key).hist.percentile(50)
     assert value is not None, f"{path}/{key} is empty"
@@ -71,12 +78,12 @@ def test_loopback_counts_match_the_exchanges_on_the_filtered_port() -> None:
         _server, _client, snap = rr_on_loopback(source, port=port)
     # Each exchange: one request and one response, each sent inside its send() and read by one recv().
     for key in ("tcp_ip", "qdisc", "device", "total"):
-        assert count(snap, SEND, key) == 2 * N, key
+        assert_counted(snap, SEND, key, 2 * N)
     # The client's FIN also reaches the server's socket (queued, data_ready) but is never copied.
     for key in ("backlog", "ip_tcp", "stack"):
-        assert count(snap, RECV, key) == 2 * N + 1, key
+        assert_counted(snap, RECV, key, 2 * N + 1)
     for key in ("sock_queue", "copy", "e2e"):
-        assert count(snap, RECV, key) == 2 * N, key
+        assert_counted(snap, RECV, key, 2 * N)
     assert count(snap, SEND, "udp_l2") == 0
     # Both ends of the one connection are in the socket table with their exchange counts.
     ours = [s for s in snap.sockets if port in (s.lport, s.rport)]
@@ -89,8 +96,8 @@ def test_filters_exclude_a_concurrent_flow_on_another_port() -> None:
     with probes(port=str(wanted)) as source:
         run_pair(None, None, "127.0.0.1", 3 * N, 64, port=other)
         _s, _c, snap = rr_on_loopback(source, count_=N, port=wanted)
-    assert count(snap, SEND, "total") == 2 * N
-    assert count(snap, RECV, "e2e") == 2 * N
+    assert_counted(snap, SEND, "total", 2 * N)
+    assert_counted(snap, RECV, "e2e", 2 * N)
     assert {s.lport for s in snap.sockets} | {s.rport for s in snap.sockets} >= {wanted}
     assert all(wanted in (s.lport, s.rport) for s in snap.sockets)
 
@@ -174,11 +181,11 @@ def test_veth_counts_and_stage_split(veth: VethPair) -> None:
         run_pair(veth.ns_a, veth.ns_b, veth.ip_a, N, 64, pair=veth, port=port)
         snap = source.poll()
     for key in ("tcp_ip", "qdisc", "device", "total"):
-        assert count(snap, SEND, key) == 2 * N, key
+        assert_counted(snap, SEND, key, 2 * N)
     for key in ("backlog", "ip_tcp", "stack"):
-        assert count(snap, RECV, key) == 2 * N + 1, key  # + the client's FIN
+        assert_counted(snap, RECV, key, 2 * N + 1)  # + the client's FIN
     for key in ("sock_queue", "copy", "e2e"):
-        assert count(snap, RECV, key) == 2 * N, key
+        assert_counted(snap, RECV, key, 2 * N)
     ours = [s for s in snap.sockets if port in (s.lport, s.rport)]
     assert sorted((s.laddr, s.tx_packets, s.rx_packets) for s in ours) == [
         (veth.ip_a, N, N), (veth.ip_b, N, N)
