@@ -91,6 +91,29 @@ def test_loopback_counts_match_the_exchanges_on_the_filtered_port() -> None:
     assert all(s.protocol == "TCP" and s.family == 4 and s.laddr == "127.0.0.1" for s in ours)
 
 
+def test_socket_table_read_in_one_batch_equals_the_key_by_key_walk() -> None:
+    import socket
+
+    from tui.sources.live import _table_items
+
+    with probes() as source, socket.create_server(("127.0.0.1", 0), backlog=64) as listener:
+        pairs = []
+        for _ in range(40):
+            client = socket.create_connection(listener.getsockname())
+            server, _ = listener.accept()
+            client.send(b"x")
+            server.recv(1)
+            pairs.append((client, server))
+        table = source._bpf[b"sockets"]
+        walked = {int(k.value): bytes(v) for k, v in table.items()}
+        batched = {k: bytes(v) for k, v in _table_items(table)}
+        for client, server in pairs:
+            client.close()
+            server.close()
+    assert len(walked) >= 80  # both ends of 40 connections
+    assert batched == walked
+
+
 def test_filters_exclude_a_concurrent_flow_on_another_port() -> None:
     wanted, other = free_port(), free_port()
     with probes(port=str(wanted)) as source:
