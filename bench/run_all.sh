@@ -8,5 +8,6 @@ $PY bench/startup.py
 $PY bench/probe_cost.py
 $PY bench/resources.py
 $PY bench/ceiling.py
+$PY bench/socket_table.py
 $PY bench/overhead.py
 uptime
