@@ -17,6 +17,12 @@ Schema (``schema`` = "netlat-tui/summary/1"; times in microseconds, floats):
             "sub_bits", "buckets": {"<index>": count}}
 
 Percentiles are None for an empty distribution. Bucket bounds follow tui.model.histogram.
+
+Counters of the live source (cumulative over the document's window): ``packets``, ``bytes``;
+send only: ``deferred`` (left outside the send syscall), ``udp``; both: ``stale`` (older than the
+age limit, ignored), ``evicted`` (a packet in flight overwritten), ``events_sent``,
+``events_limited``, ``events_lost`` (sampled events), ``missed`` (probe runs the kernel skipped:
+each may be a packet missing from the counts).
 """
 
 from __future__ import annotations
