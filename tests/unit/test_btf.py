@@ -94,3 +94,15 @@ def test_c_defines_carry_every_field() -> None:
     text = btf.c_defines()
     for const in btf.PROBE_FIELDS.values():
         assert f"#define {const} " in text
+
+
+@needs_btf
+def test_prog_info_mirror_matches_the_kernel_layout() -> None:
+    # tui/bpf/stats.py mirrors struct bpf_prog_info by hand for ctypes; a wrong offset would read
+    # run time or the skipped-run count from the wrong field.
+    from tui.bpf.stats import _ProgInfo
+
+    with btf.KernelBtf() as kernel:
+        for name in ("id", "nr_map_ids", "map_ids", "netns_dev", "btf_id", "prog_tags", "run_time_ns",
+                     "run_cnt", "recursion_misses"):
+            assert getattr(_ProgInfo, name).offset == kernel.offset(f"bpf_prog_info.{name}"), name
