@@ -72,9 +72,9 @@ async def test_stage_key_cycles_the_histogram_through_the_plan() -> None:
         for _ in range(len(SYNTHETIC_PLAN.specs("send"))):
             await pilot.press("v")
             seen.append(app.stage_key)
-        assert seen == ["total", "tcp_ip", "qdisc", "device", "total"]
+        assert seen == ["total", "deferred", "udp_l2", "tcp_ip", "qdisc", "device", "total"]
         hist = app.dashboard.query_one(LatencyHistogram)
-        await pilot.press("v")
+        await pilot.press("v", "v", "v")
         assert hist._title == "send · TCP+IP"
         assert hist._hist == app.view.shown.paths["send"].get("tcp_ip").hist
 
@@ -121,11 +121,13 @@ async def test_clear_counts_from_the_moment_of_the_key() -> None:
         await pilot.press("space")
         await until(pilot, lambda: app.current.seq >= base.seq + 2, "snapshots after clear")
         await pilot.press("space")
-        shown = app.view.shown.paths["send"].get("total").hist.total
-        cumulative = app.view.current.paths["send"].get("total").hist.total
+        shown, current = app.view.shown.paths["send"], app.view.current.paths["send"]
         ticks = app.view.current.seq - base.seq
-        assert shown == 400 * ticks  # the synthetic source sends exactly 400 packets a tick
-        assert cumulative == 400 * app.view.current.seq
+        # the synthetic source sends exactly 400 packets a tick
+        assert shown.counters["packets"] == 400 * ticks
+        assert current.counters["packets"] == 400 * app.view.current.seq
+        in_syscall = shown.get("total").hist.total
+        assert in_syscall == current.get("total").hist.total - base.paths["send"].get("total").hist.total > 0
         assert "since clear" in str(app.dashboard.query_one("#status", Static).render())
 
 
@@ -249,7 +251,9 @@ async def test_export_writes_the_summary_schema(tmp_path: Path) -> None:
         doc = json.loads(exported[0].read_text())
         assert doc["schema"] == SCHEMA
         assert set(doc["paths"]) == {"send", "recv"}
-        assert doc["paths"]["send"]["totals"]["total"]["count"] == 400 * app.view.shown.seq
+        assert doc["paths"]["send"]["counters"]["packets"] == 400 * app.view.shown.seq
+        in_syscall = app.view.shown.paths["send"].get("total").hist.total
+        assert doc["paths"]["send"]["totals"]["total"]["count"] == in_syscall
         assert doc["plan"]["name"] == "synthetic"
         await pilot.press("e")
         assert len(list(tmp_path.glob("netlat-snapshot-*.json"))) == 2, "a second export must not overwrite"

@@ -79,7 +79,10 @@ def test_view_since_clear_and_stage_cycle() -> None:
     now = source.poll()
     view = build_view(now, base, base, Filters(), "recv")
     assert view.stage_key == "stack"
-    assert view.shown.paths["recv"].get("e2e").hist.total == 400
+    recv = view.shown.paths["recv"]
+    assert recv.get("stack").hist.total == 400  # one tick's packets, the baseline's gone
+    udp = sum(s.rx_packets for s in view.shown.sockets if s.protocol == "UDP")
+    assert recv.get("e2e").hist.total == 400 - udp
     assert view.packets_rate("send") == pytest.approx(400 / 0.5)
     assert next_stage(now, "recv", "stack") == "e2e"
     assert next_stage(now, "recv", "copy") == "stack"

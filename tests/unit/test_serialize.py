@@ -43,7 +43,10 @@ def test_round_trip_keeps_percentiles_and_events(raw: dict) -> None:
     snap = snapshot_from_dict(raw)
     assert snap.seq == 3
     assert snap.events and all(e.stages_ns for e in snap.events)
-    assert snap.paths["send"].get("total").hist.total == 3 * 400
+    send = snap.paths["send"]
+    assert send.counters["packets"] == 3 * 400
+    # every packet sent lands in exactly one of the three send totals
+    assert sum(send.get(k).hist.total for k in ("total", "deferred", "udp_l2")) == 3 * 400
 
 
 def _buckets(d: dict) -> dict:

@@ -7,15 +7,15 @@ advances a virtual clock by ``interval_s`` per poll, so snapshot tests never see
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from tui.bpf.plans import TRACEPOINT_INFO
 from tui.model.histogram import SOCKET_SUB_BITS, Histogram, bucket_index
 from tui.model.snapshot import (
     RECV,
     SEND,
     PacketEvent,
     PathStats,
-    PlanInfo,
     Snapshot,
     SocketStats,
     SourceMeta,
@@ -24,46 +24,12 @@ from tui.model.snapshot import (
 )
 from tui.sources.base import SourceContext
 
-SYNTHETIC_PLAN = PlanInfo(
-    name="synthetic",
-    stages={
-        SEND: (
-            StageSpec("tcp_ip", "TCP+IP", "L4/L3", "tcp:tcp_sendmsg_locked", "net:net_dev_queue"),
-            StageSpec("qdisc", "qdisc", "L2", "net:net_dev_queue", "net:net_dev_start_xmit"),
-            StageSpec("device", "device", "L2", "net:net_dev_start_xmit", "net:net_dev_xmit"),
-        ),
-        RECV: (
-            StageSpec("backlog", "backlog", "L2", "net:netif_rx", "net:netif_receive_skb"),
-            StageSpec("ip_tcp", "IP+TCP", "L3/L4", "net:netif_receive_skb", "sock:sk_data_ready"),
-            StageSpec(
-                "sock_queue", "socket queue", "L5", "sock:sk_data_ready",
-                "skb:skb_copy_datagram_iovec",
-            ),
-            StageSpec(
-                "copy", "copy to user", "L5", "skb:skb_copy_datagram_iovec",
-                "sock:sock_recv_length",
-            ),
-        ),
-    },
-    totals={
-        SEND: (
-            StageSpec(
-                "total", "send total", "L4-L2", "tcp:tcp_sendmsg_locked", "net:net_dev_xmit",
-                total=True,
-            ),
-        ),
-        RECV: (
-            StageSpec(
-                "stack", "stack total", "L2-L4", "net:netif_rx", "sock:sk_data_ready", total=True
-            ),
-            StageSpec(
-                "e2e", "to application", "L2-L5", "net:netif_rx", "sock:sock_recv_length",
-                total=True,
-            ),
-        ),
-    },
-    merged=("synthetic data: no probes attached",),
-)
+#: The tracepoint plan's own stages (what this machine's live source measures), so the demo and the
+#: screenshots show exactly the rows a live run shows.
+SYNTHETIC_PLAN = replace(TRACEPOINT_INFO, name="synthetic", merged=("synthetic data: no probes attached",))
+
+#: Send packets of a TCP flow that leave outside their send syscall (ACK clocking, timers): one in ...
+DEFERRED_EVERY = 9
 
 #: (median ns, log-normal sigma) per stage key
 _SHAPES: dict[str, tuple[float, float]] = {
@@ -135,6 +101,7 @@ class SyntheticSource(SourceContext):
             for f in _FLOWS
         }
         self._packets = {SEND: 0, RECV: 0}
+        self._deferred = self._udp = 0
         self._events_total = 0
         self._events_lost = 0
 
@@ -151,29 +118,47 @@ class SyntheticSource(SourceContext):
             median *= 1.0 + 0.5 * ((tick % 8) / 8.0)
         return max(1, int(self._rng.lognormvariate(0.0, sigma) * median))
 
-    def _one_packet(self, path: str, flow: _Flow, tick: int) -> dict[str, int]:
-        stages = {s.key: self._draw(s.key, tick) for s in SYNTHETIC_PLAN.stages[path]}
+    def _stages(
+        self, path: str, flow: _Flow, tick: int, deferred: bool
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """One packet: (the histograms it lands in, the stage split its sampled event shows), as the
+        tracepoint plan measures it. A deferred TCP packet or a UDP datagram lands only in the
+        ``deferred`` or ``udp_l2`` total; a UDP datagram's receive stops at its socket (UDP's copy to
+        user has no tracepoint)."""
+        split = {s.key: self._draw(s.key, tick) for s in SYNTHETIC_PLAN.stages[path]}
         if path == SEND:
-            stages["total"] = sum(stages.values())
-        else:
-            stages["stack"] = stages["backlog"] + stages["ip_tcp"]
-            stages["e2e"] = sum(v for k, v in stages.items() if k != "stack")
+            if flow.protocol == "UDP" or deferred:
+                l2 = {"qdisc": split["qdisc"], "device": split["device"]}
+                return {"udp_l2" if flow.protocol == "UDP" else "deferred": sum(l2.values())}, l2
+            return {**split, "total": sum(split.values())}, split
+        split["stack"] = split["backlog"] + split["ip_tcp"]
+        if flow.protocol == "UDP":
+            stack = {k: split[k] for k in ("backlog", "ip_tcp", "stack")}
+            return stack, {k: split[k] for k in ("backlog", "ip_tcp")}
+        e2e = split["stack"] + split["sock_queue"] + split["copy"]
+        return {**split, "e2e": e2e}, {k: v for k, v in split.items() if k != "stack"}
+
+    def _one_packet(self, path: str, flow: _Flow, tick: int, deferred: bool) -> tuple[dict[str, int], int]:
+        """Count one packet; returns its event's stage split and its total."""
+        stages, split = self._stages(path, flow, tick, deferred)
         counts, maxes = self._stage_counts[path], self._stage_max[path]
         for key, value in stages.items():
             counts[key][bucket_index(value)] += 1
             maxes[key] = max(maxes[key], value)
         sock = self._sockets[flow.key]
-        total = stages["total"] if path == SEND else stages["e2e"]
+        total = max(stages.values())  # the packet's widest total: send total, e2e, stack or L2 only
         sock[path][bucket_index(total, SOCKET_SUB_BITS)] += 1
         sock["max"] = max(sock["max"], total)
         if path == SEND:
             sock["tx"] += 1
             sock["txb"] += flow.size
+            self._deferred += "deferred" in stages
+            self._udp += "udp_l2" in stages
         else:
             sock["rx"] += 1
             sock["rxb"] += flow.size
         self._packets[path] += 1
-        return stages
+        return split, total
 
     def poll(self) -> Snapshot | None:
         if self._limit is not None and self._seq >= self._limit:
@@ -185,20 +170,18 @@ class SyntheticSource(SourceContext):
         for path in (SEND, RECV):
             flows = self._rng.choices(_FLOWS, weights=weights, k=self._per_tick)
             for n, flow in enumerate(flows):
-                stages = self._one_packet(path, flow, tick)
+                deferred = path == SEND and flow.protocol == "TCP" and n % DEFERRED_EVERY == 1
+                split, total = self._one_packet(path, flow, tick, deferred)
                 if n < self._events_per_tick // 2:
-                    total_key = "total" if path == SEND else "e2e"
                     events.append(
                         PacketEvent(
                             time_ns=int(tick * self.interval_s * 1e9) + n * 1000,
-                            path=path, pid=flow.pid, comm=flow.comm, protocol=flow.protocol,
+                            path=path, pid=0 if deferred else flow.pid,
+                            comm="" if deferred else flow.comm, protocol=flow.protocol,
                             laddr=flow.laddr, lport=flow.lport, raddr=flow.raddr,
                             rport=flow.rport, length=flow.size,
-                            stages_ns={
-                                s.key: stages[s.key] for s in SYNTHETIC_PLAN.stages[path]
-                            },
-                            total_ns=stages[total_key],
-                            deferred=path == SEND and n == 1,
+                            stages_ns=split, total_ns=total,
+                            deferred=deferred,
                         )
                     )
         self._events_total += len(events)
@@ -221,7 +204,7 @@ class SyntheticSource(SourceContext):
                 stages=stats(SYNTHETIC_PLAN.stages[path]),
                 totals=stats(SYNTHETIC_PLAN.totals[path]),
                 counters={"packets": self._packets[path],
-                          **({"deferred": self._packets[path] // 9} if path == SEND else {})},
+                          **({"deferred": self._deferred, "udp": self._udp} if path == SEND else {})},
             )
         sockets = tuple(
             SocketStats(
