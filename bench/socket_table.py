@@ -22,7 +22,7 @@ from collections.abc import Callable
 from benchlib import check_quiet, log, machine_info, median, write_result
 
 from tui.model.filters import Filters
-from tui.sources.live import LiveSource, _table_items
+from tui.sources.live import LiveSource, table_items
 
 
 def _ms(fn: Callable[[], object]) -> float:
@@ -58,11 +58,11 @@ def main() -> int:
     try:
         source.poll()
         table = source._bpf[b"sockets"]
-        doc["entries"] = len(_table_items(table))
+        doc["entries"] = len(table_items(table))
         walk, batch, poll, moved = [], [], [], []
         for _ in range(args.pairs):
             walk.append(_ms(lambda: list(table.items())))
-            batch.append(_ms(lambda: _table_items(table)))
+            batch.append(_ms(lambda: table_items(table)))
             poll.append(_ms(source.poll))
             for client, server in pairs:  # every socket moves: no cached row is reusable
                 client.send(b"x")

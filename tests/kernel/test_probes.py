@@ -94,7 +94,7 @@ def test_loopback_counts_match_the_exchanges_on_the_filtered_port() -> None:
 def test_socket_table_read_in_one_batch_equals_the_key_by_key_walk() -> None:
     import socket
 
-    from tui.sources.live import _table_items
+    from tui.sources.live import table_items
 
     with probes() as source, socket.create_server(("127.0.0.1", 0), backlog=64) as listener:
         pairs = []
@@ -106,7 +106,7 @@ def test_socket_table_read_in_one_batch_equals_the_key_by_key_walk() -> None:
             pairs.append((client, server))
         table = source._bpf[b"sockets"]
         walked = {int(k.value): bytes(v) for k, v in table.items()}
-        batched = {k: bytes(v) for k, v in _table_items(table)}
+        batched = {k: bytes(v) for k, v in table_items(table)}
         for client, server in pairs:
             client.close()
             server.close()

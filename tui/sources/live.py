@@ -76,7 +76,7 @@ def _addr_text(packed: bytes) -> str:
         return "?"
 
 
-def _table_items(table: Any) -> Iterable[tuple[int, Any]]:
+def table_items(table: Any) -> Iterable[tuple[int, Any]]:
     """Every (key, value) of a BCC hash table with an integer key: one BPF_MAP_LOOKUP_BATCH call where
     the kernel has it (5.6+), else BCC's key-by-key walk (two syscalls an entry: 6x slower at 3000
     sockets). The batch gives plain ints as keys, the walk ctypes integers: both become ints."""
@@ -302,7 +302,7 @@ class LiveSource(SourceContext):
         # SocketStats for sockets whose counters did not move.
         previous, current = self._socket_cache, {}
         sock_buckets = bucket_count(SOCKET_SUB_BITS)
-        for key, s in _table_items(self._bpf[b"sockets"]):
+        for key, s in table_items(self._bpf[b"sockets"]):
             family = int(s.family)
             # An address is reused by later sockets (the kernel side restarts the entry when the
             # ports change), so the key includes the ports: a new socket is a new row.
