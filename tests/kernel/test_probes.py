@@ -449,7 +449,49 @@ def test_udp_is_timed_from_the_device_queue_and_up_to_the_socket() -> None:
     assert count(snap, SEND, "udp_l2") >= 2 * N
     assert count(snap, SEND, "total") == 0  # no TCP
     assert count(snap, RECV, "stack") >= 2 * N
-    assert count(snap, RECV, "e2e") == 0  # UDP copies without a tracepoint: not claimed
+    assert count(snap, RECV, "e2e") == 0  # TCP's end to end: UDP has its own total
+    assert count(snap, RECV, "udp_e2e") >= 2 * N
+
+
+def test_udp_read_closes_each_datagram_and_shows_the_reader_s_delay() -> None:
+    """Each request waits DELAY in the server's queue (the server sleeps, peeks, then reads); each
+    response is read at once. UDP's copy has no tracepoint, so the datagram is closed by the read
+    that took it off the queue: exactly one 'UDP to app' sample per datagram, the requests'
+    at DELAY or more, the responses' far below, the stack part small for both."""
+    import socket
+
+    exchanges, delay_ns = 40, 5_000_000
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    client.connect(("127.0.0.1", port))  # connected: its remote port is the filtered one
+    with server, client, probes(port=str(port)) as source:
+        server.settimeout(5)
+        client.settimeout(5)
+        for _ in range(exchanges):
+            client.send(b"q" * 100)
+            time.sleep(delay_ns / 1e9)
+            assert len(server.recv(2048, socket.MSG_PEEK)) == 100  # a peek takes nothing away
+            data, peer = server.recvfrom(2048)
+            server.sendto(data, peer)
+            client.recv(2048)
+        snap = source.poll()
+    assert_counted(snap, RECV, "udp_e2e", 2 * exchanges)
+    assert count(snap, RECV, "e2e") == 0
+    udp = snap.path(RECV).get("udp_e2e").hist
+    waited = sum(c for i, c in enumerate(udp.counts) if bucket_bounds(i, udp.sub_bits)[0] >= 0.9 * delay_ns)
+    assert waited == exchanges, f"{waited} datagrams waited >= {0.9 * delay_ns / 1e6} ms, not the requests"
+    stack = snap.path(RECV).get("stack").hist
+    assert stack.percentile(99) < delay_ns / 10, "the queue wait leaked into the stack part"
+    # per socket: the server's reads waited, the client's did not
+    by_port = {s.lport: s for s in snap.sockets if s.protocol == "UDP"}
+    server_sock = by_port[port]
+    client_sock = next(s for p, s in by_port.items() if p != port)
+    # the peeks are not reads: one packet per datagram
+    assert server_sock.rx_packets == client_sock.rx_packets == exchanges
+    assert server_sock.recv_hist.total == client_sock.recv_hist.total == exchanges
+    assert server_sock.recv_hist.percentile(50) >= 0.8 * delay_ns > 10 * client_sock.recv_hist.percentile(50)
 
 
 def test_sampling_follows_about_one_packet_in_n() -> None:

@@ -43,6 +43,7 @@ def _check_counts(snap, packets: int) -> None:
     assert rx["backlog"] == rx["ip_tcp"] == rx["stack"] == packets
     udp = sum(s.rx_packets for s in snap.sockets if s.protocol == "UDP")
     assert udp > 0 and rx["sock_queue"] == rx["copy"] == rx["e2e"] == packets - udp
+    assert rx["udp_e2e"] == udp
 
 
 def test_synthetic_counts_every_packet_where_the_tracepoint_plan_would() -> None:

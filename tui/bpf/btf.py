@@ -29,6 +29,7 @@ _MODIFIERS = {_KIND_TYPEDEF, _KIND_VOLATILE, _KIND_CONST, _KIND_RESTRICT, _KIND_
 
 #: Every field the probes read, as "struct.member[.member...]" -> C constant name.
 PROBE_FIELDS: dict[str, str] = {
+    "sk_buff.next": "OFF_SKB_NEXT",
     "sk_buff.dev": "OFF_SKB_DEV",
     "sk_buff.sk": "OFF_SKB_SK",
     "sk_buff.len": "OFF_SKB_LEN",

@@ -34,7 +34,7 @@ typedef unsigned char u8;
 /* Paths and stage slots: key of the stage histogram array is path * SLOTS_PER_PATH + slot. */
 #define PATH_SEND 0
 #define PATH_RECV 1
-#define SLOTS_PER_PATH 8
+#define SLOTS_PER_PATH 9
 
 #define S_TCP_IP 0   /* send: tcp_sendmsg_locked -> net_dev_queue (in syscall) */
 #define S_QDISC 1    /* send: net_dev_queue -> net_dev_start_xmit */
@@ -53,6 +53,7 @@ typedef unsigned char u8;
 #define R_E2E 5        /* recv total: first sight -> sock_recv_length */
 #define R_IP 6         /* kprobe plan: __netif_receive_skb -> tcp_v4_rcv */
 #define R_TCP 7        /* kprobe plan: tcp_v4_rcv -> sk_data_ready */
+#define R_UDP_E2E 8    /* tracepoint plan: UDP, first sight -> sock_recv_length of the read that took it */
 
 /* Per-path counters (index into struct counters.c), names in tui/bpf/plans.py COUNTERS. */
 #define C_PACKETS 0

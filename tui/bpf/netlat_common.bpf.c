@@ -11,6 +11,7 @@
 #define AF_INET6_ 10
 #define PROTO_TCP 6
 #define PROTO_UDP 17
+#define MSG_PEEK_ 2
 #define TCP_TIME_WAIT_ 6
 #define TCP_NEW_SYN_RECV_ 12
 

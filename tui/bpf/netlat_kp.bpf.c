@@ -109,6 +109,6 @@ int kr_tcp_recvmsg(struct pt_regs *ctx)
 	u32 zero = 0;
 	struct rx_read *r = rx_reading.lookup(&zero);
 	if (r && r->pid_tgid == bpf_get_current_pid_tgid())
-		rx_end(ctx, r->sk, (int)PT_REGS_RC(ctx));
+		rx_end(ctx, r->sk, (int)PT_REGS_RC(ctx), 0);
 	return 0;
 }

@@ -452,6 +452,92 @@ static __always_inline void rx_record_stack(struct rx_entry *e)
 	count(PATH_RECV, C_BYTES, e->len);
 }
 
+#ifdef UDP_E2E
+/* UDP copies linear datagrams to user without a tracepoint (copy_linear_skb), so a followed
+ * datagram is closed by the first read of its socket that finds it taken off the socket's queues:
+ * __skb_unlink() sets skb->next to NULL, and freeing the skb leaves it so (SLUB keeps its free
+ * pointer in the middle of the object; init_on_free zeroes it). A MSG_PEEK read unlinks nothing.
+ * Up to UDP_PENDING followed datagrams wait per socket; a deeper queue overwrites the oldest
+ * (counted as evicted), so a slow reader's queue is sampled, never mispaired. */
+#define UDP_PENDING 8
+struct udp_pending {
+	u64 skb[UDP_PENDING];
+	u32 next; /* round-robin write position */
+	u32 pad;
+};
+BPF_TABLE("lru_hash", u64, struct udp_pending, udp_waiting, 4096);
+
+static __always_inline void udp_queued(u64 sk, u64 skb)
+{
+	struct udp_pending *p = udp_waiting.lookup(&sk);
+	if (!p) {
+		struct udp_pending fresh = {};
+		fresh.skb[0] = skb;
+		fresh.next = 1;
+		udp_waiting.update(&sk, &fresh);
+		return;
+	}
+	u32 i = p->next & (UDP_PENDING - 1);
+	if (p->skb[i] && rx_find(p->skb[i]))
+		count(PATH_RECV, C_EVICTED, 1);
+	p->skb[i] = skb;
+	p->next = i + 1;
+}
+
+/* A read of UDP socket sk ended: close the earliest followed datagram no longer queued. Adds its
+ * time to the socket's histogram (its packet count comes from the read itself, in rx_end). */
+static __always_inline void udp_read(u64 sk, u64 id)
+{
+	struct udp_pending *p = udp_waiting.lookup(&sk);
+	if (!p)
+		return;
+	u32 best = UDP_PENDING;
+	u64 best_t2 = ~0ULL;
+#pragma unroll
+	for (u32 i = 0; i < UDP_PENDING; i++) {
+		u64 skb = p->skb[i];
+		if (!skb)
+			continue;
+		struct rx_entry *e = rx_find(skb);
+		if (!e || e->sk != sk || !e->t2) {
+			p->skb[i] = 0; /* closed by a copy (non-linear datagram), or its slot reused */
+			continue;
+		}
+		u64 next = 1;
+		READ(next, skb, OFF_SKB_NEXT);
+		if (!next && e->t2 < best_t2) {
+			best_t2 = e->t2;
+			best = i;
+		}
+	}
+	if (best >= UDP_PENDING)
+		return;
+	u64 skb = p->skb[best & (UDP_PENDING - 1)];
+	p->skb[best & (UDP_PENDING - 1)] = 0;
+	struct rx_entry *e = rx_find(skb);
+	if (!e)
+		return;
+	struct rx_entry v = *e;
+	e->t0 = 0; /* done */
+	if (!task_wanted(id))
+		return;
+	u64 now = bpf_ktime_get_ns();
+	if (now - v.t0 > AGE_LIMIT_NS) {
+		count(PATH_RECV, C_STALE, 1);
+		return;
+	}
+#ifdef PROCESS_FILTER
+	rx_record_stack(&v); /* under a pid/comm filter the stack stages wait for the reader */
+#endif
+	u64 e2e = now - v.t0;
+	record(PATH_RECV, R_UDP_E2E, e2e);
+	struct skinfo si = {};
+	struct sock_stats *s = sock_entry(sk, &si, id);
+	if (s)
+		sock_account(s, PATH_RECV, 0, 0, e2e);
+}
+#endif
+
 static __always_inline void rx_ready(u64 sk)
 {
 	u32 zero = 0;
@@ -485,6 +571,10 @@ static __always_inline void rx_ready(u64 sk)
 	e->sk = sk;
 #ifndef PROCESS_FILTER
 	rx_record_stack(e);
+#endif
+#ifdef UDP_E2E
+	if (!cur->sk) /* no tcp_probe named a socket: a UDP datagram (sk_info said so) */
+		udp_queued(sk, skb);
 #endif
 }
 
@@ -531,7 +621,7 @@ static __always_inline void rx_copy(u64 skb)
 }
 
 /* sock_recv_length: end of recvmsg. */
-static __always_inline void rx_end(void *ctx, u64 sk, int ret)
+static __always_inline void rx_end(void *ctx, u64 sk, int ret, u64 flags)
 {
 	u32 zero = 0;
 	struct rx_read *r = rx_reading.lookup(&zero);
@@ -539,10 +629,14 @@ static __always_inline void rx_end(void *ctx, u64 sk, int ret)
 	struct skinfo si = {};
 
 	if (!r || r->pid_tgid != id) {
+#ifdef UDP_E2E
+		if (ret >= 0 && !(flags & MSG_PEEK_))
+			udp_read(sk, id);
+#endif
 		/* UDP copies linear skbs without a tracepoint (copy_linear_skb): count the datagram
 		 * for its socket, with no socket-queue/copy/e2e time */
-		if (ret > 0 && sampled() && sk_info(sk, &si) && si.protocol == PROTO_UDP && task_wanted(id) &&
-		    sk_wanted(sk, &si)) {
+		if (ret > 0 && !(flags & MSG_PEEK_) && sampled() && sk_info(sk, &si) &&
+		    si.protocol == PROTO_UDP && task_wanted(id) && sk_wanted(sk, &si)) {
 			struct sock_stats *s = sock_entry(sk, &si, id);
 			if (s)
 				sock_account(s, PATH_RECV, ret, 1, 0);

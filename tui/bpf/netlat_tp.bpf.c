@@ -88,6 +88,6 @@ RAW_TRACEPOINT_PROBE(skb_copy_datagram_iovec)
 /* sock_recv_length(sk, ret, flags) */
 RAW_TRACEPOINT_PROBE(sock_recv_length)
 {
-	rx_end(ctx, ctx->args[0], (int)ctx->args[1]);
+	rx_end(ctx, ctx->args[0], (int)ctx->args[1], ctx->args[2]);
 	return 0;
 }

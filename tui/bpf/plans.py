@@ -23,11 +23,11 @@ from tui.errors import UserError
 from tui.model.snapshot import RECV, SEND, PlanInfo, StageSpec
 
 # Stage slots in the kernel histogram array; mirrored as STAGE_* / TOTAL_* in tui/bpf/netlat.h.
-SLOTS_PER_PATH = 8
+SLOTS_PER_PATH = 9
 SEND_SLOTS = {"tcp_ip": 0, "qdisc": 1, "device": 2, "total": 3, "deferred": 4, "udp_l2": 5,
               "tcp": 6, "ip": 7}
 RECV_SLOTS = {"backlog": 0, "ip_tcp": 1, "sock_queue": 2, "copy": 3, "stack": 4, "e2e": 5,
-              "ip": 6, "tcp": 7}
+              "ip": 6, "tcp": 7, "udp_e2e": 8}
 SLOTS = {SEND: SEND_SLOTS, RECV: RECV_SLOTS}
 PATH_INDEX = {SEND: 0, RECV: 1}
 
@@ -86,6 +86,7 @@ TRACEPOINT_INFO = PlanInfo(
         RECV: (
             _s("stack", "stack total", "L2-L4", "net:netif_rx", "sock:sk_data_ready", True),
             _s("e2e", "to application", "L2-L5", "net:netif_rx", "sock:sock_recv_length", True),
+            _s("udp_e2e", "UDP to app", "L2-L5", "net:netif_rx", "sock:sock_recv_length", True),
         ),
     },
     merged=(
@@ -97,8 +98,8 @@ TRACEPOINT_INFO = PlanInfo(
         "send: UDP has no tracepoint above IP, so UDP is timed from net_dev_queue only (UDP L2)",
         "recv: IP (L3) and TCP/UDP (L4) merged: no tracepoint between netif_receive_skb and the "
         "socket",
-        "recv: UDP stops at the socket (backlog, IP+UDP, stack): UDP copies datagrams to user "
-        "without a tracepoint, so socket queue, copy and e2e are TCP only",
+        "recv: UDP copies datagrams to user without a tracepoint: a UDP datagram is timed to the end "
+        "of the read that took it ('UDP to app'), with no socket queue/copy split",
         "pid/comm filters: receive stages count packets the process read; deferred sends count "
         "once the process used the socket",
     ),

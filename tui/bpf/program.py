@@ -92,6 +92,8 @@ def build_source(
         head.append("#define HAVE_TASK_STORAGE 1")
     if "net:napi_gro_receive_entry" in optional_hooks:
         head.append("#define HOOK_NAPI_GRO 1")
+    if any(s.key == "udp_e2e" for s in plan.info.totals.get("recv", ())):
+        head.append("#define UDP_E2E 1")
     for event, symbol in plan.kprobes.items():
         head.append(f"/* kprobe {event} -> {symbol} */")
     text = "\n".join(head) + "\n" + filter_defines(filters or Filters())

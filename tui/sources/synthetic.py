@@ -123,8 +123,8 @@ class SyntheticSource(SourceContext):
     ) -> tuple[dict[str, int], dict[str, int]]:
         """One packet: (the histograms it lands in, the stage split its sampled event shows), as the
         tracepoint plan measures it. A deferred TCP packet or a UDP datagram lands only in the
-        ``deferred`` or ``udp_l2`` total; a UDP datagram's receive stops at its socket (UDP's copy to
-        user has no tracepoint)."""
+        ``deferred`` or ``udp_l2`` total; a received UDP datagram has no socket queue/copy split
+        (UDP's copy to user has no tracepoint), only its own total to the application."""
         split = {s.key: self._draw(s.key, tick) for s in SYNTHETIC_PLAN.stages[path]}
         if path == SEND:
             if flow.protocol == "UDP" or deferred:
@@ -133,8 +133,9 @@ class SyntheticSource(SourceContext):
             return {**split, "total": sum(split.values())}, split
         split["stack"] = split["backlog"] + split["ip_tcp"]
         if flow.protocol == "UDP":
-            stack = {k: split[k] for k in ("backlog", "ip_tcp", "stack")}
-            return stack, {k: split[k] for k in ("backlog", "ip_tcp")}
+            udp = {k: split[k] for k in ("backlog", "ip_tcp", "stack")}
+            udp["udp_e2e"] = split["stack"] + split["sock_queue"] + split["copy"]
+            return udp, {k: split[k] for k in ("backlog", "ip_tcp")}
         e2e = split["stack"] + split["sock_queue"] + split["copy"]
         return {**split, "e2e": e2e}, {k: v for k, v in split.items() if k != "stack"}
 
