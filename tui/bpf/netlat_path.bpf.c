@@ -336,7 +336,7 @@ struct rx_entry {
 	u64 t_l4; /* kprobe plan: tcp_v4_rcv / udp_rcv */
 	u64 sk;
 	u32 len;
-	u32 pad;
+	u32 udp; /* queued on a UDP socket: closed by udp_read, never by a copy */
 };
 BPF_ARRAY(rx_slots, struct rx_entry, 1 << SLOT_BITS);
 
@@ -573,8 +573,10 @@ static __always_inline void rx_ready(u64 sk)
 	rx_record_stack(e);
 #endif
 #ifdef UDP_E2E
-	if (!cur->sk) /* no tcp_probe named a socket: a UDP datagram (sk_info said so) */
+	if (!cur->sk) { /* no tcp_probe named a socket: a UDP datagram (sk_info said so) */
+		e->udp = 1;
 		udp_queued(sk, skb);
+	}
 #endif
 }
 
@@ -584,6 +586,10 @@ static __always_inline void rx_copy(u64 skb)
 	struct rx_entry *e = rx_find(skb);
 	if (!e || !e->t2)
 		return;
+#ifdef UDP_E2E
+	if (e->udp)
+		return; /* a non-linear UDP datagram (large, or built from page frags): udp_read times it */
+#endif
 	/* Only a copy from the socket the data was queued on closes the wait. A freed skb (e.g.
 	 * coalesced into an earlier one) can leave its entry behind, and its address can come back
 	 * as an skb that never passed first sight: a unix socket's, whose reads use this tracepoint
