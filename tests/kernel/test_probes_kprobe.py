@@ -32,7 +32,8 @@ def test_kprobe_plan_programs_pass_the_verifier(require_kernel, task_storage: bo
     finally:
         b.cleanup()
     assert loaded >= {"kp_tcp_sendmsg", "kr_tcp_sendmsg", "kp_ip_queue_xmit", "kp_l4_rcv",
-                      "kp_data_ready", "kr_tcp_recvmsg", "rtp_net_dev_queue", "rtp_tcp_probe"}
+                      "kp_data_ready", "kr_tcp_recvmsg", "rtp_net_dev_queue", "rtp_tcp_probe",
+                      "kp_udp_recvmsg", "kr_udp_recvmsg"}
 
 
 def test_kprobe_plan_refused_without_kprobes_with_one_line(require_kernel) -> None:

@@ -87,6 +87,10 @@ def test_kprobe_filter_keeps_only_the_port(kprobe: dict) -> None:
     fig.check_loopback_sockets(kprobe)
 
 
+def test_kprobe_udp_datagrams_timed_to_their_read(kprobe: dict) -> None:
+    fig.check_udp(kprobe)
+
+
 @pytest.mark.parametrize("scenario", ["loopback", "veth", "tbf"])
 def test_kprobe_stage_sums(kprobe: dict, scenario: str) -> None:
     fig.check_stage_sums(kprobe, scenario)

@@ -54,6 +54,10 @@ def test_filter_keeps_only_the_port(result: dict) -> None:
     fig.check_loopback_sockets(result)
 
 
+def test_udp_datagrams_timed_to_their_read(result: dict) -> None:
+    fig.check_udp(result)
+
+
 @pytest.mark.parametrize("scenario", ["loopback", "veth", "tbf"])
 def test_stage_sums(result: dict, scenario: str) -> None:
     fig.check_stage_sums(result, scenario)

@@ -160,3 +160,25 @@ def test_a_loss_the_kernel_reported_as_skipped_runs_passes_and_no_more(healthy: 
 def test_a_missed_counter_past_reason_fails(healthy: dict) -> None:
     with pytest.raises(AssertionError, match="the counter is wrong"):
         fig.check_loopback_counts(_missed(healthy, "loopback", "recv", fig.MAX_MISSED + 1))
+
+
+def _udp_result(udp_e2e: int, rx: tuple[int, int], e2e: int = 0) -> dict:
+    paths = _paths(1, [5.0])
+    paths["recv"]["totals"]["udp_e2e"] = _stat([40.0] * udp_e2e)
+    paths["recv"]["totals"]["e2e"] = _stat([40.0] * e2e)
+    paths["recv"]["counters"] = {"stale": 0}
+    socks = [dict(_socket("127.0.0.1:5000", "0.0.0.0:0", 0), protocol="UDP", rx_packets=rx[0], tx_packets=50),
+             dict(_socket("127.0.0.1:40000", "127.0.0.1:5000", 0), protocol="UDP", rx_packets=rx[1],
+                  tx_packets=50)]
+    return {"scenarios": {"udp": {"truth": {"port": 5000, "exchanges": 50},
+                                  "summary": {"plan": PLAN, "paths": paths, "sockets": socks}}}}
+
+
+def test_udp_check_wants_every_datagram_once_and_no_peek_counted() -> None:
+    fig.check_udp(_udp_result(100, (50, 50)))
+    with pytest.raises(AssertionError, match="udp_e2e: 99"):
+        fig.check_udp(_udp_result(99, (50, 50)))
+    with pytest.raises(AssertionError, match="peeks counted"):
+        fig.check_udp(_udp_result(100, (100, 50)))
+    with pytest.raises(AssertionError, match="TCP's end to end"):
+        fig.check_udp(_udp_result(100, (50, 50), e2e=3))

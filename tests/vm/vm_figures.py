@@ -155,6 +155,22 @@ def check_loopback_sockets(result: Doc) -> None:
         assert each_counted(s["rx_packets"], t["exchanges"], missed(doc, "recv")), (s, missed(doc, "recv"))
 
 
+def check_udp(result: Doc) -> None:
+    """Every UDP datagram (requests and responses) timed once to the read that took it; peeks are
+    not reads; nothing lands in TCP's stages or goes stale."""
+    doc, t = summary(result, "udp"), truth(result, "udp")
+    datagrams, rx_missed = 2 * t["exchanges"], missed(doc, "recv")
+    got = stat(doc, "recv", "udp_e2e")["count"]
+    assert each_counted(got, datagrams, rx_missed), \
+        f"udp_e2e: {got}, expected {datagrams} ({rx_missed} missed)"
+    assert stat(doc, "recv", "e2e")["count"] == 0, "UDP datagrams in TCP's end to end"
+    assert doc["paths"]["recv"]["counters"]["stale"] == 0
+    udp = [s for s in doc["sockets"] if s["protocol"] == "UDP" and (s["tx_packets"] or s["rx_packets"])]
+    assert len(udp) == 2, udp
+    for s in udp:
+        assert each_counted(s["rx_packets"], t["exchanges"], rx_missed), f"peeks counted as reads? {s}"
+
+
 def check_stage_sums(result: Doc, scenario: str) -> None:
     """The stages between a total's two events add up to the total (means; bucket rounding allowed)."""
     doc = summary(result, scenario)

@@ -24,6 +24,7 @@ VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
 # BTF kinds (include/uapi/linux/btf.h).
 _KIND_INT, _KIND_PTR, _KIND_ARRAY, _KIND_STRUCT, _KIND_UNION = 1, 2, 3, 4, 5
 _KIND_TYPEDEF, _KIND_VOLATILE, _KIND_CONST, _KIND_RESTRICT = 8, 9, 10, 11
+_KIND_FUNC, _KIND_FUNC_PROTO = 12, 13
 _KIND_TYPE_TAG = 18
 _MODIFIERS = {_KIND_TYPEDEF, _KIND_VOLATILE, _KIND_CONST, _KIND_RESTRICT, _KIND_TYPE_TAG}
 
@@ -58,6 +59,10 @@ class BtfError(RuntimeError):
 
 class _BtfType(ctypes.Structure):
     _fields_ = [("name_off", ctypes.c_uint32), ("info", ctypes.c_uint32), ("size_type", ctypes.c_uint32)]
+
+
+class _BtfParam(ctypes.Structure):
+    _fields_ = [("name_off", ctypes.c_uint32), ("type", ctypes.c_uint32)]
 
 
 class _BtfMember(ctypes.Structure):
@@ -152,6 +157,20 @@ class KernelBtf:
         if type_id <= 0:
             raise BtfError(f"struct {struct} is not in the kernel BTF")
         return type_id
+
+    def param_index(self, function: str, param: str) -> int | None:
+        """0-based position of ``param`` among ``function``'s arguments, None when BTF does not say."""
+        func_id = self._lib.btf__find_by_name_kind(self._btf, function.encode(), _KIND_FUNC)
+        if func_id <= 0:
+            return None
+        proto = self._type(self._type(func_id).size_type)
+        if (proto.info >> 24) & 0x1F != _KIND_FUNC_PROTO:
+            return None
+        # struct btf_param {name_off, type} entries follow the btf_type header, like members.
+        base = ctypes.addressof(proto) + ctypes.sizeof(_BtfType)
+        params = (_BtfParam * (proto.info & 0xFFFF)).from_address(base)
+        names = [self._name(p.name_off) for p in params]
+        return names.index(param) if param in names else None
 
     def offset(self, field_path: str) -> int:
         """Byte offset of ``struct.member[.member...]`` from the start of the struct."""

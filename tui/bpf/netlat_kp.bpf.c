@@ -103,6 +103,35 @@ int rtp_skb_copy_datagram_iovec(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
+/* udp_recvmsg / udpv6_recvmsg: the UDP read, its socket and flags kept per thread for the return
+ * (a blocking read may sleep and move to another CPU). The flags argument's position changed in
+ * 5.19 (the noblock argument went away): UDP_RECVMSG_FLAGS comes from the function's BTF. */
+struct udp_call {
+	u64 sk;
+	u64 flags;
+};
+BPF_TABLE("lru_hash", u64, struct udp_call, udp_calls, 8192);
+
+int kp_udp_recvmsg(struct pt_regs *ctx)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	struct udp_call c = {.sk = PT_REGS_PARM1(ctx), .flags = UDP_RECVMSG_FLAGS(ctx)};
+	udp_calls.update(&id, &c);
+	return 0;
+}
+
+int kr_udp_recvmsg(struct pt_regs *ctx)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	struct udp_call *c = udp_calls.lookup(&id);
+	if (!c)
+		return 0;
+	struct udp_call v = *c;
+	udp_calls.delete(&id);
+	rx_end(ctx, v.sk, (int)PT_REGS_RC(ctx), v.flags);
+	return 0;
+}
+
 /* kretprobe tcp_recvmsg: end of the TCP read (sock_recv_length on newer kernels) */
 int kr_tcp_recvmsg(struct pt_regs *ctx)
 {

@@ -132,6 +132,7 @@ KPROBE_INFO = PlanInfo(
         RECV: (
             _s("stack", "stack total", "L2-L4", "net:netif_rx", "kprobe:sock_def_readable", True),
             _s("e2e", "to application", "L2-L5", "net:netif_rx", "kretprobe:tcp_recvmsg", True),
+            _s("udp_e2e", "UDP to app", "L2-L5", "net:netif_rx", "kretprobe:udp_recvmsg", True),
         ),
     },
     merged=(
@@ -139,7 +140,8 @@ KPROBE_INFO = PlanInfo(
         "send: qdisc/device/total count packets sent inside the send syscall; packets leaving "
         "later (softirq, timers, ACKs) are in 'deferred L2'",
         "send: UDP is timed from net_dev_queue only (UDP L2)",
-        "recv: UDP stops at the socket: UDP copies datagrams to user without a tracepoint",
+        "recv: UDP has no socket queue/copy split: a datagram is timed to the end of the "
+        "udp_recvmsg that took it ('UDP to app')",
         "L3/L4 boundaries come from kprobes: not validated on the development kernel (no kprobes)",
     ),
 )
@@ -170,12 +172,14 @@ KPROBE_FUNCTIONS: dict[str, tuple[str, ...]] = {
     "udp_rcv": ("udp_rcv",),
     "data_ready": ("sock_def_readable",),
     "tcp_recvmsg": ("tcp_recvmsg",),
+    "udp_recvmsg": ("udp_recvmsg",),
 }
 #: Optional hooks (IPv6 is a module on some kernels): attached when present.
 KPROBE_OPTIONAL: dict[str, tuple[str, ...]] = {
     "ip6_xmit": ("ip6_xmit",),
     "tcp_v6_rcv": ("tcp_v6_rcv",),
     "udpv6_rcv": ("udpv6_rcv",),
+    "udpv6_recvmsg": ("udpv6_recvmsg",),
 }
 #: hook -> (attach kind, BPF function in netlat_kp.bpf.c)
 _KPROBE_ATTACH: dict[str, tuple[tuple[str, str], ...]] = {
@@ -188,6 +192,8 @@ _KPROBE_ATTACH: dict[str, tuple[tuple[str, str], ...]] = {
     "udpv6_rcv": (("kprobe", "kp_l4_rcv"),),
     "data_ready": (("kprobe", "kp_data_ready"),),
     "tcp_recvmsg": (("kretprobe", "kr_tcp_recvmsg"),),
+    "udp_recvmsg": (("kprobe", "kp_udp_recvmsg"), ("kretprobe", "kr_udp_recvmsg")),
+    "udpv6_recvmsg": (("kprobe", "kp_udp_recvmsg"), ("kretprobe", "kr_udp_recvmsg")),
 }
 #: Tracepoints of the kprobe plan: all present since Linux 4.16 (it must run where the newer
 #: sock:* and tcp_sendmsg_locked tracepoints are missing, e.g. Debian 12's 6.1).

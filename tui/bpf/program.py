@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from importlib.resources import files
 
-from tui.bpf.btf import BtfError, c_defines, probe_offsets
+from tui.bpf.btf import BtfError, KernelBtf, c_defines, probe_offsets
 from tui.bpf.plans import Plan
 from tui.model.filters import Filters
 
@@ -63,6 +63,17 @@ def filter_defines(filters: Filters) -> str:
     return "".join(line + "\n" for line in out)
 
 
+def udp_recvmsg_flags() -> str:
+    """C expression for udp_recvmsg's flags argument in a kprobe: its register follows the
+    function's BTF (the argument moved in 5.19); ``0`` (no MSG_PEEK seen) when BTF cannot say."""
+    try:
+        with KernelBtf() as btf:
+            index = btf.param_index("udp_recvmsg", "flags")
+    except BtfError:
+        index = None
+    return f"PT_REGS_PARM{index + 1}(ctx)" if index is not None and index < 5 else "0"
+
+
 def build_source(
     plan: Plan,
     filters: Filters | None = None,
@@ -94,6 +105,8 @@ def build_source(
         head.append("#define HOOK_NAPI_GRO 1")
     if any(s.key == "udp_e2e" for s in plan.info.totals.get("recv", ())):
         head.append("#define UDP_E2E 1")
+    if plan.source == "netlat_kp.bpf.c":
+        head.append(f"#define UDP_RECVMSG_FLAGS(ctx) {udp_recvmsg_flags()}")
     for event, symbol in plan.kprobes.items():
         head.append(f"/* kprobe {event} -> {symbol} */")
     text = "\n".join(head) + "\n" + filter_defines(filters or Filters())

@@ -115,6 +115,27 @@ def loopback(port: int, other_port: int) -> dict:
             "other_port": other_port, "other_exchanges": 100, **_kernel_counts([client, server])}
 
 
+def udp(port: int) -> dict:
+    """UDP request/response on the filtered port between two sockets of this process: the server
+    peeks at each request before it reads it (a peek must neither close a datagram nor count as a
+    read); every datagram, request or response, must be timed once to the read that took it."""
+    exchanges = 50
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with server, client:
+        server.bind(("127.0.0.1", port))
+        client.connect(("127.0.0.1", port))
+        server.settimeout(30)
+        client.settimeout(30)
+        for _ in range(exchanges):
+            client.send(b"u" * 100)
+            server.recv(2048, socket.MSG_PEEK)
+            data, peer = server.recvfrom(2048)
+            server.sendto(data, peer)
+            client.recv(2048)
+    return {"port": port, "exchanges": exchanges}
+
+
 def netns_up() -> None:
     netns_down()
     if shutil.which("modprobe"):  # modules in the Debian guest; built in elsewhere
@@ -197,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         netns_up()
         base = _poll(source)
         steps = (("loopback", lambda: loopback(port, other_port)),
+                 ("udp", lambda: udp(port)),
                  ("veth", lambda: veth(port, with_tbf=False)),
                  ("tbf", lambda: veth(port, with_tbf=True)))
         for name, run in steps:
