@@ -250,11 +250,18 @@ def test_tbf_wait_lands_in_the_qdisc_stage_only_and_matches_so_timestamping(veth
     assert waited == pytest.approx(witness_median_us, rel=0.08)
     # Packet by packet (sampled events carry the exact split): each request's qdisc wait matches a
     # SO_TIMESTAMPING sched->sw interval within 50 us (sorted lists, same packets).
+    # A packet whose record was lost, and reported (a probe run the kernel skipped, or an entry
+    # overwritten in flight: `missed`, `evicted`), has no event: allowed, as many as reported.
     ours = sorted(e.stages_ns["qdisc"] for e in snap.events
                   if e.path == SEND and not e.deferred and e.lport == client["local_port"])
-    assert len(ours) == exchanges
-    for mine, theirs in zip(ours, witness, strict=True):
+    counters = snap.path(SEND).counters
+    lost = counters.get("missed", 0) + counters.get("evicted", 0)
+    assert exchanges - lost <= len(ours) <= exchanges, (len(ours), dict(counters))
+    unmatched = list(witness)
+    for mine in ours:
+        theirs = min(unmatched, key=lambda w: abs(w - mine))
         assert abs(mine - theirs) < 50_000, (mine, theirs)
+        unmatched.remove(theirs)
     del server
 
 
