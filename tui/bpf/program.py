@@ -6,6 +6,7 @@ User input reaches the C only here, and only as numbers: filters arrive validate
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from importlib.resources import files
 
@@ -63,9 +64,12 @@ def filter_defines(filters: Filters) -> str:
     return "".join(line + "\n" for line in out)
 
 
+@functools.cache
 def udp_recvmsg_flags() -> str:
     """C expression for udp_recvmsg's flags argument in a kprobe: its register follows the
-    function's BTF (the argument moved in 5.19); ``0`` (no MSG_PEEK seen) when BTF cannot say."""
+    function's BTF (the argument moved in 5.19); ``0`` (no MSG_PEEK seen) when BTF cannot say.
+    Cached like the probe offsets: parsing the kernel's BTF costs 10-20 ms, and a filter change
+    rebuilds the program."""
     try:
         with KernelBtf() as btf:
             index = btf.param_index("udp_recvmsg", "flags")

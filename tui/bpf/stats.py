@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -83,23 +84,24 @@ def enable_stats() -> int:
     return fd
 
 
+def _programs(bpf: Any) -> Iterator[tuple[str, int]]:
+    """(BPF function name, program fd) of every loaded program of a BCC ``BPF`` object."""
+    for name, fn in bpf.funcs.items():
+        yield (name.decode() if isinstance(name, bytes) else name), fn.fd
+
+
 def program_stats(bpf: Any) -> dict[str, tuple[int, int]]:
     """name -> (run_cnt, run_time_ns) for every loaded program of a BCC ``BPF`` object."""
     out = {}
-    for name, fn in bpf.funcs.items():
-        _id, cnt, ns = prog_info(fn.fd)
-        key = name.decode() if isinstance(name, bytes) else name
-        out[key.removeprefix("raw_tracepoint__")] = (cnt, ns)
+    for name, fd in _programs(bpf):
+        _id, cnt, ns = prog_info(fd)
+        out[name.removeprefix("raw_tracepoint__")] = (cnt, ns)
     return out
 
 
 def program_misses(bpf: Any) -> dict[str, int]:
     """BPF function name -> runs the kernel skipped (recursion misses), for every loaded program."""
-    out = {}
-    for name, fn in bpf.funcs.items():
-        key = name.decode() if isinstance(name, bytes) else name
-        out[key] = int(_info(fn.fd).recursion_misses)
-    return out
+    return {name: int(_info(fd).recursion_misses) for name, fd in _programs(bpf)}
 
 
 def program_ids(bpf: Any) -> list[int]:
