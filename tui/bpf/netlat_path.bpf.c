@@ -487,13 +487,13 @@ static __always_inline void udp_queued(u64 sk, u64 skb)
 	p->next = i + 1;
 }
 
-/* A read of UDP socket sk ended: close the earliest followed datagram no longer queued. Adds its
- * time to the socket's histogram (its packet count comes from the read itself, in rx_end). */
-static __always_inline void udp_read(u64 sk, u64 id)
+/* A read of UDP socket sk ended: close the earliest followed datagram no longer queued. Returns
+ * its time to the application (0 when none closed) for rx_end's socket accounting. */
+static __always_inline u64 udp_read(u64 sk, u64 id)
 {
 	struct udp_pending *p = udp_waiting.lookup(&sk);
 	if (!p)
-		return;
+		return 0;
 	u32 best = UDP_PENDING;
 	u64 best_t2 = ~0ULL;
 #pragma unroll
@@ -514,30 +514,27 @@ static __always_inline void udp_read(u64 sk, u64 id)
 		}
 	}
 	if (best >= UDP_PENDING)
-		return;
+		return 0;
 	u64 skb = p->skb[best & (UDP_PENDING - 1)];
 	p->skb[best & (UDP_PENDING - 1)] = 0;
 	struct rx_entry *e = rx_find(skb);
 	if (!e)
-		return;
+		return 0;
 	struct rx_entry v = *e;
 	e->t0 = 0; /* done */
 	if (!task_wanted(id))
-		return;
+		return 0;
 	u64 now = bpf_ktime_get_ns();
 	if (now - v.t0 > AGE_LIMIT_NS) {
 		count(PATH_RECV, C_STALE, 1);
-		return;
+		return 0;
 	}
 #ifdef PROCESS_FILTER
 	rx_record_stack(&v); /* under a pid/comm filter the stack stages wait for the reader */
 #endif
 	u64 e2e = now - v.t0;
 	record(PATH_RECV, R_UDP_E2E, e2e);
-	struct skinfo si = {};
-	struct sock_stats *s = sock_entry(sk, &si, id);
-	if (s)
-		sock_account(s, PATH_RECV, 0, 0, e2e);
+	return e2e;
 }
 #endif
 
@@ -638,17 +635,19 @@ static __always_inline void rx_end(void *ctx, u64 sk, int ret, u64 flags)
 	struct skinfo si = {};
 
 	if (!r || r->pid_tgid != id) {
+		/* Not a TCP read we followed. A UDP read: count the datagram for its socket (1 read in
+		 * N under --sample), and give the socket the time of the datagram it closed, if any. */
+		u64 e2e = 0;
 #ifdef UDP_E2E
 		if (ret >= 0 && !(flags & MSG_PEEK_))
-			udp_read(sk, id);
+			e2e = udp_read(sk, id);
 #endif
-		/* UDP copies linear skbs without a tracepoint (copy_linear_skb): count the datagram
-		 * for its socket, with no socket-queue/copy/e2e time */
-		if (ret > 0 && !(flags & MSG_PEEK_) && sampled() && sk_info(sk, &si) &&
-		    si.protocol == PROTO_UDP && task_wanted(id) && sk_wanted(sk, &si)) {
+		int counted = ret > 0 && !(flags & MSG_PEEK_) && sampled();
+		if ((counted || e2e) && sk_info(sk, &si) && si.protocol == PROTO_UDP && task_wanted(id) &&
+		    sk_wanted(sk, &si)) {
 			struct sock_stats *s = sock_entry(sk, &si, id);
 			if (s)
-				sock_account(s, PATH_RECV, ret, 1, 0);
+				sock_account(s, PATH_RECV, counted ? ret : 0, counted, e2e);
 		}
 		return;
 	}
