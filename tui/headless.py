@@ -18,22 +18,7 @@ from tui.errors import UserError
 from tui.model.snapshot import Snapshot
 from tui.model.summary import snapshot_summary
 from tui.sources.base import Source, SourceError
-
-
-def _make_source(args: argparse.Namespace) -> Source:
-    if getattr(args, "synthetic", False) or getattr(args, "replay", None):
-        from tui.sources.factory import make_source
-
-        return make_source(args)
-    from tui.sources.live import LiveSource
-
-    live = LiveSource(probes=args.probes, filters=args.filters, sample=args.sample,
-                      interval_s=args.interval)
-    if getattr(args, "record", None):
-        from tui.sources.replay import RecordingSource
-
-        return RecordingSource(live, args.record)
-    return live
+from tui.sources.factory import make_source
 
 
 def print_ebpf(args: argparse.Namespace) -> int:
@@ -77,7 +62,7 @@ def run_headless(args: argparse.Namespace) -> int:
     try:
         if getattr(args, "ebpf", False):
             return print_ebpf(args)
-        source = _make_source(args)
+        source = make_source(args)
         workload = None
         if getattr(args, "workload", "none") == "loopback":
             from tui.workload import LoopbackWorkload

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from textual.message import Message
 
+from tui.model.filters import Filters
 from tui.model.snapshot import Snapshot
 
 
@@ -19,6 +21,13 @@ class SourceStarting(Message):
 
 class SourceStarted(Message):
     """The source is running; snapshots follow."""
+
+    def __init__(self, filters: Filters | None, restarted: bool) -> None:
+        super().__init__()
+        #: the filters just applied by a refilter (None: the first start)
+        self.filters = filters
+        #: the source counts from zero again (a first start, or live probes rebuilt)
+        self.restarted = restarted
 
 
 class SnapshotReady(Message):
@@ -55,3 +64,27 @@ class SourceFailed(Message):
     def __init__(self, reason: str) -> None:
         super().__init__()
         self.reason = reason
+
+
+class MessageSink:
+    """The source runner's reports (:class:`tui.sources.runner.RunnerSink`) as messages to the app."""
+
+    def __init__(self, post: Callable[[Message], object], live: bool, coalesce: bool = True) -> None:
+        self._post = post
+        self._live = live
+        self._coalesce = coalesce
+
+    def starting(self, description: str) -> None:
+        self._post(SourceStarting(description))
+
+    def started(self, filters: Filters | None) -> None:
+        self._post(SourceStarted(filters, restarted=filters is None or self._live))
+
+    def snapshot(self, snapshot: Snapshot) -> None:
+        self._post(SnapshotReady(snapshot, self._coalesce))
+
+    def ended(self) -> None:
+        self._post(SourceEnded())
+
+    def failed(self, reason: str) -> None:
+        self._post(SourceFailed(reason))

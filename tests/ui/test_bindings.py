@@ -35,7 +35,7 @@ def table_column(app: NetlatApp, column: str) -> list:
 
 
 def has_data(app: NetlatApp) -> bool:
-    return app.view is not None and app.view.shown.seq >= 2
+    return app.viewer.view is not None and app.viewer.view.shown.seq >= 2
 
 
 async def test_path_keys_switch_every_widget() -> None:
@@ -68,32 +68,32 @@ async def test_stage_key_cycles_the_histogram_through_the_plan() -> None:
     app = synthetic_app()
     async with app.run_test() as pilot:
         await until(pilot, lambda: has_data(app), "first snapshots")
-        seen = [app.stage_key]
+        seen = [app.viewer.stage_key]
         for _ in range(len(SYNTHETIC_PLAN.specs("send"))):
             await pilot.press("v")
-            seen.append(app.stage_key)
+            seen.append(app.viewer.stage_key)
         assert seen == ["total", "deferred", "udp_l2", "tcp_ip", "qdisc", "device", "total"]
         hist = app.dashboard.query_one(LatencyHistogram)
         await pilot.press("v", "v", "v")
         assert hist._title == "send · TCP+IP"
-        assert hist._hist == app.view.shown.paths["send"].get("tcp_ip").hist
+        assert hist._hist == app.viewer.view.shown.paths["send"].get("tcp_ip").hist
 
 
 async def test_pause_freezes_the_view_while_a_live_source_keeps_counting() -> None:
     source = FakeLiveSource()
-    app = NetlatApp(source, rebuild=lambda f: FakeLiveSource())
+    app = NetlatApp(source)
     async with app.run_test() as pilot:
         await until(pilot, lambda: has_data(app), "first snapshots")
         await pilot.press("space")
-        assert app.paused and app.state == "paused"
-        frozen = app.view.shown.seq
+        assert app.paused and app.viewer.state == "paused"
+        frozen = app.viewer.view.shown.seq
         bars = list(app.dashboard.query_one(LayerBars)._rows)
-        await until(pilot, lambda: app.current.seq >= frozen + 3, "more snapshots while paused")
-        assert app.view.shown.seq == frozen
+        await until(pilot, lambda: app.viewer.current.seq >= frozen + 3, "more snapshots while paused")
+        assert app.viewer.view.shown.seq == frozen
         assert app.dashboard.query_one(LayerBars)._rows == bars
         await pilot.press("space")
         assert not app.paused
-        await until(pilot, lambda: app.view.shown.seq > frozen + 3, "view to follow again")
+        await until(pilot, lambda: app.viewer.view.shown.seq > frozen + 3, "view to follow again")
 
 
 async def test_pause_stops_demo_playback() -> None:
@@ -102,11 +102,11 @@ async def test_pause_stops_demo_playback() -> None:
         await until(pilot, lambda: has_data(app), "first snapshots")
         await pilot.press("p")
         await pilot.pause(0.1)  # let a poll already under way land
-        polled = app.current.seq
+        polled = app.viewer.current.seq
         await pilot.pause(0.3)  # many poll intervals
-        assert app.current.seq == polled
+        assert app.viewer.current.seq == polled
         await pilot.press("p")
-        await until(pilot, lambda: app.current.seq > polled, "playback to resume")
+        await until(pilot, lambda: app.viewer.current.seq > polled, "playback to resume")
 
 
 async def test_clear_counts_from_the_moment_of_the_key() -> None:
@@ -115,17 +115,17 @@ async def test_clear_counts_from_the_moment_of_the_key() -> None:
         await until(pilot, lambda: has_data(app), "first snapshots")
         await pilot.press("space")  # hold the data still to compare exact counts
         await pilot.press("c")
-        base = app.baseline
+        base = app.viewer.baseline
         assert base is not None
-        assert app.view.shown.paths["send"].get("total").hist.total == 0
+        assert app.viewer.view.shown.paths["send"].get("total").hist.total == 0
         await pilot.press("space")
-        await until(pilot, lambda: app.current.seq >= base.seq + 2, "snapshots after clear")
+        await until(pilot, lambda: app.viewer.current.seq >= base.seq + 2, "snapshots after clear")
         await pilot.press("space")
-        shown, current = app.view.shown.paths["send"], app.view.current.paths["send"]
-        ticks = app.view.current.seq - base.seq
+        shown, current = app.viewer.view.shown.paths["send"], app.viewer.view.current.paths["send"]
+        ticks = app.viewer.view.current.seq - base.seq
         # the synthetic source sends exactly 400 packets a tick
         assert shown.counters["packets"] == 400 * ticks
-        assert current.counters["packets"] == 400 * app.view.current.seq
+        assert current.counters["packets"] == 400 * app.viewer.view.current.seq
         in_syscall = shown.get("total").hist.total
         assert in_syscall == current.get("total").hist.total - base.paths["send"].get("total").hist.total > 0
         assert "since clear" in str(app.dashboard.query_one("#status", Static).render())
@@ -145,7 +145,7 @@ async def test_filter_dialog_rejects_bad_input_then_filters_the_view() -> None:
         await pilot.press("enter")
         assert isinstance(app.screen, FilterDialog), "bad input must keep the dialog open"
         assert "bad pid '12ab'" in str(app.screen.query_one("#error", Static).render())
-        assert app.filters == Filters()
+        assert app.viewer.filters == Filters()
 
         pid.value = "99999999"
         await pilot.press("enter")
@@ -158,10 +158,10 @@ async def test_filter_dialog_rejects_bad_input_then_filters_the_view() -> None:
         app.screen.query_one("#f-comm", Input).value = ""
         await pilot.press("enter")
         assert not isinstance(app.screen, FilterDialog)
-        assert app.filters == Filters(pid=4242)
-        await until(pilot, lambda: app.view.shown.seq > 3, "a refresh")
+        assert app.viewer.filters == Filters(pid=4242)
+        await until(pilot, lambda: app.viewer.view.shown.seq > 3, "a refresh")
         assert set(table_column(app, "pid")) == {4242}
-        assert all(e.pid == 4242 for e in app.recent_events)
+        assert all(e.pid == 4242 for e in app.viewer.recent_events)
         assert "pid=4242 (sockets+events only)" in str(app.dashboard.query_one("#status", Static).render())
 
 
@@ -172,12 +172,12 @@ async def test_filter_dialog_escape_changes_nothing() -> None:
         app.screen.query_one("#f-port", Input).value = "443"
         await pilot.press("escape")
         assert not isinstance(app.screen, FilterDialog)
-        assert app.filters == Filters()
+        assert app.viewer.filters == Filters()
 
 
 async def test_live_filter_change_goes_to_the_source() -> None:
     source = FakeLiveSource()
-    app = NetlatApp(source, rebuild=lambda f: FakeLiveSource())
+    app = NetlatApp(source)
     async with app.run_test() as pilot:
         await until(pilot, lambda: has_data(app), "first snapshots")
         await pilot.press("f")
@@ -186,8 +186,8 @@ async def test_live_filter_change_goes_to_the_source() -> None:
         await until(pilot, lambda: source.filters_seen, "the worker to pass the filters on")
         assert source.filters_seen == [Filters(port=6379)]
         # live filters act in the probes, so the view itself is not narrowed
-        await until(pilot, lambda: app.view is not None and app.view.shown.sockets, "a refresh")
-        assert len(app.view.shown.sockets) == 5
+        await until(pilot, lambda: app.viewer.view is not None and app.viewer.view.shown.sockets, "a refresh")
+        assert len(app.viewer.view.shown.sockets) == 5
 
 
 async def test_sort_key_reorders_the_socket_table() -> None:
@@ -218,8 +218,8 @@ async def test_cursor_stays_on_its_socket_across_refreshes() -> None:
         table.focus()
         await pilot.press("down", "down")
         chosen = table.selected_key()
-        seq = app.view.shown.seq
-        await until(pilot, lambda: app.view.shown.seq >= seq + 3, "more refreshes")
+        seq = app.viewer.view.shown.seq
+        await until(pilot, lambda: app.viewer.view.shown.seq >= seq + 3, "more refreshes")
         assert table.selected_key() == chosen
 
 
@@ -231,7 +231,7 @@ async def test_drill_down_shows_the_selected_socket() -> None:
         key = int(table.selected_key())
         await pilot.press("d")
         assert isinstance(app.screen, SocketScreen) and app.screen.socket_key == key
-        sock = next(s for s in app.view.shown.sockets if s.key == key)
+        sock = next(s for s in app.viewer.view.shown.sockets if s.key == key)
         await until(pilot, lambda: sock.comm in str(app.screen.query_one("#sock-summary", Static).render()),
                     "the socket summary")
         bars = app.screen.query_one(LayerBars)
@@ -251,8 +251,8 @@ async def test_export_writes_the_summary_schema(tmp_path: Path) -> None:
         doc = json.loads(exported[0].read_text())
         assert doc["schema"] == SCHEMA
         assert set(doc["paths"]) == {"send", "recv"}
-        assert doc["paths"]["send"]["counters"]["packets"] == 400 * app.view.shown.seq
-        in_syscall = app.view.shown.paths["send"].get("total").hist.total
+        assert doc["paths"]["send"]["counters"]["packets"] == 400 * app.viewer.view.shown.seq
+        in_syscall = app.viewer.view.shown.paths["send"].get("total").hist.total
         assert doc["paths"]["send"]["totals"]["total"]["count"] == in_syscall
         assert doc["plan"]["name"] == "synthetic"
         await pilot.press("e")
@@ -296,11 +296,11 @@ async def test_command_palette_offers_the_actions() -> None:
 @pytest.mark.parametrize("key", ["q", "ctrl+c"])
 async def test_quit_keys_close_the_source(key: str) -> None:
     source = FakeLiveSource()
-    app = NetlatApp(source, rebuild=lambda f: FakeLiveSource())
+    app = NetlatApp(source)
     async with app.run_test() as pilot:
         await until(pilot, lambda: has_data(app), "first snapshots")
         await pilot.press(key)
-        await until(pilot, lambda: app.source_closed.is_set(), "the worker to close the source")
+        await until(pilot, lambda: app.runner.closed.is_set(), "the worker to close the source")
     assert source.closed >= 1
     assert app.return_code == 0
 
@@ -308,7 +308,7 @@ async def test_quit_keys_close_the_source(key: str) -> None:
 async def test_failed_start_shows_one_line_state() -> None:
     app = NetlatApp(FailingSource())
     async with app.run_test() as pilot:
-        await until(pilot, lambda: app.state.startswith("error"), "the failure")
+        await until(pilot, lambda: app.viewer.state.startswith("error"), "the failure")
         status = str(app.dashboard.query_one("#status", Static).render())
         assert "error: cannot attach tracepoint net:net_dev_queue: permission denied" in status
 
@@ -316,8 +316,8 @@ async def test_failed_start_shows_one_line_state() -> None:
 async def test_demo_with_a_limit_ends_cleanly() -> None:
     app = synthetic_app(limit=3)
     async with app.run_test() as pilot:
-        await until(pilot, lambda: app.state == "ended", "the end of the data")
-        assert app.view.shown.seq == 3
+        await until(pilot, lambda: app.viewer.state == "ended", "the end of the data")
+        assert app.viewer.view.shown.seq == 3
 
 
 async def test_resizes_never_crash() -> None:
@@ -328,7 +328,7 @@ async def test_resizes_never_crash() -> None:
             await pilot.resize_terminal(*size)
             await pilot.pause(0.05)
         await pilot.press("r")
-        await until(pilot, lambda: app.view.shown.seq > 5, "more refreshes after resizing")
+        await until(pilot, lambda: app.viewer.view.shown.seq > 5, "more refreshes after resizing")
         assert app.screen is app.dashboard
 
 
@@ -350,27 +350,28 @@ async def test_replay_shows_recorded_data_pauses_and_ends(tmp_path: Path) -> Non
     recorder.close()
     app = NetlatApp(ReplaySource.open(recording), poll_every_s=FAST_S, coalesce=False)
     async with app.run_test() as pilot:
-        await until(pilot, lambda: app.view is not None and app.view.shown.seq >= 2, "replayed snapshots")
-        assert app.state == "replay"
+        await until(pilot, lambda: has_data(app), "replayed snapshots")
+        assert app.viewer.state == "replay"
         await pilot.press("space")
         await pilot.pause(0.1)
-        held = app.current.seq
+        held = app.viewer.current.seq
         await pilot.pause(0.3)
-        assert app.current.seq == held, "pause must hold the playback"
+        assert app.viewer.current.seq == held, "pause must hold the playback"
         await pilot.press("space")
-        await until(pilot, lambda: app.state == "ended", "the end of the recording")
-        assert app.current == recorded[-1]
-        assert app.view.shown.paths["recv"].get("e2e").hist == recorded[-1].paths["recv"].get("e2e").hist
+        await until(pilot, lambda: app.viewer.state == "ended", "the end of the recording")
+        assert app.viewer.current == recorded[-1]
+        e2e = recorded[-1].paths["recv"].get("e2e").hist
+        assert app.viewer.view.shown.paths["recv"].get("e2e").hist == e2e
 
 
 async def test_event_log_lists_a_bounded_number_of_lines_per_refresh() -> None:
     source = SyntheticSource(seed=7, interval_s=0.5, events_per_tick=100, limit=1)
     app = NetlatApp(source, poll_every_s=FAST_S, coalesce=False)
     async with app.run_test(size=(160, 48)) as pilot:
-        await until(pilot, lambda: app.state == "ended", "the single tick")
+        await until(pilot, lambda: app.viewer.state == "ended", "the single tick")
         log = app.dashboard.query_one(EventLog)
         await until(pilot, lambda: len(log.lines) > 0, "the log to render")
-        assert len(app.current.events) == 100
+        assert len(app.viewer.current.events) == 100
         assert len(log.lines) == MAX_PER_REFRESH + 1
         assert "75 more sampled packets" in log.lines[0].text
-        assert len(app.recent_events) == 100  # the drill-down still sees every sampled packet
+        assert len(app.viewer.recent_events) == 100  # the drill-down still sees every sampled packet

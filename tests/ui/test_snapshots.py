@@ -17,13 +17,13 @@ TICKS = 4
 
 def settled(pilot: Pilot) -> bool:
     app = pilot.app
-    if app.state != "ended":
+    if app.viewer.state != "ended":
         return False
     return not any(h._timer_pending for screen in app.screen_stack for h in screen.query(LatencyHistogram))
 
 
 async def ended(pilot: Pilot) -> None:
-    await until(pilot, lambda: pilot.app.state == "ended", "the demo data to end")
+    await until(pilot, lambda: pilot.app.viewer.state == "ended", "the demo data to end")
     await pilot.pause(0.3)  # the histogram redraws at most 4 times a second
     await until(pilot, lambda: settled(pilot), "the last redraw")
 

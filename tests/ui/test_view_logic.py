@@ -10,8 +10,8 @@ import pytest
 
 from tui.model.filters import Filters
 from tui.model.histogram import Histogram
-from tui.screens.view_model import build_status, build_view, filter_items, next_stage
 from tui.sources.synthetic import SyntheticSource
+from tui.view.frame import build_status, build_view, next_stage
 from tui.widgets.histogram import octave_counts, octave_range
 from tui.widgets.layer_bars import LayerRow, slowest
 from tui.widgets.sockets import socket_rows
@@ -66,18 +66,18 @@ def test_socket_rates_are_the_change_over_elapsed_time() -> None:
 
 def test_view_filters_narrow_sockets_and_events_only() -> None:
     snap = SyntheticSource(seed=2).poll()
-    narrowed = filter_items(snap, Filters(port=6379))
+    narrowed = Filters(port=6379).narrow(snap)
     assert {s.comm for s in narrowed.sockets} == {"redis-server"}
     assert all(6379 in (e.lport, e.rport) for e in narrowed.events)
     assert narrowed.paths == snap.paths
-    assert filter_items(snap, Filters(protocol="udp")).sockets[0].comm == "coredns"
+    assert Filters(protocol="udp").narrow(snap).sockets[0].comm == "coredns"
 
 
 def test_view_since_clear_and_stage_cycle() -> None:
     source = SyntheticSource(seed=3)
     base = source.poll()
     now = source.poll()
-    view = build_view(now, base, base, Filters(), "recv")
+    view = build_view(now, base, base, "recv")
     assert view.stage_key == "stack"
     recv = view.shown.paths["recv"]
     assert recv.get("stack").hist.total == 400  # one tick's packets, the baseline's gone
@@ -106,11 +106,11 @@ def test_percentiles_never_exceed_the_exact_maximum() -> None:
 def test_header_warns_of_skipped_probe_runs_only_when_there_are_some() -> None:
     source = SyntheticSource(seed=4)
     base, now = source.poll(), source.poll()
-    quiet = build_status("live", "send", build_view(now, None, base, Filters(), "send"), None, "")
+    quiet = build_status("live", "send", build_view(now, None, base, "send"), None, "")
     assert quiet.missed == 0 and "skipped" not in status_text(quiet).plain
     send = now.paths["send"]
     missed = replace(send, counters={**send.counters, "missed": 3})
     busy = replace(now, paths={**now.paths, "send": missed})
-    status = build_status("live", "send", build_view(busy, None, now, Filters(), "send"), None, "")
+    status = build_status("live", "send", build_view(busy, None, now, "send"), None, "")
     assert status.missed == 3
     assert "the kernel skipped 3 probe runs" in status_text(status).plain

@@ -14,6 +14,9 @@ PURE_MODULES = [
     "tui.model.summary",
     "tui.sources.base",
     "tui.sources.synthetic",
+    "tui.sources.runner",
+    "tui.view.frame",
+    "tui.view.state",
     "tui.cli",
 ]
 

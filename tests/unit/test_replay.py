@@ -137,7 +137,7 @@ def test_recording_modules_import_neither_bcc_nor_textual(module: str) -> None:
 
 def test_factory_builds_replay_with_speed_and_wraps_recording(tmp_path: Path) -> None:
     from tui.cli import build_parser, filters_from_args
-    from tui.sources.factory import is_live, make_source, pauses_with_view, unwrap
+    from tui.sources.factory import make_source
 
     recorded = tmp_path / "in.jsonl"
     record(recorded, ticks=3)
@@ -145,8 +145,8 @@ def test_factory_builds_replay_with_speed_and_wraps_recording(tmp_path: Path) ->
     args = build_parser().parse_args(["--replay", str(recorded), "--speed", "2", "--record", str(out)])
     args.filters = filters_from_args(args)
     source = make_source(args)
-    assert isinstance(source, RecordingSource) and isinstance(unwrap(source), ReplaySource)
-    assert not is_live(source) and pauses_with_view(source)
+    assert isinstance(source, RecordingSource) and isinstance(source.inner, ReplaySource)
+    assert not source.live
     source.start()
     source.poll()
     assert source.interval_s == pytest.approx(0.25)  # 0.5 s recorded, played at 2x
@@ -156,7 +156,13 @@ def test_factory_builds_replay_with_speed_and_wraps_recording(tmp_path: Path) ->
     args = build_parser().parse_args(["--synthetic"])
     args.filters = filters_from_args(args)
     synthetic = make_source(args)
-    assert isinstance(synthetic, SyntheticSource) and not is_live(synthetic)
+    assert isinstance(synthetic, SyntheticSource) and not synthetic.live
+
+    args = build_parser().parse_args(["--synthetic", "--pid", "4242"])
+    args.filters = filters_from_args(args)
+    narrowed = make_source(args).poll()
+    assert narrowed.sockets and {s.pid for s in narrowed.sockets} == {4242}
+    assert narrowed.meta.filters == "pid=4242 (sockets+events only)"
 
 
 def test_recording_keeps_the_newest_sampled_events_up_to_the_cap(tmp_path: Path) -> None:

@@ -11,6 +11,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tui.model.snapshot import PacketEvent, Snapshot, SocketStats
 
 #: A task comm is at most 15 bytes (TASK_COMM_LEN - 1); keep to characters that are safe in C.
 _COMM_RE = re.compile(r"[A-Za-z0-9_.:+@/-]{1,15}")
@@ -135,3 +139,29 @@ class Filters:
 
     def __bool__(self) -> bool:
         return bool(self.active())
+
+    def matches(self, item: SocketStats | PacketEvent) -> bool:
+        """Whether a socket or sampled packet passes every filter that can apply to it (the
+        interface is not part of a socket or event, so ``iface`` never excludes one)."""
+        checks = (
+            self.pid is None or item.pid == self.pid,
+            self.comm is None or item.comm == self.comm,
+            self.port is None or self.port in (item.lport, item.rport),
+            self.lport is None or item.lport == self.lport,
+            self.rport is None or item.rport == self.rport,
+            self.addr is None or self.addr in (item.laddr, item.raddr),
+            self.family is None or (6 if ":" in item.laddr else 4) == self.family,
+            self.protocol is None or item.protocol.lower() == self.protocol,
+        )
+        return all(checks)
+
+    def narrow(self, snapshot: Snapshot) -> Snapshot:
+        """Keep only the sockets and sampled events that match (recorded or demo data, whose path
+        histograms were aggregated before any filter and cannot be narrowed)."""
+        if not self:
+            return snapshot
+        return replace(
+            snapshot,
+            sockets=tuple(s for s in snapshot.sockets if self.matches(s)),
+            events=tuple(e for e in snapshot.events if self.matches(e)),
+        )

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from tui.model.snapshot import PacketEvent, PathStats
-from tui.screens.view_model import View
+from tui.model.snapshot import PathStats
+from tui.view.frame import Frame, View
 from tui.widgets.event_log import EventLog
 from tui.widgets.histogram import LatencyHistogram
 from tui.widgets.layer_bars import LayerBars, LayerRow
 from tui.widgets.sockets import SocketTable, socket_rows
-from tui.widgets.status import Status, StatusBar
+from tui.widgets.status import StatusBar
 
 #: Narrow terminals stack the histogram above the bars instead of beside them.
 BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
@@ -34,7 +32,7 @@ def histogram_title(view: View) -> str:
 
 
 class DashboardScreen(Screen):
-    """Everything at a glance; the app feeds it with :meth:`update_view`."""
+    """Everything at a glance; it shows each frame the app publishes."""
 
     HORIZONTAL_BREAKPOINTS = BREAKPOINTS
     #: tab flips the path here (dialogs keep tab for moving between fields)
@@ -51,11 +49,20 @@ class DashboardScreen(Screen):
         yield EventLog(id="events")
         yield Footer()
 
-    def update_status(self, status: Status) -> None:
-        self.query_one(StatusBar).update_status(status)
+    def on_mount(self) -> None:
+        self.query_one(LatencyHistogram).loading = True
+        self.watch(self.app, "frame", self.show_frame, init=False)
 
-    def update_view(self, view: View, new_events: Iterable[PacketEvent]) -> None:
-        """Show one frame (the app calls this inside ``batch_update``)."""
+    def show_frame(self, frame: Frame | None) -> None:
+        """Show one frame (published inside the app's ``batch_update``)."""
+        if frame is None:
+            return
+        self.query_one(StatusBar).update_status(frame.status)
+        self.query_one(LatencyHistogram).loading = frame.loading
+        if frame.view is not None:
+            self.show_view(frame.view, frame)
+
+    def show_view(self, view: View, frame: Frame) -> None:
         stats = view.shown.paths[view.path]
         stage = stats.get(view.stage_key)
         self.query_one(LatencyHistogram).update_snapshot(
@@ -67,4 +74,4 @@ class DashboardScreen(Screen):
         self.query_one(SocketTable).update_snapshot(
             socket_rows(view.shown, view.current, view.previous, view.path)
         )
-        self.query_one(EventLog).update_snapshot(new_events)
+        self.query_one(EventLog).update_snapshot(frame.new_events)

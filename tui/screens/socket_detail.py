@@ -13,7 +13,7 @@ from textual.widgets import Footer, Static
 
 from tui.model.histogram import Histogram
 from tui.model.snapshot import RECV, SEND, PacketEvent, SocketStats
-from tui.screens.view_model import View
+from tui.view.frame import Frame, View
 from tui.widgets.histogram import LatencyHistogram
 from tui.widgets.layer_bars import LayerBars, LayerRow
 from tui.widgets.units import fmt_bytes, fmt_count, fmt_ns
@@ -85,7 +85,14 @@ class SocketScreen(Screen):
             yield LayerBars(id="sock-layers")
         yield Footer()
 
-    def update_view(self, view: View, recent_events: Iterable[PacketEvent]) -> None:
+    def on_mount(self) -> None:
+        self.watch(self.app, "frame", self.show_frame)
+
+    def show_frame(self, frame: Frame | None) -> None:
+        if frame is not None and frame.view is not None:
+            self.show_view(frame.view, frame.recent_events)
+
+    def show_view(self, view: View, recent_events: Iterable[PacketEvent]) -> None:
         sock = next((s for s in view.shown.sockets if s.key == self.socket_key), None)
         summary = self.query_one("#sock-summary", Static)
         if sock is None:

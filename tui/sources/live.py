@@ -89,6 +89,9 @@ def table_items(table: Any) -> Iterable[tuple[int, Any]]:
 class LiveSource(SourceContext):
     """Real measurements from BPF probes on this kernel."""
 
+    live = True
+    kind = "live"
+
     def __init__(
         self,
         probes: str = "auto",
@@ -185,6 +188,23 @@ class LiveSource(SourceContext):
         except Exception as exc:
             self.close()
             raise SourceError(f"cannot open the event buffer: {_one_line(exc)}") from None
+
+    def set_filters(self, filters: Filters) -> None:
+        """Recompile and re-attach with new filters; counts start from zero again.
+
+        Filters are compile-time constants of the C (``#define``): with no filter the checks are
+        not in the program at all, so the common case pays nothing per packet, where a config map
+        would cost a lookup in every hook. A change is rare and the rebuild takes a second or two.
+        """
+        was_running = self._bpf is not None
+        self.close()
+        self.filters = filters
+        self._seq = 0
+        self._events.clear()
+        self._events_delivered = 0
+        self._socket_cache = {}
+        if was_running:
+            self.start()
 
     def close(self) -> None:
         bpf, self._bpf = self._bpf, None

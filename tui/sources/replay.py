@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO
 
 from tui.errors import UserError
+from tui.model.filters import Filters
 from tui.model.serialize import (
     SerializeError,
     check_header,
@@ -20,7 +21,7 @@ from tui.model.serialize import (
     snapshot_to_dict,
 )
 from tui.model.snapshot import Snapshot
-from tui.sources.base import Source, SourceContext, SourceError
+from tui.sources.base import ItemFilters, Source, SourceContext, SourceError
 
 
 def load_recording(path: str | Path) -> tuple[float, list[Snapshot]]:
@@ -57,8 +58,10 @@ def load_recording(path: str | Path) -> tuple[float, list[Snapshot]]:
     return interval, snapshots
 
 
-class ReplaySource(SourceContext):
+class ReplaySource(ItemFilters, SourceContext):
     """Plays recorded snapshots back at ``speed`` times the recorded pace, then ends."""
+
+    kind = "replay"
 
     def __init__(self, recorded_interval_s: float, snapshots: list[Snapshot], speed: float = 1.0) -> None:
         if not speed > 0:
@@ -92,7 +95,7 @@ class ReplaySource(SourceContext):
             return None
         snap = self._snapshots[self._next]
         self._next += 1
-        return snap
+        return self.narrowed(snap)
 
     def close(self) -> None:
         self._next = len(self._snapshots)
@@ -116,8 +119,20 @@ class RecordingSource(SourceContext):
     def interval_s(self) -> float:
         return self.inner.interval_s
 
+    @property
+    def live(self) -> bool:
+        return self.inner.live
+
+    @property
+    def kind(self) -> str:
+        return self.inner.kind
+
+    def set_filters(self, filters: Filters) -> None:
+        """The wrapped source's filters change; the recording goes on (its snapshots say which)."""
+        self.inner.set_filters(filters)
+
     def __getattr__(self, name: str) -> object:
-        # Optional capabilities of the wrapped source (e.g. set_filters) stay reachable.
+        # Optional capabilities of the wrapped source (e.g. prog_stats) stay reachable.
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)

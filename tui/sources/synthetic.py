@@ -22,7 +22,7 @@ from tui.model.snapshot import (
     StageSpec,
     StageStats,
 )
-from tui.sources.base import SourceContext
+from tui.sources.base import ItemFilters, SourceContext
 
 #: The tracepoint plan's own stages (what this machine's live source measures), so the demo and the
 #: screenshots show exactly the rows a live run shows.
@@ -67,8 +67,10 @@ _FLOWS = (
 )
 
 
-class SyntheticSource(SourceContext):
+class SyntheticSource(ItemFilters, SourceContext):
     """Deterministic snapshots: ``packets_per_tick`` packets per path per poll, seeded."""
+
+    kind = "demo"
 
     def __init__(
         self,
@@ -187,7 +189,7 @@ class SyntheticSource(SourceContext):
                     )
         self._events_total += len(events)
         self._events_lost += tick % 3
-        return self._snapshot(tick, tuple(events))
+        return self.narrowed(self._snapshot(tick, tuple(events)))
 
     def _snapshot(self, tick: int, events: tuple[PacketEvent, ...]) -> Snapshot:
         paths = {}

@@ -2,34 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rich.text import Text
 from textual.widgets import Static
 
+from tui.view.frame import Status
 from tui.widgets.units import fmt_count
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """Everything the header shows (built by the app, no clock inside)."""
-
-    state: str  #: "loading probes…", "live", "replay", "demo", "paused", "ended", "error: ..."
-    path: str
-    source: str = ""
-    host: str = ""
-    kernel: str = ""
-    plan: str = ""
-    merged: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-    pkts_s: dict[str, float] | None = None
-    events_s: float = 0.0
-    events_lost: int = 0
-    #: probe runs the kernel skipped or hooks that lost their state: packets possibly uncounted
-    missed: int = 0
-    filters: str = ""
-    window_s: float = 0.0  #: seconds covered by the figures (since start or since clear)
-    cleared: bool = False
 
 
 def status_text(s: Status) -> Text:

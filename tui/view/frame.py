@@ -1,18 +1,38 @@
-"""What the screens show, derived from snapshots (pure logic: no widgets touched, no clock).
+"""One frame of the dashboard: the figures to show (:class:`View`) and the header (:class:`Status`).
 
-The app keeps the latest cumulative snapshot, the one before it (for rates) and an optional baseline
-(the "clear" key); this module turns them into one immutable :class:`View` the screens render.
-For recorded and demo data, filters can only narrow what the snapshot itemises (sockets and sampled
-events); the path histograms were aggregated when recorded and stay unfiltered (the status says so).
+Pure logic, no widgets touched, no clock: :mod:`tui.view.state` keeps the latest cumulative
+snapshot, the one before it (for rates) and an optional baseline (the "clear" key), and this module
+turns them into immutable values the screens render.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from tui.model.filters import Filters
-from tui.model.snapshot import PATHS, SEND, PacketEvent, PathStats, Snapshot, SocketStats
-from tui.widgets.status import Status
+from tui.model.snapshot import PATHS, SEND, PacketEvent, PathStats, Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Everything the header shows (no clock inside)."""
+
+    state: str  #: "loading probes…", "live", "replay", "demo", "paused", "ended", "error: ..."
+    path: str
+    source: str = ""
+    host: str = ""
+    kernel: str = ""
+    plan: str = ""
+    merged: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    pkts_s: dict[str, float] | None = None
+    events_s: float = 0.0
+    events_lost: int = 0
+    #: probe runs the kernel skipped or hooks that lost their state: packets possibly uncounted
+    missed: int = 0
+    filters: str = ""
+    window_s: float = 0.0  #: seconds covered by the figures (since start or since clear)
+    cleared: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,55 +84,15 @@ def next_stage(snapshot: Snapshot, path: str, key: str) -> str:
     return keys[(keys.index(key) + 1) % len(keys)] if key in keys else keys[0]
 
 
-def _family(addr: str) -> int:
-    return 6 if ":" in addr else 4
-
-
-def _matches(f: Filters, pid: int, comm: str, proto: str, laddr: str, lport: int, raddr: str,
-             rport: int) -> bool:
-    checks = (
-        f.pid is None or pid == f.pid,
-        f.comm is None or comm == f.comm,
-        f.port is None or f.port in (lport, rport),
-        f.lport is None or lport == f.lport,
-        f.rport is None or rport == f.rport,
-        f.addr is None or f.addr in (laddr, raddr),
-        f.family is None or _family(laddr) == f.family,
-        f.protocol is None or proto.lower() == f.protocol,
-    )
-    return all(checks)
-
-
-def socket_matches(s: SocketStats, f: Filters) -> bool:
-    return _matches(f, s.pid, s.comm, s.protocol, s.laddr, s.lport, s.raddr, s.rport)
-
-
-def event_matches(e: PacketEvent, f: Filters) -> bool:
-    return _matches(f, e.pid, e.comm, e.protocol, e.laddr, e.lport, e.raddr, e.rport)
-
-
-def filter_items(snapshot: Snapshot, f: Filters) -> Snapshot:
-    """Keep only the sockets and sampled events that match ``f`` (interface filters cannot apply)."""
-    if not f:
-        return snapshot
-    return replace(
-        snapshot,
-        sockets=tuple(s for s in snapshot.sockets if socket_matches(s, f)),
-        events=tuple(e for e in snapshot.events if event_matches(e, f)),
-    )
-
-
 def build_view(
     current: Snapshot,
     previous: Snapshot | None,
     baseline: Snapshot | None,
-    view_filters: Filters,
     path: str = SEND,
     stage_key: str = "",
 ) -> View:
-    """The frame to show: ``current`` since ``baseline``, narrowed by ``view_filters``."""
+    """The figures to show: ``current`` since ``baseline``."""
     shown = current.since(baseline) if baseline is not None else current
-    shown = filter_items(shown, view_filters)
     if not stage_key or not any(s.key == stage_key for s in shown.plan.specs(path)):
         stage_key = default_stage(shown, path)
     return View(shown=shown, current=current, previous=previous, path=path, stage_key=stage_key)
@@ -140,3 +120,16 @@ def build_status(
         missed=sum(p.counters.get("missed", 0) for p in view.shown.paths.values()),
         filters=filters, window_s=snap.time_s - start, cleared=baseline is not None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """What every screen renders at one moment; the app publishes it in one reactive."""
+
+    status: Status
+    view: View | None = None  #: None until the first snapshot
+    #: sampled packets that arrived since the previous frame (the event log appends them)
+    new_events: Sequence[PacketEvent] = ()
+    #: sampled packets since start or clear, newest last (the socket drill-down's bars)
+    recent_events: Sequence[PacketEvent] = ()
+    loading: bool = False  #: the source is still starting

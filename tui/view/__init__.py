@@ -1,0 +1,1 @@
+"""What the screens show, derived from snapshots: pure Python (no textual, no bcc)."""
