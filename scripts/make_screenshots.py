@@ -33,7 +33,7 @@ async def settle(app: NetlatApp, pilot) -> None:  # type: ignore[no-untyped-def]
     """Wait for the demo data to end and every histogram to finish its throttled redraw."""
     for _ in range(400):
         pending = any(h._timer_pending for s in app.screen_stack for h in s.query(LatencyHistogram))
-        if app.state == "ended" and not pending:
+        if app.viewer.state == "ended" and not pending:
             return
         await pilot.pause(0.05)
     raise SystemExit("screenshot app never settled")
