@@ -132,8 +132,7 @@ def _check_privileges(r: Report) -> bool:
         system.require_root()
     except UserError as exc:
         r.features["privileges"] = False
-        r.add(Check("privileges", FAIL, "not root and no CAP_BPF+CAP_PERFMON", str(exc).split(": ", 1)[-1],
-                    required=True))
+        r.add(Check("privileges", FAIL, "not root and no CAP_BPF+CAP_PERFMON", exc.fix, required=True))
         return False
     caps = "root" if os.geteuid() == 0 else "CAP_BPF and CAP_PERFMON"
     r.features["privileges"] = True
@@ -171,7 +170,7 @@ def _check_tracefs(r: Report, root: bool) -> str | None:
     try:
         path = system.ensure_tracefs() if root else None
     except UserError as exc:
-        r.add(Check("tracefs", FAIL, str(exc).split(": ", 1)[0], str(exc).split(": ", 1)[-1], required=True))
+        r.add(Check("tracefs", FAIL, exc.reason, exc.fix, required=True))
         path = None
     if path is None and not root and system.tracefs_ready():
         path = system.TRACEFS
@@ -190,7 +189,7 @@ def _check_bcc(r: Report, root: bool) -> Any:
         bcc = system.import_bcc()
     except UserError as exc:
         r.bcc = {"importable": False, "version": None, "test_compile": False}
-        r.add(Check("bcc", FAIL, "cannot be imported", str(exc).split(": ", 1)[-1], required=True))
+        r.add(Check("bcc", FAIL, "cannot be imported", exc.fix, required=True))
         return None
     version = getattr(bcc, "__version__", "?")
     r.bcc = {"importable": True, "version": version, "path": os.path.dirname(bcc.__file__)}
@@ -319,7 +318,7 @@ def _check_headers(r: Report) -> system.HeadersStatus:
         r.add(Check("kernel headers", WARN if status == OK else FAIL, f"nearest: {h.message}",
                     "" if status == OK else "apt install linux-headers-$(uname -r)", required=True))
     else:
-        r.add(Check("kernel headers", FAIL, h.message.split(": ", 1)[0], system.SETUP_FIX, required=True))
+        r.add(Check("kernel headers", FAIL, h.reason, h.fix, required=True))
     return h
 
 

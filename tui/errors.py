@@ -6,10 +6,16 @@ import sys
 
 
 class UserError(Exception):
-    """Something the user can fix; ``str()`` is the whole message, ``exit_code`` the status."""
+    """Something the user can fix; ``str()`` is the whole message, ``exit_code`` the status.
 
-    def __init__(self, message: str, exit_code: int = 2) -> None:
-        super().__init__(message)
+    ``reason`` says what is wrong and ``fix`` (optional) what to do about it; the message is
+    ``"reason: fix"``. Code that shows the two apart (doctor) reads the fields, never the message.
+    """
+
+    def __init__(self, reason: str, exit_code: int = 2, *, fix: str = "") -> None:
+        super().__init__(f"{reason}: {fix}" if fix else reason)
+        self.reason = reason
+        self.fix = fix
         self.exit_code = exit_code
 
 

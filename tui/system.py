@@ -1,7 +1,8 @@
 """What the machine must offer before live probes can run: privileges, BCC, tracefs, kernel headers.
 
-Every check fails with a :class:`~tui.errors.UserError` whose message is one line: what is wrong and
-the fix. Nothing here imports bcc at module level, so the pure parts are testable anywhere.
+Every check fails with a :class:`~tui.errors.UserError` whose message is one line: what is wrong
+(``reason``) and the fix (``fix``). Nothing here imports bcc at module level, so the pure parts are
+testable anywhere.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ def require_root(status_path: str = "/proc/self/status") -> None:
         cap_eff = 0
     if not has_bpf_privileges(cap_eff):
         raise UserError(
-            "live probes need root (or CAP_BPF and CAP_PERFMON): run with sudo, "
-            "or try --synthetic / --replay FILE without root"
+            "live probes need root (or CAP_BPF and CAP_PERFMON)",
+            fix="run with sudo, or try --synthetic / --replay FILE without root",
         )
 
 
@@ -86,13 +87,13 @@ def import_bcc() -> ModuleType:
         return importlib.import_module("bcc")
     except ImportError as exc:
         if exc.name not in (None, "bcc"):  # bcc itself is there but something it needs is not
-            raise UserError(f"bcc cannot be imported ({exc}): {SETUP_FIX}") from None
+            raise UserError(f"bcc cannot be imported ({exc})", fix=SETUP_FIX) from None
         first_error: Exception = exc
     except OSError as exc:  # libbcc.so missing or broken
-        raise UserError(f"bcc cannot load libbcc ({_one_line(exc)}): {SETUP_FIX}") from None
+        raise UserError(f"bcc cannot load libbcc ({_one_line(exc)})", fix=SETUP_FIX) from None
     module = _import_system_bcc()
     if module is None:
-        raise UserError(f"bcc is not installed ({first_error}): {SETUP_FIX}")
+        raise UserError(f"bcc is not installed ({first_error})", fix=SETUP_FIX)
     return module
 
 
@@ -113,7 +114,7 @@ def _import_system_bcc() -> ModuleType | None:
         except Exception as exc:  # any failure here means "bcc unusable": say it in one line
             sys.modules.pop("bcc", None)
             reason = _one_line(exc)
-            raise UserError(f"bcc from {init.parent} failed to load ({reason}): {SETUP_FIX}") from None
+            raise UserError(f"bcc from {init.parent} failed to load ({reason})", fix=SETUP_FIX) from None
         return module
     return None
 
@@ -141,8 +142,8 @@ def ensure_tracefs(path: str = TRACEFS, debugfs: str = DEBUGFS) -> str:
         _mount("tracefs", path)
         if not tracefs_ready(path):
             raise UserError(
-                f"tracefs is not mounted at {path} and mounting it failed: "
-                f"run 'mount -t tracefs nodev {path}' as root (kernel needs CONFIG_TRACING)"
+                f"tracefs is not mounted at {path} and mounting it failed",
+                fix=f"run 'mount -t tracefs nodev {path}' as root (kernel needs CONFIG_TRACING)",
             )
     # BCC looks for <debugfs>/tracing first and reads the kprobe blacklist from debugfs. Missing
     # debugfs is not fatal (BCC falls back to /sys/kernel/tracing), so failure here is ignored.
@@ -179,6 +180,12 @@ class HeadersStatus:
     path: str  #: the headers directory BCC uses ("" when missing)
     version: str  #: the headers' release, e.g. "6.1.0-56-cloud-amd64" ("" when unknown or missing)
     message: str  #: one line for humans
+    fix: str = ""  #: what to do about it, when something is to be done (also the end of ``message``)
+
+    @property
+    def reason(self) -> str:
+        """``message`` without the fix it ends with."""
+        return self.message.removesuffix(f": {self.fix}") if self.fix else self.message
 
 
 def headers_version(build_dir: str | Path) -> str:
@@ -216,10 +223,8 @@ def headers_status(
         return HeadersStatus(
             "exact", kheaders, release, f"kernel headers for {release} from the kernel itself ({kheaders})"
         )
-    return HeadersStatus(
-        "missing", "", "",
-        f"no kernel headers for {release} ({build} is absent): {SETUP_FIX}",
-    )
+    reason = f"no kernel headers for {release} ({build} is absent)"
+    return HeadersStatus("missing", "", "", f"{reason}: {SETUP_FIX}", fix=SETUP_FIX)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -238,7 +243,7 @@ def preflight() -> list[str]:
     notes: list[str] = []
     headers = headers_status()
     if headers.kind == "missing":
-        raise UserError(headers.message)
+        raise UserError(headers.reason, fix=headers.fix)
     if not btf_available():
         if headers.kind != "exact":
             raise UserError(

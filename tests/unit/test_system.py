@@ -243,6 +243,9 @@ def test_import_bcc_that_breaks_while_loading_is_one_line(monkeypatch: MonkeyPat
     with pytest.raises(UserError) as err:
         system.import_bcc()
     assert "libbcc.so.0" in str(err.value) and "\n" not in str(err.value)
+    # the colon in the loader's message is why the fix is a field: splitting the message cut it wrong
+    assert err.value.fix == system.SETUP_FIX
+    assert "libbcc.so.0: cannot open" in err.value.reason
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -292,3 +295,33 @@ def test_preflight_stops_at_the_first_missing_prerequisite(monkeypatch: MonkeyPa
     monkeypatch.setattr(system, "import_bcc", lambda: pytest.fail("bcc imported before the root check"))
     with pytest.raises(UserError, match="need root"):
         system.preflight()
+
+
+# ---------------------------------------------------------------------------------------------------
+# every refusal carries its fix as a field (doctor shows reason and fix apart without parsing)
+
+
+def test_refusals_carry_their_fix(monkeypatch: MonkeyPatch, tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    status.write_text(STATUS.format(mask=0))
+    monkeypatch.setattr(system.os, "geteuid", lambda: 1000)
+    with pytest.raises(UserError) as root:
+        system.require_root(str(status))
+    assert root.value.reason == "live probes need root (or CAP_BPF and CAP_PERFMON)"
+    assert root.value.fix == "run with sudo, or try --synthetic / --replay FILE without root"
+
+    (tmp_path / "tracing").mkdir()
+    monkeypatch.setattr(system, "_mount", lambda fs, target: None)
+    with pytest.raises(UserError) as tracefs:
+        system.ensure_tracefs(str(tmp_path / "tracing"), str(tmp_path / "debug"))
+    assert tracefs.value.reason == f"tracefs is not mounted at {tmp_path / 'tracing'} and mounting it failed"
+    assert tracefs.value.fix.startswith(f"run 'mount -t tracefs nodev {tmp_path / 'tracing'}'")
+
+
+def test_missing_headers_keep_the_fix_in_the_message_and_apart(tmp_path: Path) -> None:
+    (tmp_path / "modules" / "6.18.1").mkdir(parents=True)
+    status = system.headers_status("6.18.1", str(tmp_path / "modules"), str(tmp_path / "no-kheaders"))
+    assert status.fix == system.SETUP_FIX
+    build = tmp_path / "modules" / "6.18.1" / "build"
+    assert status.reason == f"no kernel headers for 6.18.1 ({build} is absent)"
+    assert status.message == f"{status.reason}: {status.fix}"
