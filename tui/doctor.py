@@ -23,21 +23,19 @@ Exit status 0 when live probes can run; otherwise 1 and one line on stderr with 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ctypes
 import json
 import os
 import platform
 import sys
-import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tui import system
-from tui.errors import UserError, fail
+from tui.bpf.compile_output import captured_stderr, error_line
+from tui.errors import UserError, fail, one_line
 
 OK, WARN, NO, FAIL, SKIP, INFO = "ok", "warn", "no", "fail", "skip", "info"
 #: status -> (unicode mark, ascii mark, ANSI colour)
@@ -225,7 +223,7 @@ def _test_compile(bcc: Any) -> tuple[bool, str]:
             finally:
                 b.cleanup()
         except Exception as exc:  # BCC raises plain Exception for compile and load errors
-            return False, first_error_line(err(), str(exc))
+            return False, error_line(err(), exc)
     return True, ""
 
 
@@ -333,7 +331,7 @@ def _check_offsets(r: Report, can_compile: bool) -> None:
         kernel = btf.probe_offsets()
     except Exception as exc:  # BtfError, or libbpf missing (OSError)
         r.offsets = {"btf": None}
-        r.add(Check("struct offsets", FAIL, f"cannot read them from BTF: {first_error_line('', str(exc))}",
+        r.add(Check("struct offsets", FAIL, f"cannot read them from BTF: {one_line(exc)}",
                     "a kernel with BTF, and libbpf (installed with python3-bpfcc)", required=True))
         return
     r.offsets = {"btf": kernel, "headers": None, "mismatched": []}
@@ -413,34 +411,6 @@ def _check_plan_runs(r: Report, name: str) -> None:
     r.plan.update(runs=True, start_s=round(time.monotonic() - started, 2))
     r.add(Check("plan attach", OK, f"'{name}' compiled, loaded and attached in {r.plan['start_s']:.1f} s "
                 "(and detached again)"))
-
-
-# ---------------------------------------------------------------------------------------------------
-# helpers
-
-
-@contextlib.contextmanager
-def captured_stderr() -> Iterator[Callable[[], str]]:
-    """Capture fd 2 (libbcc and clang write there directly) so doctor's own output stays readable."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield lambda: (tmp.seek(0), tmp.read().decode(errors="replace"))[1]
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def first_error_line(captured: str, fallback: str) -> str:
-    """The first compiler ``error:`` line, else the first line of ``fallback``."""
-    for line in captured.splitlines():
-        if "error:" in line:
-            return line.strip()
-    lines = fallback.strip().splitlines()
-    return lines[0] if lines else "unknown error"
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -23,3 +23,9 @@ def fail(message: str, exit_code: int = 2) -> int:
     """Print ``netlat-tui: message`` on stderr and return the exit code to use."""
     print(f"netlat-tui: {message}", file=sys.stderr)
     return exit_code
+
+
+def one_line(exc: BaseException) -> str:
+    """The first non-blank line of an exception's text (its type name when it has none)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from tui.errors import UserError
+from tui.errors import UserError, one_line
 
 # Capability bit numbers from linux/capability.h.
 CAP_SYS_ADMIN = 21
@@ -90,7 +90,7 @@ def import_bcc() -> ModuleType:
             raise UserError(f"bcc cannot be imported ({exc})", fix=SETUP_FIX) from None
         first_error: Exception = exc
     except OSError as exc:  # libbcc.so missing or broken
-        raise UserError(f"bcc cannot load libbcc ({_one_line(exc)})", fix=SETUP_FIX) from None
+        raise UserError(f"bcc cannot load libbcc ({one_line(exc)})", fix=SETUP_FIX) from None
     module = _import_system_bcc()
     if module is None:
         raise UserError(f"bcc is not installed ({first_error})", fix=SETUP_FIX)
@@ -113,15 +113,10 @@ def _import_system_bcc() -> ModuleType | None:
             spec.loader.exec_module(module)
         except Exception as exc:  # any failure here means "bcc unusable": say it in one line
             sys.modules.pop("bcc", None)
-            reason = _one_line(exc)
+            reason = one_line(exc)
             raise UserError(f"bcc from {init.parent} failed to load ({reason})", fix=SETUP_FIX) from None
         return module
     return None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -13,14 +13,13 @@ import collections
 import contextlib
 import functools
 import ipaddress
-import itertools
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from tui.bpf import plans
+from tui.bpf.compile_output import captured_stderr, error_line
 from tui.bpf.plans import COUNTERS, PATH_INDEX, SLOTS, SLOTS_PER_PATH, Plan, program_path
 from tui.bpf.stats import program_misses
 from tui.errors import UserError
@@ -161,21 +160,21 @@ class LiveSource(SourceContext):
         plan, text, notes = self.prepare(task_storage)
         from bcc import BPF
 
-        with _captured_stderr() as chatter:
+        with captured_stderr() as chatter:
             try:
                 bpf = BPF(text=text.encode())
             except Exception as exc:  # BCC raises plain Exception on compile, load or attach errors
-                why = _first_error(chatter()) or _one_line(exc)
+                why = error_line(chatter(), exc)
                 raise SourceError(f"cannot load the {plan.info.name} probes: {why}") from None
         self._bpf = bpf
         self.plan = plan
         self.notes = tuple(notes)
-        with _captured_stderr() as chatter:
+        with captured_stderr() as chatter:
             try:
                 attach(bpf, plan)
             except Exception as exc:  # BCC raises plain Exception when a load or attach fails
                 self.close()
-                why = _first_error(chatter()) or _one_line(exc)
+                why = error_line(chatter(), exc)
                 raise SourceError(f"cannot attach the {plan.info.name} probes: {why}") from None
         try:
             if self._uses_ringbuf:
@@ -353,37 +352,6 @@ def attach(bpf: Any, plan: Plan) -> None:
 def _one_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     return lines[0] if lines else type(exc).__name__
-
-
-def _first_error(text: str) -> str:
-    """The useful line of BCC/clang/verifier chatter: a compile error, or the verifier's verdict
-    (the line before its "processed N insns" summary)."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for line in lines:
-        if "error:" in line:  # clang: "main.c:12:3: error: ..."
-            return line
-    for before, line in itertools.pairwise(lines):
-        if line.startswith("processed ") and " insns" in line:
-            return f"verifier: {before}"
-    return ""
-
-
-@contextlib.contextmanager
-def _captured_stderr() -> Any:
-    """BCC and clang print on fd 2 (not sys.stderr); keep it off the terminal, keep it for errors."""
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+") as tmp:
-        os.dup2(tmp.fileno(), 2)
-
-        def read() -> str:
-            tmp.seek(0)
-            return tmp.read()
-
-        try:
-            yield read
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 __all__ = ["LiveSource", "SourceError", "UserError"]
