@@ -114,10 +114,11 @@ def collect() -> Report:
     _check_bpf_syscall(r)
     tracefs = _check_tracefs(r, root)
     r.features["btf"] = system.btf_available()
-    r.add(Check("BTF", OK, system.BTF_VMLINUX) if r.features["btf"] else
-          Check("BTF", FAIL, f"{system.BTF_VMLINUX} is absent: struct offsets cannot be read",
-                "a kernel built with CONFIG_DEBUG_INFO_BTF=y", required=True))
-    headers = _check_headers(r)  # before bcc: without headers its compile fails, and this says why
+    headers = system.headers_status()
+    offsets = system.btf_rule(headers, r.features["btf"])
+    r.add(Check("BTF", OK, system.BTF_VMLINUX) if offsets.ok else
+          Check("BTF", FAIL, offsets.message, offsets.fix, required=True))
+    _check_headers(r, headers)  # before bcc: without headers its compile fails, and this says why
     bcc = _check_bcc(r, root)
     features = _check_features(r, root, tracefs, bcc is not None)
     _check_offsets(r, bcc is not None and headers.kind != "missing")
@@ -306,18 +307,15 @@ def _tracepoint_users() -> dict[str, tuple[str, ...]]:
     return users
 
 
-def _check_headers(r: Report) -> system.HeadersStatus:
-    h = system.headers_status()
+def _check_headers(r: Report, h: system.HeadersStatus) -> None:
+    """The headers BCC compiles with; of another kernel they only warn (offsets come from BTF)."""
     r.headers = {"kind": h.kind, "path": h.path, "version": h.version, "message": h.message}
     if h.kind == "exact":
         r.add(Check("kernel headers", OK, f"exact: {h.version} ({h.path})"))
     elif h.kind == "nearest":
-        status = OK if system.btf_available() else FAIL
-        r.add(Check("kernel headers", WARN if status == OK else FAIL, f"nearest: {h.message}",
-                    "" if status == OK else "apt install linux-headers-$(uname -r)", required=True))
+        r.add(Check("kernel headers", WARN, f"nearest: {h.message}", required=True))
     else:
         r.add(Check("kernel headers", FAIL, h.reason, h.fix, required=True))
-    return h
 
 
 def _check_offsets(r: Report, can_compile: bool) -> None:

@@ -36,6 +36,8 @@ KHEADERS = "/sys/kernel/kheaders.tar.xz"
 SYSTEM_BCC_DIRS = ("/usr/lib/python3/dist-packages", "/usr/local/lib/python3/dist-packages")
 
 SETUP_FIX = "run ./setup.sh as root (or: apt install python3-bpfcc linux-headers-$(uname -r))"
+#: the probes take struct offsets from BTF only (see btf_rule)
+BTF_FIX = "a kernel built with CONFIG_DEBUG_INFO_BTF=y"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -230,22 +232,43 @@ def btf_available(path: str = BTF_VMLINUX) -> bool:
     return os.path.isfile(path)
 
 
+@dataclass(frozen=True, slots=True)
+class OffsetsRule:
+    """Where the probes' struct offsets come from on this machine, or why there are none."""
+
+    ok: bool  #: False: live probes cannot run here
+    message: str  #: one line saying where the offsets come from (or why they cannot be read)
+    fix: str = ""  #: what to do when not ok
+    warning: bool = False  #: worth a warning before live probes start (headers of another kernel)
+
+
+def btf_rule(headers: HeadersStatus | None = None, btf: bool | None = None) -> OffsetsRule:
+    """The BTF rule, stated once for preflight, doctor and the live source (default: this machine).
+
+    The probes read every kernel struct field at the offset the running kernel's BTF gives
+    (tui.bpf.program takes them from tui.bpf.btf), never at the offset in the headers BCC compiles
+    with. So without BTF live probes cannot run, whatever the headers: nothing would read offsets
+    from exact headers either. With BTF, headers of another kernel are safe, and worth a warning.
+    """
+    headers = headers_status() if headers is None else headers
+    btf = btf_available() if btf is None else btf
+    if not btf:
+        return OffsetsRule(False, f"kernel has no BTF ({BTF_VMLINUX}): struct offsets cannot be read",
+                           fix=BTF_FIX)
+    if headers.kind == "nearest":
+        return OffsetsRule(True, headers.message, warning=True)  # "...: struct offsets come from BTF"
+    return OffsetsRule(True, "struct offsets come from the running kernel's BTF")
+
+
 def preflight() -> list[str]:
     """Check everything the live source needs; return warnings to show, raise UserError to stop."""
     require_root()
     ensure_tracefs()
     import_bcc()
-    notes: list[str] = []
     headers = headers_status()
     if headers.kind == "missing":
         raise UserError(headers.reason, fix=headers.fix)
-    if not btf_available():
-        if headers.kind != "exact":
-            raise UserError(
-                f"kernel has no BTF ({BTF_VMLINUX}) and headers are {headers.version}, not "
-                f"{platform.release()}: install linux-headers-$(uname -r)"
-            )
-        notes.append(f"kernel has no BTF ({BTF_VMLINUX}): struct offsets come from the headers")
-    if headers.kind == "nearest":
-        notes.append(headers.message)
-    return notes
+    offsets = btf_rule(headers, btf_available())
+    if not offsets.ok:
+        raise UserError(offsets.message, fix=offsets.fix)
+    return [offsets.message] if offsets.warning else []

@@ -325,3 +325,33 @@ def test_missing_headers_keep_the_fix_in_the_message_and_apart(tmp_path: Path) -
     build = tmp_path / "modules" / "6.18.1" / "build"
     assert status.reason == f"no kernel headers for 6.18.1 ({build} is absent)"
     assert status.message == f"{status.reason}: {status.fix}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# the BTF rule (one statement for preflight, doctor and the live source)
+
+
+@pytest.mark.parametrize("kind", ["exact", "nearest"])
+def test_without_btf_no_headers_make_up_for_it(kind: str) -> None:
+    rule = system.btf_rule(system.HeadersStatus(kind, "/x", "6.1", "headers"), btf=False)
+    assert not rule.ok
+    assert rule.message == "kernel has no BTF (/sys/kernel/btf/vmlinux): struct offsets cannot be read"
+    assert rule.fix == system.BTF_FIX
+
+
+def test_with_btf_headers_of_another_kernel_are_safe_and_warned_of() -> None:
+    message = "headers are 6.1, not 6.18: struct offsets come from BTF"
+    nearest = system.HeadersStatus("nearest", "/x", "6.1", message)
+    assert system.btf_rule(nearest, btf=True) == system.OffsetsRule(True, nearest.message, warning=True)
+    exact = system.HeadersStatus("exact", "/x", "6.18", "kernel headers for 6.18")
+    assert system.btf_rule(exact, btf=True) == system.OffsetsRule(
+        True, "struct offsets come from the running kernel's BTF"
+    )
+
+
+def test_preflight_with_exact_headers_but_no_btf_stops_with_the_fix(monkeypatch: MonkeyPatch) -> None:
+    # the probes read offsets from BTF only: exact headers cannot stand in for it
+    _machine(monkeypatch, "exact", btf=False)
+    with pytest.raises(UserError, match="no BTF") as err:
+        system.preflight()
+    assert err.value.fix == system.BTF_FIX

@@ -36,6 +36,7 @@ from tui.model.snapshot import (
     StageStats,
 )
 from tui.sources.base import SourceContext, SourceError
+from tui.system import btf_rule
 
 #: Sampled events kept between two polls (the ring buffer itself is bounded too).
 MAX_EVENTS_PER_POLL = 500
@@ -135,8 +136,9 @@ class LiveSource(SourceContext):
                                 optional_hooks=optional, task_storage=use_task_storage)
         except Exception as exc:  # BtfError, OSError from libbpf
             raise SourceError(f"cannot read struct offsets from the kernel BTF: {exc}") from None
-        if not any("BTF" in n for n in notes):  # preflight may have said so already
-            notes.append("struct offsets come from the running kernel's BTF")
+        offsets = btf_rule()
+        if offsets.message not in notes:  # preflight warned of it already
+            notes.append(offsets.message)
         if self.sample > 1:
             notes.append(f"--sample {self.sample}: 1 send call and 1 received packet in {self.sample} "
                          "are followed; counts and socket counters cover the followed ones")
