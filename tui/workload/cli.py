@@ -1,0 +1,134 @@
+"""``python -m tui.workload rr|serve|mixed``: the loads from a command line (tests, benchmarks)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from tui.argtypes import number, parse_number
+from tui.workload.loopback import LoopbackWorkload, WorkloadError
+from tui.workload.rr import RRResult, pin, run_rr, run_rr_client, serve_rr
+from tui.workload.wire import LOOPBACK
+
+
+def _cpu(text: str) -> int:
+    value = _int_in(text, 0, 4095, "CPU")
+    # not sched_getaffinity: a caller pinned elsewhere may still place its children on any CPU
+    if value >= (os.cpu_count() or 1):
+        raise argparse.ArgumentTypeError(f"CPU {value} is not available here")
+    return value
+
+
+def _int_in(text: str, low: int, high: int, what: str) -> int:
+    return parse_number(text, int, expect="a whole number", what=what, at_least=low, at_most=high)
+
+
+_seconds = number(float, expect="seconds", above=0, at_most=3600)
+_rate = number(float, expect="transactions per second", what="rate", above=0, at_most=10_000_000)
+
+
+def _ipv4(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an IPv4 address, got {text!r}") from None
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected IPv4:PORT, got {text!r}") from None
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected IPv4:PORT, got {text!r}")
+    return host, _int_in(port, 1, 65535, "port")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m tui.workload",
+        description="Bounded traffic loads for netlat-tui's tests and benchmarks.",
+        epilog="examples:\n"
+        "  python -m tui.workload rr --duration 5 --cpu 1 --json     pinned 1-byte TCP_RR on loopback\n"
+        "  python -m tui.workload rr --duration 5 --rate 20000        paced at 20k transactions/s\n"
+        "  ip netns exec A python -m tui.workload serve --bind 10.9.0.1 --port 5001 --cpu 1\n"
+        "  ip netns exec B python -m tui.workload rr --connect 10.9.0.1:5001 --cpu 1 --duration 5\n"
+        "  python -m tui.workload mixed --duration 10                 the dashboard's loopback mix\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    rr = sub.add_parser("rr", help="pinned TCP request/response; prints transactions and transactions/s")
+    rr.add_argument("--duration", type=_seconds, default=5.0, metavar="S")
+    rr.add_argument("--cpu", type=_cpu, metavar="N", help="pin the client (and server) to this CPU")
+    rr.add_argument("--server-cpu", type=_cpu, metavar="N", help="pin the server here (default --cpu)")
+    rr.add_argument("--size", type=lambda t: _int_in(t, 1, 65536, "size"), default=1, metavar="B")
+    rr.add_argument("--port", type=lambda t: _int_in(t, 0, 65535, "port"), default=0, metavar="P",
+                    help="server port on 127.0.0.1 (default: ephemeral)")
+    rr.add_argument("--rate", type=_rate, metavar="TPS", help="pace the client (default: as fast as it can)")
+    rr.add_argument("--connect", type=_host_port, metavar="IP:PORT",
+                    help="use a running `serve` instead of forking one (e.g. across namespaces)")
+    rr.add_argument("--json", action="store_true")
+    srv = sub.add_parser("serve", help="echo server for `rr --connect` (one connection; JSON lines)")
+    srv.add_argument("--bind", type=_ipv4, default=LOOPBACK, metavar="IP")
+    srv.add_argument("--port", type=lambda t: _int_in(t, 1, 65535, "port"), required=True, metavar="P")
+    srv.add_argument("--cpu", type=_cpu, metavar="N")
+    srv.add_argument("--size", type=lambda t: _int_in(t, 1, 65536, "size"), default=1, metavar="B")
+    srv.add_argument("--duration", type=_seconds, default=600.0, metavar="S",
+                     help="give up waiting for a client after this long")
+    mix = sub.add_parser("mixed", help="the dashboard's loopback mix for a while; prints its counts")
+    mix.add_argument("--duration", type=_seconds, default=5.0, metavar="S")
+    mix.add_argument("--json", action="store_true")
+    return p
+
+
+def _print_rr(result: RRResult, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(asdict(result)))
+    else:
+        print(f"transactions {result.transactions}  tps {result.tps:.0f}  "
+              f"served {result.served}  duration {result.duration_s:.2f}s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "rr":
+            server_cpu = args.server_cpu if args.server_cpu is not None else args.cpu
+            if args.connect:
+                pin(args.cpu)
+                count, elapsed, segs = run_rr_client(args.connect, args.size, args.duration, args.rate)
+                result = RRResult(count, -1, round(elapsed, 4), round(count / elapsed, 1), args.size,
+                                  args.cpu, None, args.connect[1], segs.data_segs_out, segs.data_segs_in)
+            else:
+                result = run_rr(args.duration, args.size, args.cpu, server_cpu, args.port, args.rate)
+            _print_rr(result, args.json)
+        elif args.command == "serve":
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((args.bind, args.port))
+            listener.listen(1)
+            pin(args.cpu)
+            with listener:
+                # one JSON line when ready (scripts wait for it), one with the count at the end
+                print(json.dumps({"listening": f"{args.bind}:{args.port}"}), flush=True)
+                print(json.dumps({"served": serve_rr(listener, args.size, time.monotonic() + args.duration)}))
+        else:
+            with LoopbackWorkload("mixed") as load:
+                time.sleep(args.duration)
+            counts = load.counts()
+            print(json.dumps(asdict(counts)) if args.json else
+                  "  ".join(f"{k} {v}" for k, v in asdict(counts).items()))
+    except (OSError, WorkloadError) as exc:
+        print(f"tui.workload: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
