@@ -6,7 +6,6 @@ import argparse
 import ipaddress
 import json
 import os
-import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from dataclasses import asdict
 from tui.argtypes import number, parse_number
 from tui.workload.loopback import LoopbackWorkload, WorkloadError
 from tui.workload.rr import RRResult, pin, run_rr, run_rr_client, serve_rr
-from tui.workload.wire import LOOPBACK
+from tui.workload.wire import LOOPBACK, listen
 
 
 def _cpu(text: str) -> int:
@@ -111,10 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result = run_rr(args.duration, args.size, args.cpu, server_cpu, args.port, args.rate)
             _print_rr(result, args.json)
         elif args.command == "serve":
-            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((args.bind, args.port))
-            listener.listen(1)
+            listener = listen(args.bind, args.port)
             pin(args.cpu)
             with listener:
                 # one JSON line when ready (scripts wait for it), one with the count at the end

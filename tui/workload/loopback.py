@@ -14,7 +14,16 @@ from types import TracebackType
 from typing import Self
 
 from tui.errors import UserError
-from tui.workload.wire import LOOPBACK, TcpSegments, tcp_segments
+from tui.workload.wire import (
+    LOOPBACK,
+    TcpSegments,
+    accept,
+    connect,
+    listen,
+    recv_exact,
+    send_all,
+    tcp_segments,
+)
 
 KINDS = ("mixed", "rr", "bulk", "udp")
 THREAD_PREFIX = "netlat-workload"
@@ -187,11 +196,15 @@ class LoopbackWorkload:
 
     # -- plumbing ----------------------------------------------------------------------------------
 
-    def _socket(self, kind: int) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, kind)
-        sock.settimeout(POLL_S)
+    def _track(self, sock: socket.socket) -> socket.socket:
+        """Keep ``sock`` for stop() to shut down and close."""
         with self._lock:
             self._sockets.append(sock)
+        return sock
+
+    def _socket(self, kind: int) -> socket.socket:
+        sock = self._track(socket.socket(socket.AF_INET, kind))
+        sock.settimeout(POLL_S)
         return sock
 
     def _spawn(self, name: str, target: Callable[..., None], *args: object) -> None:
@@ -207,49 +220,13 @@ class LoopbackWorkload:
 
     def _tcp_pair(self, flow: str) -> tuple[socket.socket, socket.socket]:
         """A listening socket on an ephemeral loopback port and a client connected to it."""
-        listener = self._socket(socket.SOCK_STREAM)
-        listener.bind((LOOPBACK, 0))
-        listener.listen(1)
+        listener = self._track(listen(LOOPBACK, 0))
+        listener.settimeout(POLL_S)
         self.ports[flow] = listener.getsockname()[1]
-        client = self._socket(socket.SOCK_STREAM)
-        client.settimeout(5.0)
-        client.connect((LOOPBACK, self.ports[flow]))
-        client.settimeout(POLL_S)
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client = self._track(connect((LOOPBACK, self.ports[flow]), POLL_S))
         self._clients[flow] = client
-        server, _ = listener.accept()
-        server.settimeout(POLL_S)
-        server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self._lock:
-            self._sockets.append(server)
+        server = self._track(accept(listener, POLL_S))
         return client, server
-
-    def _recv_exact(self, sock: socket.socket, view: memoryview) -> bool:
-        """Fill ``view``; False on stop or on the peer closing."""
-        got = 0
-        while got < len(view):
-            try:
-                n = sock.recv_into(view[got:])
-            except TimeoutError:
-                if self._stop.is_set():
-                    return False
-                continue
-            if n == 0:
-                return False
-            got += n
-        return True
-
-    def _send_all(self, sock: socket.socket, data: bytes) -> bool:
-        """Send every byte (a timeout mid-way keeps the count exact, unlike sendall); False on stop."""
-        view = memoryview(data)
-        sent = 0
-        while sent < len(view):
-            try:
-                sent += sock.send(view[sent:])
-            except TimeoutError:
-                if self._stop.is_set():
-                    return False
-        return True
 
     def _under_limit(self, done: int) -> bool:
         return self.limit is None or done < self.limit
@@ -263,10 +240,10 @@ class LoopbackWorkload:
 
     def _tcp_echo(self, sock: socket.socket) -> None:
         buf = memoryview(bytearray(self.size))
-        while self._recv_exact(sock, buf):
+        while recv_exact(sock, buf, self._stop):
             # counted before replying: once the client has its reply, both counts agree
             self._c.tcp_rr_served += 1
-            if not self._send_all(sock, buf):
+            if not send_all(sock, buf, self._stop):
                 return
 
     def _tcp_rr_client(self, sock: socket.socket) -> None:
@@ -275,7 +252,7 @@ class LoopbackWorkload:
         request = request[: self.size]
         reply = memoryview(bytearray(self.size))
         while self._under_limit(self._c.tcp_rr) and pacer.wait():
-            if not self._send_all(sock, request) or not self._recv_exact(sock, reply):
+            if not send_all(sock, request, self._stop) or not recv_exact(sock, reply, self._stop):
                 return
             self._c.tcp_rr += 1
         self._done["tcp_rr"].set()
@@ -303,7 +280,7 @@ class LoopbackWorkload:
         chunk = b"\x5a" * self.bulk_chunk
         writes = 0
         while self._under_limit(writes) and pacer.wait():
-            if not self._send_all(sock, chunk):
+            if not send_all(sock, chunk, self._stop):
                 return
             writes += 1
             self._c.tcp_bulk_sent += len(chunk)

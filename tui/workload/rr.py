@@ -9,7 +9,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from tui.workload.wire import LOOPBACK, TcpSegments, tcp_segments
+from tui.workload.wire import LOOPBACK, TcpSegments, accept, connect, listen, recv_exact, tcp_segments
 
 
 @dataclass(frozen=True)
@@ -34,26 +34,14 @@ def pin(cpu: int | None) -> None:
         os.sched_setaffinity(0, {cpu})
 
 
-def _recv_exact_blocking(sock: socket.socket, view: memoryview) -> bool:
-    got = 0
-    while got < len(view):
-        n = sock.recv_into(view[got:])
-        if n == 0:
-            return False
-        got += n
-    return True
-
-
 def serve_rr(listener: socket.socket, size: int, deadline: float) -> int:
     """Echo fixed-size messages on one accepted connection until the peer closes; returns the count."""
     listener.settimeout(max(0.1, deadline - time.monotonic()))
-    conn, _ = listener.accept()
-    conn.settimeout(None)
-    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn = accept(listener, None)
     buf = memoryview(bytearray(size))
     served = 0
     with conn:
-        while _recv_exact_blocking(conn, buf):
+        while recv_exact(conn, buf):
             conn.sendall(buf)
             served += 1
     return served
@@ -63,9 +51,7 @@ def run_rr_client(
     addr: tuple[str, int], size: int, duration: float, rate: float | None
 ) -> tuple[int, float, TcpSegments]:
     """Request/response transactions for ``duration`` seconds: (count, seconds measured, segments)."""
-    sock = socket.create_connection(addr, timeout=5.0)
-    sock.settimeout(None)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock = connect(addr, None)
     request = b"x" * size
     reply = memoryview(bytearray(size))
     send, clock = sock.sendall, time.perf_counter
@@ -78,7 +64,7 @@ def run_rr_client(
         # the hot loop stays small: its own cost dilutes the ratio the benchmarks measure
         while now < end:
             send(request)
-            if not _recv_exact_blocking(sock, reply):
+            if not recv_exact(sock, reply):
                 raise ConnectionError("server closed the connection")
             count += 1
             now = clock()
@@ -97,10 +83,7 @@ def run_rr(
     port: int = 0, rate: float | None = None,
 ) -> RRResult:
     """Fork a pinned echo server on 127.0.0.1, drive it from this (pinned) process, count both sides."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((LOOPBACK, port))
-    listener.listen(1)
+    listener = listen(LOOPBACK, port)
     port = listener.getsockname()[1]
     read_fd, write_fd = os.pipe()
     pid = os.fork()
