@@ -3,52 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from tui.argtypes import number, parse_number
+from tui.argtypes import cpu, ipv4, ipv4_port, number, whole
 from tui.workload.loopback import LoopbackWorkload, WorkloadError
 from tui.workload.rr import RRResult, pin, run_rr, run_rr_client, serve_rr
 from tui.workload.wire import LOOPBACK, listen
 
-
-def _cpu(text: str) -> int:
-    value = _int_in(text, 0, 4095, "CPU")
-    # not sched_getaffinity: a caller pinned elsewhere may still place its children on any CPU
-    if value >= (os.cpu_count() or 1):
-        raise argparse.ArgumentTypeError(f"CPU {value} is not available here")
-    return value
-
-
-def _int_in(text: str, low: int, high: int, what: str) -> int:
-    return parse_number(text, int, expect="a whole number", what=what, at_least=low, at_most=high)
-
-
 _seconds = number(float, expect="seconds", above=0, at_most=3600)
 _rate = number(float, expect="transactions per second", what="rate", above=0, at_most=10_000_000)
-
-
-def _ipv4(text: str) -> str:
-    try:
-        return str(ipaddress.IPv4Address(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an IPv4 address, got {text!r}") from None
-
-
-def _host_port(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    try:
-        ipaddress.IPv4Address(host)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected IPv4:PORT, got {text!r}") from None
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected IPv4:PORT, got {text!r}")
-    return host, _int_in(port, 1, 65535, "port")
+_size = whole("size", 1, 65536)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,20 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     rr = sub.add_parser("rr", help="pinned TCP request/response; prints transactions and transactions/s")
     rr.add_argument("--duration", type=_seconds, default=5.0, metavar="S")
-    rr.add_argument("--cpu", type=_cpu, metavar="N", help="pin the client (and server) to this CPU")
-    rr.add_argument("--server-cpu", type=_cpu, metavar="N", help="pin the server here (default --cpu)")
-    rr.add_argument("--size", type=lambda t: _int_in(t, 1, 65536, "size"), default=1, metavar="B")
-    rr.add_argument("--port", type=lambda t: _int_in(t, 0, 65535, "port"), default=0, metavar="P",
+    rr.add_argument("--cpu", type=cpu, metavar="N", help="pin the client (and server) to this CPU")
+    rr.add_argument("--server-cpu", type=cpu, metavar="N", help="pin the server here (default --cpu)")
+    rr.add_argument("--size", type=_size, default=1, metavar="B")
+    rr.add_argument("--port", type=whole("port", 0, 65535), default=0, metavar="P",
                     help="server port on 127.0.0.1 (default: ephemeral)")
     rr.add_argument("--rate", type=_rate, metavar="TPS", help="pace the client (default: as fast as it can)")
-    rr.add_argument("--connect", type=_host_port, metavar="IP:PORT",
+    rr.add_argument("--connect", type=ipv4_port, metavar="IP:PORT",
                     help="use a running `serve` instead of forking one (e.g. across namespaces)")
     rr.add_argument("--json", action="store_true")
     srv = sub.add_parser("serve", help="echo server for `rr --connect` (one connection; JSON lines)")
-    srv.add_argument("--bind", type=_ipv4, default=LOOPBACK, metavar="IP")
-    srv.add_argument("--port", type=lambda t: _int_in(t, 1, 65535, "port"), required=True, metavar="P")
-    srv.add_argument("--cpu", type=_cpu, metavar="N")
-    srv.add_argument("--size", type=lambda t: _int_in(t, 1, 65536, "size"), default=1, metavar="B")
+    srv.add_argument("--bind", type=ipv4, default=LOOPBACK, metavar="IP")
+    srv.add_argument("--port", type=whole("port", 1, 65535), required=True, metavar="P")
+    srv.add_argument("--cpu", type=cpu, metavar="N")
+    srv.add_argument("--size", type=_size, default=1, metavar="B")
     srv.add_argument("--duration", type=_seconds, default=600.0, metavar="S",
                      help="give up waiting for a client after this long")
     mix = sub.add_parser("mixed", help="the dashboard's loopback mix for a while; prints its counts")
