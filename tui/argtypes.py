@@ -1,4 +1,5 @@
-"""argparse value types shared by netlat-tui's command lines: numbers parsed and range checked.
+"""argparse value types shared by netlat-tui's command lines: numbers parsed and range checked, CPUs,
+IPv4 addresses and IPv4:PORT.
 
 argparse turns the ArgumentTypeError raised here into one usage line and exit status 2.
 """
@@ -6,6 +7,8 @@ argparse turns the ArgumentTypeError raised here into one usage line and exit st
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import os
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -58,3 +61,37 @@ def number(convert: Callable[[str], N], *, expect: str, what: str = "", above: B
                             at_least=at_least, at_most=at_most)
 
     return parse
+
+
+def whole(what: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse ``type=`` for a whole number in ``low..high``, called ``what`` in its error."""
+    return number(int, expect="a whole number", what=what, at_least=low, at_most=high)
+
+
+def cpu(text: str) -> int:
+    """A CPU of this machine (by count, not this process's affinity: a caller pinned elsewhere may
+    still place its children on any CPU)."""
+    value = parse_number(text, int, expect="a whole number", what="CPU", at_least=0, at_most=4095)
+    if value >= (os.cpu_count() or 1):
+        raise argparse.ArgumentTypeError(f"CPU {value} is not available here")
+    return value
+
+
+def ipv4(text: str) -> str:
+    """An IPv4 address, normalised."""
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an IPv4 address, got {text!r}") from None
+
+
+def ipv4_port(text: str) -> tuple[str, int]:
+    """``IPv4:PORT`` as (address, port)."""
+    host, sep, port = text.rpartition(":")
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected IPv4:PORT, got {text!r}") from None
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected IPv4:PORT, got {text!r}")
+    return host, whole("port", 1, 65535)(port)
