@@ -22,7 +22,7 @@ from tui.bpf import plans
 from tui.bpf.compile_output import captured_stderr, error_line
 from tui.bpf.plans import COUNTERS, PATH_INDEX, SLOTS, SLOTS_PER_PATH, Plan, program_path
 from tui.bpf.stats import program_misses
-from tui.errors import UserError
+from tui.errors import UserError, one_line
 from tui.model.filters import Filters
 from tui.model.histogram import SOCKET_SUB_BITS, STAGE_SUB_BITS, Histogram, bucket_count
 from tui.model.snapshot import (
@@ -36,7 +36,7 @@ from tui.model.snapshot import (
     StageStats,
 )
 from tui.sources.base import SourceContext, SourceError
-from tui.system import btf_rule
+from tui.system import btf_rule, preflight
 
 #: Sampled events kept between two polls (the ring buffer itself is bounded too).
 MAX_EVENTS_PER_POLL = 500
@@ -122,13 +122,7 @@ class LiveSource(SourceContext):
         from tui.bpf import features as kfeatures
         from tui.bpf.program import build_source
 
-        notes: list[str] = []
-        try:
-            from tui.system import preflight
-        except ImportError:  # foundation's module missing: run without its extra checks
-            pass
-        else:
-            notes.extend(preflight())
+        notes: list[str] = list(preflight())
         feats = kfeatures.detect()
         plan = plans.choose_plan(self.probes, feats, sample=self.sample)
         self._uses_ringbuf = feats.ringbuf
@@ -188,7 +182,7 @@ class LiveSource(SourceContext):
                 bpf[b"events"].open_perf_buffer(self._on_perf_event, page_cnt=64)
         except Exception as exc:
             self.close()
-            raise SourceError(f"cannot open the event buffer: {_one_line(exc)}") from None
+            raise SourceError(f"cannot open the event buffer: {one_line(exc)}") from None
 
     def set_filters(self, filters: Filters) -> None:
         """Recompile and re-attach with new filters; counts start from zero again.
@@ -369,11 +363,6 @@ def attach(bpf: Any, plan: Plan) -> None:
             bpf.attach_raw_tracepoint(tp=target.encode(), fn_name=fn.encode())
         else:  # pragma: no cover - plans.py only makes the kinds above
             raise ValueError(f"unknown attach kind {kind!r}")
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 __all__ = ["LiveSource", "SourceError", "UserError"]
