@@ -12,6 +12,7 @@ PURE_MODULES = [
     "tui.model.snapshot",
     "tui.model.filters",
     "tui.model.summary",
+    "tui.model.timeline",
     "tui.sources.base",
     "tui.sources.synthetic",
     "tui.cli",
