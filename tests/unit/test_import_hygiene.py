@@ -13,6 +13,7 @@ PURE_MODULES = [
     "tui.model.filters",
     "tui.model.summary",
     "tui.model.timeline",
+    "tui.model.heatmap",
     "tui.sources.base",
     "tui.sources.synthetic",
     "tui.cli",
