@@ -14,6 +14,7 @@ PURE_MODULES = [
     "tui.model.summary",
     "tui.model.timeline",
     "tui.model.heatmap",
+    "tui.model.verdict",
     "tui.sources.base",
     "tui.sources.synthetic",
     "tui.cli",
