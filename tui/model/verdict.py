@@ -66,7 +66,7 @@ RULES: dict[tuple[str, str], StageRule] = {
         "TCP receive: a socket its reader holds locked, or memory pressure",
         "nstat -az | grep -iE 'backlog|prune'", 200_000),
     (RECV, "sock_queue"): StageRule(
-        "the application reads late: look at the reader's CPU and scheduling",
+        "the application reads late (look at the reader's CPU and scheduling)",
         "pidstat -u -w -p {pid} 1", 1_000_000),
     (RECV, "copy"): StageRule(
         "the copy to the application: large reads, page faults or memory pressure in the reader",
