@@ -220,6 +220,10 @@ class Timeline:
         chosen = self._select(seconds, 0)
         return chosen[-1].end_s - chosen[0].start_s if chosen else 0.0
 
+    def starts(self, last: int | None = None) -> tuple[float, ...]:
+        """Start (timeline seconds) of each kept interval, oldest first: the heatmap's time axis."""
+        return tuple(i.start_s for i in self.intervals(last))
+
     def series(self, path: str, key: str, last: int | None = None) -> tuple[StagePoint | None, ...]:
         """One stage's figures per interval, oldest first (None: the stage was not in that interval)."""
         return tuple(i.point(path, key) for i in self.intervals(last))
