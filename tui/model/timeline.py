@@ -24,6 +24,7 @@ the old segment counted. Nothing here imports textual or bcc.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -51,8 +52,16 @@ class StagePoint:
     p90_ns: float | None
     p99_ns: float | None
     max_ns: int  #: exact largest value when it was set in this interval, else 0 (unknown)
-    buckets: tuple[tuple[int, int], ...]  #: (bucket index, count), non-zero only, ascending
+    #: the non-empty buckets as (index, count) pairs of native uint64 (a tenth of the memory of
+    #: Python tuples: 600 intervals of 13 stages are a few MB); read them through ``buckets``
+    packed: bytes = b""
     sub_bits: int = STAGE_SUB_BITS
+
+    @property
+    def buckets(self) -> tuple[tuple[int, int], ...]:
+        """(bucket index, count) of the non-empty buckets, ascending."""
+        flat = array("Q", self.packed)
+        return tuple(zip(flat[::2], flat[1::2], strict=True))
 
     @classmethod
     def of(cls, stats: StageStats) -> StagePoint:
@@ -66,7 +75,8 @@ class StagePoint:
 
         return cls(
             count=hist.total, p50_ns=at(50), p90_ns=at(90), p99_ns=at(99), max_ns=top,
-            buckets=tuple(hist.sparse().items()), sub_bits=hist.sub_bits,
+            packed=array("Q", [n for pair in hist.sparse().items() for n in pair]).tobytes(),
+            sub_bits=hist.sub_bits,
         )
 
     def hist(self) -> Histogram:
