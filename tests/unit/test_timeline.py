@@ -170,3 +170,22 @@ def test_nothing_fed_means_no_window() -> None:
     assert timeline.window_before(10) is None and timeline.span(10) == 0.0
     with pytest.raises(ValueError):
         Timeline(interval_s=0)
+
+
+def test_a_replayed_recording_gives_the_same_windows_series_and_verdict(tmp_path) -> None:
+    from tui.model.verdict import overall
+    from tui.sources.replay import RecordingSource, ReplaySource
+
+    path = tmp_path / "run.jsonl"
+    recorder = RecordingSource(SyntheticSource(seed=3, interval_s=0.5, packets_per_tick=50), path)
+    recorder.start()
+    live = [recorder.poll() for _ in range(8)]
+    recorder.close()
+    replay = ReplaySource.open(path)
+    replay.start()
+    again = [replay.poll() for _ in range(8)]
+    a, b = fed(live), fed(again)
+    for seconds in (0.5, 2.0, None):
+        assert figures(a.window(seconds)) == figures(b.window(seconds))
+    assert a.series(RECV, "sock_queue") == b.series(RECV, "sock_queue")
+    assert overall(a.window(1.0), a.window_before(1.0)) == overall(b.window(1.0), b.window_before(1.0))
