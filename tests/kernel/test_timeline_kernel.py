@@ -97,7 +97,7 @@ def test_a_tbf_qdisc_added_halfway_shows_in_the_series_and_the_verdict_names_the
     assert max(before) < 200, before  # veth without a qdisc: a few microseconds
     for p50 in after:
         assert EXPECTED_WAIT_US * 0.93 <= p50 <= EXPECTED_WAIT_US * 1.10 + 300, after
-    # The newest seconds are all shaped: the qdisc holds the send path's time, by far.
+    # The newest seconds are all shaped: the qdisc takes the send path's time, by far.
     current, previous = timeline.window(3), timeline.window_before(3)
     named = overall(current, previous)
     assert (named.rule, named.path, named.stage) == ("dominant", SEND, "qdisc"), named

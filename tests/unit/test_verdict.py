@@ -53,7 +53,7 @@ def test_a_slow_stage_dominates_its_path_with_its_meaning_and_command(path: str,
     slow = [rule.usual_ns * 3] * 50
     v = verdict(window({(path, key): slow}, plan_with(path, key)), None, path)
     assert (v.rule, v.path, v.stage) == ("dominant", path, key)
-    assert rule.meaning in v.words and "of the " + path + " path's time" in v.words
+    assert rule.meaning in v.words and f" of {path} time (mean " in v.words
     assert v.command == command_for(rule, None) and v.command
     assert v.score_ns == pytest.approx(rule.usual_ns * 3, rel=0.07)  # a bucket midpoint
 
@@ -67,7 +67,8 @@ def test_commands_name_the_filtered_interface_and_pid_or_a_placeholder() -> None
     assert command_for(queue, Filters.parse(pid="42")) == "pidstat -u -w -p 42 1"
     v = verdict(window({(SEND, "qdisc"): [12_000 * US] * 20}), None, SEND, Filters.parse(iface="nlv0"))
     assert v.command == "tc -s qdisc show dev nlv0"
-    assert v.words.startswith("qdisc holds 100% of the send path's time (mean 12.1ms, p99 12.0ms): ")
+    assert v.words == ("qdisc is 100% of send time (mean 12.1ms, p99 12.0ms): "
+                       "queue build-up or shaping in the qdisc")
 
 
 def test_dominant_needs_half_the_path_time() -> None:
@@ -97,7 +98,7 @@ def test_moved_names_the_stage_whose_p99_rose_most() -> None:
     now, then = moved_case()
     v = verdict(now, then, SEND)
     assert (v.rule, v.stage) == ("moved", "qdisc")
-    assert v.words.startswith("qdisc p99 rose") and "against the window before" in v.words
+    assert v.words.startswith("qdisc p99 rose ") and "x on the window before (" in v.words
     assert v.command == f"tc -s qdisc show dev {DEV_PLACEHOLDER}"
     assert verdict(now, None, SEND).rule == "none"  # nothing to compare with
 

@@ -6,7 +6,7 @@ in this order on one path:
 1. ``quiet``: no stage counted MIN_PACKETS packets in the current window: nothing to judge.
 2. ``dominant``: the stage holding the largest share of the path's time (stage means; a packet
    crosses every stage once) when that share is at least DOMINANT_SHARE and its mean is above the
-   stage's usual bound (``usual_ns`` in RULES): "qdisc holds 97% of the send path's time ...".
+   stage's usual bound (``usual_ns`` in RULES): "qdisc is 97% of send time (mean ...): ...".
 3. ``moved``: the stage whose p99 rose most against the window before, by at least MOVED_RATIO,
    to above its usual bound (both windows with MIN_PACKETS packets or more).
 4. ``none``: "No stage stands out".
@@ -30,6 +30,8 @@ MIN_PACKETS = 10
 DOMINANT_SHARE = 0.5
 #: A stage moved when its p99 is at least this many times the window before's.
 MOVED_RATIO = 2.0
+#: Longest meaning + command of a rule (see RULES).
+MEANING_MAX = 84
 #: What a command shows where the filter does not name an interface or a process.
 DEV_PLACEHOLDER = "<dev>"
 PID_PLACEHOLDER = "<pid>"
@@ -45,13 +47,14 @@ class StageRule:
 
 
 #: One row per (path, stage key) of every plan. The usual bounds are generous on purpose: a
-#: verdict should name a stage only when a person would call it slow.
+#: verdict should name a stage only when a person would call it slow. A meaning and its command
+#: stay within MEANING_MAX characters together, so the verdict line fits two lines of 80 columns.
 RULES: dict[tuple[str, str], StageRule] = {
     (SEND, "tcp_ip"): StageRule(
-        "TCP/IP: netfilter rules, routing or send-buffer waits", "ss -tmi; nft list ruleset", 200_000),
+        "netfilter, routing or send-buffer waits", "ss -tmi; nft list ruleset", 200_000),
     (SEND, "tcp"): StageRule(
-        "TCP: send-buffer or congestion-window waits, Nagle or corking", "ss -tmi", 200_000),
-    (SEND, "ip"): StageRule("IP: netfilter rules or routing", "nft list ruleset; ip route", 100_000),
+        "send-buffer or congestion-window waits, Nagle or corking", "ss -tmi", 200_000),
+    (SEND, "ip"): StageRule("netfilter rules or routing", "nft list ruleset; ip route", 100_000),
     (SEND, "qdisc"): StageRule(
         "queue build-up or shaping in the qdisc", "tc -s qdisc show dev {dev}", 100_000),
     (SEND, "device"): StageRule(
@@ -59,17 +62,16 @@ RULES: dict[tuple[str, str], StageRule] = {
     (RECV, "backlog"): StageRule(
         "softirq or RPS load: packets wait in the per-CPU backlog", "mpstat -I SCPU 1", 200_000),
     (RECV, "ip_tcp"): StageRule(
-        "IP/TCP receive: netfilter rules, routing, or a socket its reader holds locked",
-        "nft list ruleset; nstat -az | grep -iE 'backlog|prune'", 200_000),
-    (RECV, "ip"): StageRule("IP receive: netfilter rules or routing", "nft list ruleset", 200_000),
+        "netfilter, routing, or a socket its reader holds locked", "nft list ruleset", 200_000),
+    (RECV, "ip"): StageRule("netfilter rules or routing", "nft list ruleset", 200_000),
     (RECV, "tcp"): StageRule(
-        "TCP receive: a socket its reader holds locked, or memory pressure",
+        "socket locked by its reader, or memory pressure",
         "nstat -az | grep -iE 'backlog|prune'", 200_000),
     (RECV, "sock_queue"): StageRule(
-        "the application reads late (look at the reader's CPU and scheduling)",
+        "the application reads late (the reader's CPU or scheduling)",
         "pidstat -u -w -p {pid} 1", 1_000_000),
     (RECV, "copy"): StageRule(
-        "the copy to the application: large reads, page faults or memory pressure in the reader",
+        "large reads, page faults or memory pressure in the reader",
         "pidstat -r -p {pid} 1", 200_000),
 }
 
@@ -121,25 +123,25 @@ def verdict(
               and s.hist.total >= MIN_PACKETS]
     if not judged:
         return Verdict("quiet", path, None,
-                       f"Too few packets on the {path} path to judge (under {MIN_PACKETS} in every stage)")
+                       f"Too few packets on {path} to judge (under {MIN_PACKETS} in every stage)")
     means = {s.spec.key: s.hist.mean() or 0.0 for s in judged}
     share_of = sum(means.values()) or 1.0
     top = max(judged, key=lambda s: means[s.spec.key])  # first in packet order on a tie
     rule = RULES[(path, top.spec.key)]
     mean = means[top.spec.key]
     if mean / share_of >= DOMINANT_SHARE and mean >= rule.usual_ns:
-        words = (f"{top.spec.label} holds {mean / share_of:.0%} of the {path} path's time "
+        words = (f"{top.spec.label} is {mean / share_of:.0%} of {path} time "
                  f"(mean {_fmt(mean)}, p99 {_fmt(_p99(top))}): {rule.meaning}")
         return Verdict("dominant", path, top.spec.key, words, command_for(rule, filters), mean)
     moved = _moved(judged, previous, path)
     if moved is not None:
         stage, old, new = moved
         rule = RULES[(path, stage.spec.key)]
-        words = (f"{stage.spec.label} p99 rose {new / old:.1f}x against the window before "
+        words = (f"{stage.spec.label} p99 rose {new / old:.1f}x on the window before "
                  f"({_fmt(old)} -> {_fmt(new)}): {rule.meaning}")
         return Verdict("moved", path, stage.spec.key, words, command_for(rule, filters), new - old)
     return Verdict("none", path, None,
-                   f"No stage stands out on the {path} path: each is within its usual range")
+                   f"No stage stands out on {path}: each is within its usual range")
 
 
 def _moved(
