@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
 from textual.app import App, ComposeResult
 
 from tui.model.histogram import Histogram
 from tui.model.snapshot import RECV
 from tui.model.timeline import StagePoint, Timeline
+from tui.model.verdict import MEANING_MAX, RULES, Verdict, command_for
 from tui.sources.synthetic import SyntheticSource
 from tui.widgets.heatmap import GLYPHS, LABEL_W, LatencyHeatmap, cell_style
 from tui.widgets.layer_bars import LayerBars, LayerRow
@@ -103,3 +107,43 @@ def test_spark_scales_to_the_largest_and_blanks_missing_intervals() -> None:
     assert spark([5.0, 5.0], 4) == "  ██"
     assert spark([1, 2, 3], 2) == "▆█"  # the newest two
     assert spark([0.0, 0.0], 2) == "▁▁" and spark([1.0], 0) == ""
+
+
+async def test_verdict_line_fits_two_lines_at_80_columns() -> None:
+    from tui.model.verdict import verdict
+    from tui.widgets.verdict_line import VerdictLine, verdict_text
+
+    line = timeline(12)
+    now = line.window(10)
+    slow = [replace(s, hist=Histogram.from_values([31_000_000] * 50), max_ns=67_200_000)
+            if s.spec.key == "sock_queue" else s for s in now.path(RECV).stages]
+    sleepy = replace(now, paths={**now.paths, RECV: replace(now.path(RECV), stages=tuple(slow))})
+
+    class VerdictHost(App[None]):
+        def compose(self) -> ComposeResult:
+            yield VerdictLine()
+
+    async with VerdictHost().run_test(size=(80, 24)) as pilot:
+        widget = pilot.app.query_one(VerdictLine)
+        for shown in (verdict(sleepy, None, RECV), verdict(now, None, RECV), None):
+            widget.update_verdict(shown, "10s")
+            await pilot.pause()
+            assert 1 <= widget.size.height <= 2
+            text = verdict_text(shown, "10s").plain
+            if shown is not None and shown.command:  # the longest words of the table, whole
+                assert text.startswith("▶ [10s] socket queue is ")
+                assert text.endswith("→ pidstat -u -w -p <pid> 1") and len(text) <= 2 * 78
+                assert widget.size.height == 2
+
+
+@pytest.mark.parametrize(("path", "key"), sorted(RULES))
+def test_every_verdict_fits_two_lines_at_80_columns(path: str, key: str) -> None:
+    from tui.widgets.verdict_line import verdict_text
+
+    now = timeline(12).window(10)  # the tracepoint plan's stages; the kprobe plan's labels are shorter
+    assert len(RULES[(path, key)].meaning) + len(RULES[(path, key)].command) <= MEANING_MAX
+    stages = now.path(path).stages
+    label = max((s.spec.label for s in stages), key=len)
+    worst = Verdict("dominant", path, key, f"{label} is 100% of {path} time (mean 12.1ms, p99 12.0ms): "
+                    + RULES[(path, key)].meaning, command_for(RULES[(path, key)], None))
+    assert len(verdict_text(worst, "10s").plain) <= 2 * 78  # two lines inside the padding
