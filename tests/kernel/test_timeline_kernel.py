@@ -54,7 +54,9 @@ def polled(filters: Filters) -> Iterator[tuple[LiveSource, Timeline, Callable[[]
         next_at += 1.0
         snap = source.poll()
         assert snap is not None
-        return timeline.add(snap).end_s
+        interval = timeline.add(snap)
+        assert interval is not None
+        return interval.end_s
 
     try:
         yield source, timeline, tick

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from tui.model.snapshot import RECV, SEND, Snapshot
-from tui.model.timeline import Timeline
+from tui.model.timeline import Timeline, window_name
 from tui.sources.synthetic import SyntheticSource
 
 
@@ -189,3 +189,15 @@ def test_a_replayed_recording_gives_the_same_windows_series_and_verdict(tmp_path
         assert figures(a.window(seconds)) == figures(b.window(seconds))
     assert a.series(RECV, "sock_queue") == b.series(RECV, "sock_queue")
     assert overall(a.window(1.0), a.window_before(1.0)) == overall(b.window(1.0), b.window_before(1.0))
+
+
+def test_the_same_snapshot_twice_adds_nothing() -> None:
+    snaps = snapshots(3)
+    timeline = fed(snaps)
+    assert timeline.add(snaps[-1]) is None
+    assert len(timeline.intervals()) == 3
+
+
+def test_window_names() -> None:
+    assert [window_name(w) for w in (1.0, 10.0, 60.0, None)] == ["1s", "10s", "60s", "since start"]
+    assert window_name(None, cleared=True) == "since clear" and window_name(2.5) == "2.5s"

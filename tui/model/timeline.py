@@ -42,6 +42,13 @@ WINDOWS: tuple[float | None, ...] = (1.0, 10.0, 60.0, None)
 DEFAULT_WINDOW_S = 10.0
 
 
+def window_name(seconds: float | None, cleared: bool = False) -> str:
+    """``1s``, ``10s``, ``60s``; ``since start`` or ``since clear`` for None."""
+    if seconds is None:
+        return "since clear" if cleared else "since start"
+    return f"{seconds:g}s"
+
+
 @dataclass(frozen=True, slots=True)
 class StagePoint:
     """One stage over one interval: packets, percentiles (ns, capped at the exact max when known)
@@ -155,9 +162,12 @@ class Timeline:
 
     # ------------------------------------------------------------------------------- feeding
 
-    def add(self, snap: Snapshot) -> Interval:
-        """Take the next cumulative snapshot; returns the interval it closed (also kept)."""
+    def add(self, snap: Snapshot) -> Interval | None:
+        """Take the next cumulative snapshot; returns the interval it closed (also kept), or None
+        when ``snap`` is the latest one again (same seq and time: nothing new to count)."""
         prev = self.latest
+        if prev is not None and (snap.seq, snap.time_s) == (prev.seq, prev.time_s):
+            return None
         if prev is not None and _restarted(prev, snap):
             # Keep what the old source counted since clear, then count the new one from its start.
             carry = [self._since_clear_segment()]
