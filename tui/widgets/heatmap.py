@@ -64,7 +64,7 @@ class LatencyHeatmap(Widget):
         self, series: Sequence[StagePoint | None], starts: Sequence[float] = (), title: str = ""
     ) -> None:
         """Show ``series`` (one stage per interval, oldest first: ``Timeline.series(path, key)``),
-        whose intervals start at ``starts`` (``Timeline.starts()``, for the time axis), under
+        whose intervals start at ``starts`` (``Timeline.starts()``, as many, for the time axis), under
         ``title``. An empty series shows "no packets yet" (after a clear)."""
         self._series, self._starts, self._title = tuple(series), tuple(starts), title
         self.refresh()
@@ -86,15 +86,14 @@ class LatencyHeatmap(Widget):
             out.append(glyph * 2, style=colour)
         out.append("\n")
         pad = cols - grid.width  # the newest column sits on the right edge
-        for labels_row, (label, levels) in enumerate(zip(row_labels(grid), grid.levels, strict=True)):
+        for label, levels in zip(row_labels(grid), grid.levels, strict=True):
             out.append(f"{label:>{LABEL_W}} ", style="dim")
             out.append(" " * pad)
             for level in levels:
                 glyph, colour = cell_style(level, grid.shades)
                 out.append(glyph, style=colour)
-            if labels_row < grid.height - 1:
-                out.append("\n")
-        out.append("\n" + self._axis(grid, cols), style="dim")
+            out.append("\n")
+        out.append(self._axis(grid, cols), style="dim")
         return out
 
     def _axis(self, grid: HeatGrid, cols: int) -> str:
