@@ -201,3 +201,14 @@ def test_the_same_snapshot_twice_adds_nothing() -> None:
 def test_window_names() -> None:
     assert [window_name(w) for w in (1.0, 10.0, 60.0, None)] == ["1s", "10s", "60s", "since start"]
     assert window_name(None, cleared=True) == "since clear" and window_name(2.5) == "2.5s"
+
+
+def test_windows_without_sockets_and_asked_twice() -> None:
+    snaps = snapshots(6)
+    timeline = fed(snaps[:5])
+    full, bare = timeline.window(1.0), timeline.window(1.0, sockets=False)
+    assert bare.sockets == () and full.sockets and hists(bare) == hists(full)
+    assert timeline.window(1.0) is full  # the same until the next snapshot
+    assert timeline.window_before(1.0) is timeline.window_before(1.0)
+    timeline.add(snaps[5])
+    assert hists(timeline.window(1.0)) == hists(snaps[5].since(snaps[3]))

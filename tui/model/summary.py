@@ -116,8 +116,8 @@ def verdict_summary(
     """``verdict`` and ``verdicts`` of the document (see the schema above)."""
     current, previous = snap, None
     if timeline is not None and timeline.latest is not None:
-        current = timeline.window(VERDICT_WINDOW_S) or snap
-        previous = timeline.window_before(VERDICT_WINDOW_S)
+        current = timeline.window(VERDICT_WINDOW_S, sockets=False) or snap
+        previous = timeline.window_before(VERDICT_WINDOW_S, sockets=False)
     each = {p: verdict(current, previous, p, filters).to_dict() for p in PATHS if p in current.paths}
     return {"verdict": overall(current, previous, filters).to_dict(), "verdicts": each}
 

@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from tui.model.histogram import STAGE_SUB_BITS, Histogram, bucket_count
+from tui.model.histogram import SOCKET_SUB_BITS, STAGE_SUB_BITS, Histogram, bucket_count
 from tui.model.snapshot import PathStats, Snapshot, SocketStats, StageStats
 
 #: Seconds of intervals a Timeline keeps by default (the heatmap's and sparklines' history).
@@ -38,6 +38,9 @@ KEEP_S = 600.0
 SOCKET_KEEP_S = 60.0
 #: The rolling windows the dashboard offers (seconds); None is "since start / clear".
 WINDOWS: tuple[float | None, ...] = (1.0, 10.0, 60.0, None)
+#: Empty per-socket histogram shared by every compacted socket (its buckets are packed apart).
+_EMPTY_SOCKET_HIST = Histogram.empty(SOCKET_SUB_BITS)
+_SOCKET_BUCKETS = bucket_count(SOCKET_SUB_BITS)
 #: The dashboard's default window.
 DEFAULT_WINDOW_S = 10.0
 
@@ -47,6 +50,32 @@ def window_name(seconds: float | None, cleared: bool = False) -> str:
     if seconds is None:
         return "since clear" if cleared else "since start"
     return f"{seconds:g}s"
+
+
+def pack(hist: Histogram) -> bytes:
+    """A histogram's non-empty buckets as (index, count) pairs of native uint64."""
+    return array("Q", [n for pair in hist.sparse().items() for n in pair]).tobytes()
+
+
+def unpack(packed: bytes) -> tuple[tuple[int, int], ...]:
+    """The (index, count) pairs :func:`pack` wrote."""
+    flat = array("Q", packed)
+    return tuple(zip(flat[::2], flat[1::2], strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class SocketPoint:
+    """One socket's traffic in one interval, compactly: its identity and counts (``stats``, whose
+    histograms are left empty) and its two histograms packed."""
+
+    stats: SocketStats
+    send: bytes
+    recv: bytes
+
+    @classmethod
+    def of(cls, s: SocketStats) -> SocketPoint:
+        empty = _EMPTY_SOCKET_HIST
+        return cls(replace(s, send_hist=empty, recv_hist=empty), pack(s.send_hist), pack(s.recv_hist))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +96,7 @@ class StagePoint:
     @property
     def buckets(self) -> tuple[tuple[int, int], ...]:
         """(bucket index, count) of the non-empty buckets, ascending."""
-        flat = array("Q", self.packed)
-        return tuple(zip(flat[::2], flat[1::2], strict=True))
+        return unpack(self.packed)
 
     @classmethod
     def of(cls, stats: StageStats) -> StagePoint:
@@ -82,7 +110,7 @@ class StagePoint:
 
         return cls(
             count=hist.total, p50_ns=at(50), p90_ns=at(90), p99_ns=at(99), max_ns=top,
-            packed=array("Q", [n for pair in hist.sparse().items() for n in pair]).tobytes(),
+            packed=pack(hist),
             sub_bits=hist.sub_bits,
         )
 
@@ -107,7 +135,7 @@ class Interval:
     points: Mapping[str, Mapping[str, StagePoint]]  #: path -> stage/total key -> its figures
     counters: Mapping[str, Mapping[str, int]]  #: path -> counter -> count in the interval
     #: sockets with traffic in the interval (deltas); () once older than the socket horizon
-    sockets: tuple[SocketStats, ...] = ()
+    sockets: tuple[SocketPoint, ...] = ()
     events_total: int = 0
     events_lost: int = 0
 
@@ -129,7 +157,7 @@ class Interval:
                 for name, stats in delta.paths.items()
             },
             counters={name: dict(stats.counters) for name, stats in delta.paths.items()},
-            sockets=tuple(s for s in delta.sockets if s.tx_packets or s.rx_packets),
+            sockets=tuple(SocketPoint.of(s) for s in delta.sockets if s.tx_packets or s.rx_packets),
             events_total=delta.events_total,
             events_lost=delta.events_lost,
         )
@@ -159,6 +187,7 @@ class Timeline:
         self._base: Snapshot | None = None  # cumulative snapshot "since" counts from (None: source start)
         self._carry: Interval | None = None  # since clear, counted by sources before a restart
         self._cleared_at = 0.0  # timeline seconds of the clear (or 0: start)
+        self._memo: dict[tuple[object, ...], Snapshot | None] = {}  # windows asked since the last add
 
     # ------------------------------------------------------------------------------- feeding
 
@@ -179,6 +208,7 @@ class Timeline:
         delta = snap.since(prev) if prev is not None else snap
         interval = Interval.of(delta, start, snap.time_s + self._offset)
         self._ring.append(interval)
+        self._memo.clear()
         if len(self._ring) > self.socket_intervals:
             old = len(self._ring) - self.socket_intervals - 1
             if self._ring[old].sockets:
@@ -189,6 +219,7 @@ class Timeline:
     def clear(self) -> None:
         """Forget every interval; windows count from the latest snapshot on (the ``c`` key)."""
         self._ring.clear()
+        self._memo.clear()
         self._carry = None
         self._base = self.latest
         self._cleared_at = self._now(self.latest) if self.latest is not None else self._offset
@@ -200,6 +231,7 @@ class Timeline:
                      "_carry", "_cleared_at"):
             setattr(other, name, getattr(self, name))
         other._ring = deque(self._ring, maxlen=self.max_intervals)
+        other._memo = {}
         return other
 
     # ------------------------------------------------------------------------------- reading
@@ -209,27 +241,36 @@ class Timeline:
         ring = tuple(self._ring)
         return ring if last is None else ring[max(len(ring) - last, 0):]
 
-    def window(self, seconds: float | None) -> Snapshot | None:
+    def window(self, seconds: float | None, sockets: bool = True) -> Snapshot | None:
         """Figures of the newest intervals covering ``seconds`` (None: since start or clear).
 
         The result is a Snapshot like ``latest.since(older)``: the plan, meta, seq, time and sampled
-        events of the latest snapshot, with the paths, sockets (those with traffic) and event counts
-        summed over the window. None before the first snapshot.
+        events of the latest snapshot, with the paths, sockets (those with traffic; none with
+        ``sockets=False``, which is cheaper) and event counts summed over the window. None before
+        the first snapshot. Asking again before the next ``add`` returns the same object.
         """
         if self.latest is None:
             return None
-        if seconds is None:
-            parts = [self._since_clear_segment()]
-            return _sum(self.latest, [self._carry, *parts] if self._carry is not None else parts)
-        return _sum(self.latest, self._select(seconds, 0))
+        memo = ("window", seconds, sockets)
+        if memo not in self._memo:
+            if seconds is None:
+                parts = [self._since_clear_segment()]
+                parts = [self._carry, *parts] if self._carry is not None else parts
+            else:
+                parts = self._select(seconds, 0)
+            self._memo[memo] = _sum(self.latest, parts, sockets)
+        return self._memo[memo]
 
-    def window_before(self, seconds: float) -> Snapshot | None:
+    def window_before(self, seconds: float, sockets: bool = True) -> Snapshot | None:
         """The same length of time just before ``window(seconds)``; None when nothing is kept there."""
         if self.latest is None:
             return None
-        chosen = self._select(seconds, 0)
-        before = self._select(seconds, len(chosen))
-        return _sum(self.latest, before) if before else None
+        memo = ("before", seconds, sockets)
+        if memo not in self._memo:
+            chosen = self._select(seconds, 0)
+            before = self._select(seconds, len(chosen))
+            self._memo[memo] = _sum(self.latest, before, sockets) if before else None
+        return self._memo[memo]
 
     def span(self, seconds: float | None) -> float:
         """Seconds ``window(seconds)`` really covers (whole intervals; less early on)."""
@@ -315,7 +356,7 @@ def _merge(parts: Sequence[Interval]) -> Interval:
         points={path: {key: _point_sum(ps) for key, ps in stages.items()}
                 for path, stages in points.items()},
         counters=_counter_sum(parts),
-        sockets=_socket_sum(parts),
+        sockets=tuple(SocketPoint.of(s) for s in _socket_sum(parts)),
         events_total=sum(p.events_total for p in parts),
         events_lost=sum(p.events_lost for p in parts),
     )
@@ -352,22 +393,38 @@ def _counter_sum(parts: Iterable[Interval]) -> dict[str, dict[str, int]]:
 
 
 def _socket_sum(parts: Iterable[Interval]) -> tuple[SocketStats, ...]:
-    by_key: dict[int, SocketStats] = {}
+    """Every socket of ``parts`` once, its counts and histograms summed (the newest identity: pid
+    and comm may change on a reused key). Plain lists, not Histogram.plus: a 60 s window of a host
+    with a thousand busy sockets sums 60,000 of them."""
+    latest: dict[int, SocketStats] = {}
+    sums: dict[int, list] = {}  # key -> [tx, tx bytes, rx, rx bytes, max, send counts, recv counts]
     for part in parts:
-        for s in part.sockets:
-            old = by_key.get(s.key)
-            by_key[s.key] = s if old is None else replace(
-                s,  # the newer identity (pid/comm may change on a reused key)
-                tx_packets=old.tx_packets + s.tx_packets, tx_bytes=old.tx_bytes + s.tx_bytes,
-                rx_packets=old.rx_packets + s.rx_packets, rx_bytes=old.rx_bytes + s.rx_bytes,
-                send_hist=old.send_hist.plus(s.send_hist), recv_hist=old.recv_hist.plus(s.recv_hist),
-                max_ns=max(old.max_ns, s.max_ns),
-            )
-    return tuple(by_key.values())
+        for point in part.sockets:
+            s = point.stats
+            latest[s.key] = s
+            acc = sums.get(s.key)
+            if acc is None:
+                acc = sums[s.key] = [0, 0, 0, 0, 0, [0] * _SOCKET_BUCKETS, [0] * _SOCKET_BUCKETS]
+            acc[0] += s.tx_packets
+            acc[1] += s.tx_bytes
+            acc[2] += s.rx_packets
+            acc[3] += s.rx_bytes
+            acc[4] = max(acc[4], s.max_ns)
+            for packed, into in ((point.send, acc[5]), (point.recv, acc[6])):
+                flat = array("Q", packed)
+                for n in range(0, len(flat), 2):
+                    into[flat[n]] += flat[n + 1]
+    return tuple(
+        replace(s, tx_packets=acc[0], tx_bytes=acc[1], rx_packets=acc[2], rx_bytes=acc[3], max_ns=acc[4],
+                send_hist=Histogram(tuple(acc[5]), SOCKET_SUB_BITS),
+                recv_hist=Histogram(tuple(acc[6]), SOCKET_SUB_BITS))
+        for key, s in latest.items() for acc in (sums[key],)
+    )
 
 
-def _sum(template: Snapshot, parts: Sequence[Interval | None]) -> Snapshot:
-    """A Snapshot shaped like ``template`` holding the sum of ``parts``."""
+def _sum(template: Snapshot, parts: Sequence[Interval | None], sockets: bool = True) -> Snapshot:
+    """A Snapshot shaped like ``template`` holding the sum of ``parts`` (without sockets when not
+    ``sockets``)."""
     kept = [p for p in parts if p is not None]
     counters = _counter_sum(kept)
     paths = {}
@@ -388,7 +445,7 @@ def _sum(template: Snapshot, parts: Sequence[Interval | None]) -> Snapshot:
     return replace(
         template,
         paths=paths,
-        sockets=_socket_sum(kept),
+        sockets=_socket_sum(kept) if sockets else (),
         events_total=sum(p.events_total for p in kept),
         events_lost=sum(p.events_lost for p in kept),
     )
