@@ -18,7 +18,7 @@ from tui.sources.synthetic import SyntheticSource
 from tui.widgets.histogram import LatencyHistogram
 
 REPO = Path(__file__).resolve().parents[1]
-TICKS = 8
+TICKS = 20  # past the demo's qdisc episode (synthetic.DEMO_STEP), so the verdict and heatmap show it
 #: file name, terminal size, keys pressed once the data has ended
 VIEWS = (
     ("send.svg", (120, 36), ()),

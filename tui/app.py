@@ -37,6 +37,7 @@ from tui.messages import (
 from tui.model.filters import Filters
 from tui.model.snapshot import SEND, Snapshot
 from tui.model.summary import snapshot_summary
+from tui.model.timeline import window_name
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.filter_dialog import FilterDialog
 from tui.screens.help import HelpScreen
@@ -71,6 +72,18 @@ class NetlatApp(App[int]):
         Binding("d", "drill", "socket",
                 tooltip="drill into the selected socket (enter on a row does the same)"),
         Binding("v", "next_stage", "stage", tooltip="histogram: next stage or total of the path"),
+        Binding("t", "next_window", "window",
+                tooltip="figures over the last 1 s, 10 s, 60 s, or since start/clear (default 10 s)"),
+        Binding("h", "toggle_heatmap", "heatmap",
+                tooltip="80 columns: the latency heatmap over time instead of the histogram"),
+        Binding("comma", "step(-1)", "back", key_display=",", show=False,
+                tooltip="replay: one snapshot back (pause first to stay there)"),
+        Binding("full_stop", "step(1)", "forward", key_display=".", show=False,
+                tooltip="replay: one snapshot forward"),
+        Binding("less_than_sign", "step(-10)", "back 10", key_display="<", show=False,
+                tooltip="replay: ten snapshots back"),
+        Binding("greater_than_sign", "step(10)", "forward 10", key_display=">", show=False,
+                tooltip="replay: ten snapshots forward"),
         Binding("e", "export", "export", tooltip="write the figures on screen as JSON"),
         Binding("w", "screenshot_svg", "screenshot", tooltip="save the screen as an SVG file"),
         Binding("question_mark,f1", "help", "help", key_display="?", tooltip="this help"),
@@ -161,8 +174,8 @@ class NetlatApp(App[int]):
         self.publish(refigure=message.filters is not None)
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
-        self.viewer.add(message.snapshot)
-        if not self.viewer.paused:
+        self.viewer.add(message.tick)
+        if not self.viewer.paused or message.tick.stepped:
             self.publish()
 
     def on_source_ended(self, _: SourceEnded) -> None:
@@ -204,14 +217,30 @@ class NetlatApp(App[int]):
         self.paused = not self.paused
 
     def action_clear(self) -> None:
-        """Count from now: later figures are shown as the change since this snapshot."""
+        """Count from now: the timeline, heatmap and every window start again."""
         self.viewer.clear()
+        self.runner.clear()
         self.publish()
         self.notify("cleared: figures count from now", timeout=2)
 
     def action_next_stage(self) -> None:
         self.viewer.next_stage()
         self.publish()
+
+    def action_next_window(self) -> None:
+        window = self.viewer.next_window()
+        self.runner.set_window(window)
+        self.publish()
+        self.notify(f"window: {window_name(window)}", timeout=2)
+
+    def action_toggle_heatmap(self) -> None:
+        self.dashboard.toggle_class("-heatmap")
+
+    def action_step(self, snapshots: int) -> None:
+        if self.runner.source.kind != "replay":
+            self.notify("stepping is for replays (--replay FILE)", severity="warning", timeout=2)
+            return
+        self.runner.step(snapshots)
 
     def action_sort(self) -> None:
         table = self.dashboard.query_one(SocketTable)
@@ -243,15 +272,17 @@ class NetlatApp(App[int]):
 
     def action_export(self) -> None:
         """Write the snapshot on screen (since start or clear, filtered) as the summary JSON."""
-        view, baseline = self.viewer.view, self.viewer.baseline
+        view = self.viewer.view
         if view is None:
             self.notify("nothing to export yet", severity="warning", timeout=2)
             return
         shown = view.shown
-        window = view.current.time_s - (baseline.time_s if baseline else 0.0)
+        timeline = view.timeline
+        window = timeline.span(view.window) if timeline is not None else view.current.time_s
         target = unique_path(self.export_dir / f"netlat-snapshot-{shown.seq}.json")
         try:
-            target.write_text(json.dumps(snapshot_summary(shown, window), indent=2) + "\n")
+            doc = snapshot_summary(shown, window, timeline=timeline, filters=self.viewer.filters)
+            target.write_text(json.dumps(doc, indent=2) + "\n")
         except OSError as exc:
             self.notify(f"cannot write {target}: {exc.strerror}", severity="error")
             return
@@ -267,7 +298,8 @@ class NetlatApp(App[int]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.all_bindings()))
+            status = self.viewer.status()
+            self.push_screen(HelpScreen(self.all_bindings(), notes=(*status.merged, *status.notes)))
 
     def all_bindings(self) -> list[Binding]:
         """The app's keys plus the dashboard's own (tab), for the help screen and the palette."""

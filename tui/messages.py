@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from textual.message import Message
 
 from tui.model.filters import Filters
-from tui.model.snapshot import Snapshot
+from tui.sources.runner import Tick
 
 
 class SourceStarting(Message):
@@ -31,26 +30,24 @@ class SourceStarted(Message):
 
 
 class SnapshotReady(Message):
-    """One tick's immutable snapshot."""
+    """One poll: the snapshot, the timeline and the window (a :class:`~tui.sources.runner.Tick`)."""
 
-    def __init__(self, snapshot: Snapshot, coalesce: bool = True) -> None:
+    def __init__(self, tick: Tick, coalesce: bool = True) -> None:
         super().__init__()
-        self.snapshot = snapshot
-        #: whether a newer snapshot may replace this one while queued (off: every tick is shown)
+        self.tick = tick
+        #: whether a newer tick may replace this one while queued (off: every tick is shown)
         self.coalesce = coalesce
 
     def can_replace(self, message: Message) -> bool:
-        """Whether a newer queued snapshot may supersede this one (Textual asks the older message).
+        """Whether a newer queued tick may supersede this one (Textual asks the older message).
 
-        Snapshots are cumulative, so the newer one holds all this one's figures except its sampled
-        events; it takes them over so that dropping a stale frame loses no event line.
+        Snapshots are cumulative and the newer timeline holds every interval of this one, so the
+        newer tick holds all this one's figures except its sampled events; it takes them over so
+        that dropping a stale frame loses no event line.
         """
         if not self.coalesce or not isinstance(message, SnapshotReady):
             return False
-        if self.snapshot.events:
-            message.snapshot = replace(
-                message.snapshot, events=self.snapshot.events + message.snapshot.events
-            )
+        message.tick = message.tick.with_events_of(self.tick)
         return True
 
 
@@ -80,8 +77,8 @@ class MessageSink:
     def started(self, filters: Filters | None) -> None:
         self._post(SourceStarted(filters, restarted=filters is None or self._live))
 
-    def snapshot(self, snapshot: Snapshot) -> None:
-        self._post(SnapshotReady(snapshot, self._coalesce))
+    def tick(self, tick: Tick) -> None:
+        self._post(SnapshotReady(tick, self._coalesce))
 
     def ended(self) -> None:
         self._post(SourceEnded())

@@ -12,7 +12,7 @@ from test_probes import N, assert_counted, free_port
 from tui.model.filters import Filters
 from tui.model.snapshot import RECV, SEND, Snapshot
 from tui.sources.live import LiveSource
-from tui.sources.runner import SourceRunner
+from tui.sources.runner import SourceRunner, Tick
 
 pytestmark = pytest.mark.kernel
 
@@ -29,8 +29,8 @@ class Sink:
     def started(self, filters: Filters | None) -> None:
         self.starts.append(filters)
 
-    def snapshot(self, snapshot: Snapshot) -> None:
-        self.snapshots.append(snapshot)
+    def tick(self, tick: Tick) -> None:
+        self.snapshots.append(tick.snapshot)
 
     def ended(self) -> None:
         pass

@@ -115,8 +115,7 @@ async def test_clear_counts_from_the_moment_of_the_key() -> None:
         await until(pilot, lambda: has_data(app), "first snapshots")
         await pilot.press("space")  # hold the data still to compare exact counts
         await pilot.press("c")
-        base = app.viewer.baseline
-        assert base is not None
+        base = app.viewer.current
         assert app.viewer.view.shown.paths["send"].get("total").hist.total == 0
         await pilot.press("space")
         await until(pilot, lambda: app.viewer.current.seq >= base.seq + 2, "snapshots after clear")
@@ -128,7 +127,12 @@ async def test_clear_counts_from_the_moment_of_the_key() -> None:
         assert current.counters["packets"] == 400 * app.viewer.view.current.seq
         in_syscall = shown.get("total").hist.total
         assert in_syscall == current.get("total").hist.total - base.paths["send"].get("total").hist.total > 0
-        assert "since clear" in str(app.dashboard.query_one("#status", Static).render())
+        status = app.dashboard.query_one("#status", Static)
+        assert "last 10s (" in str(status.render()) and "so far)" in str(status.render())
+        await pilot.press("t", "t")  # 60 s, then since start/clear
+        assert app.viewer.window is None
+        assert "since clear" in str(status.render())
+        assert app.viewer.view.shown.paths["send"].counters["packets"] == 400 * ticks
 
 
 async def test_filter_dialog_rejects_bad_input_then_filters_the_view() -> None:
@@ -375,3 +379,58 @@ async def test_event_log_lists_a_bounded_number_of_lines_per_refresh() -> None:
         assert len(log.lines) == MAX_PER_REFRESH + 1
         assert "75 more sampled packets" in log.lines[0].text
         assert len(app.viewer.recent_events) == 100  # the drill-down still sees every sampled packet
+
+
+async def test_a_stage_stepping_up_is_named_by_the_verdict_and_seen_in_the_heatmap() -> None:
+    from tui.sources.synthetic import DEMO_STEP
+    from tui.widgets.heatmap import LatencyHeatmap
+    from tui.widgets.verdict_line import VerdictLine
+
+    stage, first_tick, _factor = DEMO_STEP
+    app = synthetic_app(limit=first_tick + 10)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: app.viewer.state == "ended", "the end of the demo data")
+        view = app.viewer.view
+        assert view.verdict.rule == "dominant" and view.verdict.stage == stage
+        assert "tc -s qdisc show dev <dev>" in str(app.dashboard.query_one(VerdictLine).render())
+        # The qdisc's p99 per interval jumps at the step: every interval after it is over 100x any
+        # interval before it (the sparkline's data).
+        trend = view.timeline.trend("send", stage)
+        before, after = trend[: first_tick - 1], trend[first_tick:]
+        assert before and after and min(after) > 100 * max(before)
+        await pilot.press("v", "v", "v", "v")  # total -> deferred -> udp_l2 -> tcp_ip -> qdisc
+        assert app.viewer.stage_key == stage
+        await pilot.pause(0.1)
+        grid = app.dashboard.query_one(LatencyHeatmap).grid
+        assert grid is not None and grid.width >= first_tick
+        # The newest column's packets sit in rows far above those of the oldest column.
+        def top_row(column: int) -> int:
+            return min(r for r in range(grid.height) if grid.counts[r][column])
+        assert top_row(grid.width - 1) < top_row(0)
+        # The window key moves every figure to the last second; clear empties the heatmap.
+        await pilot.press("t")
+        assert app.viewer.window == 60.0
+        await pilot.press("c")
+        assert app.viewer.view.timeline.intervals() == ()
+
+
+async def test_replay_steps_back_and_forward_while_paused(tmp_path: Path) -> None:
+    recording = tmp_path / "run.jsonl"
+    recorder = RecordingSource(SyntheticSource(seed=7, interval_s=0.5), recording)
+    recorder.start()
+    for _ in range(30):
+        recorder.poll()
+    recorder.close()
+    app = NetlatApp(ReplaySource.open(recording), poll_every_s=FAST_S, coalesce=False)
+    async with app.run_test() as pilot:
+        await until(pilot, lambda: app.viewer.state == "ended", "the end of the recording")
+        assert app.viewer.current.seq == 30
+        await pilot.press("space", "comma")
+        await until(pilot, lambda: app.viewer.current.seq == 29, "one snapshot back")
+        assert app.viewer.view.current.seq == 29, "a step shows its snapshot while paused"
+        # the timeline was rebuilt up to there: the 10 s window is the 20 intervals before it
+        assert app.viewer.view.shown.paths["send"].counters["packets"] == 400 * 20
+        await pilot.press("less_than_sign")
+        await until(pilot, lambda: app.viewer.view.current.seq == 19, "ten snapshots back")
+        await pilot.press("greater_than_sign", "full_stop")
+        await until(pilot, lambda: app.viewer.view.current.seq == 30, "eleven snapshots forward")

@@ -55,3 +55,13 @@ def test_socket_drill_down(snap_compare) -> None:
 def test_help(snap_compare) -> None:
     app = synthetic_app(limit=TICKS)
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_then("question_mark"))
+
+
+#: Ticks of 0.5 s past the demo's qdisc episode (synthetic.DEMO_STEP: qdisc 1500x slower from tick 12).
+STEP_TICKS = 24
+
+
+def test_a_stage_stepping_up_shows_in_verdict_and_heatmap(snap_compare) -> None:
+    # At 80 columns h swaps the histogram for the heatmap (at 160 both are on screen: send_view).
+    app = synthetic_app(limit=STEP_TICKS)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_then("h"))

@@ -146,9 +146,13 @@ def caption(screen: str, path: str) -> re.Match[str] | None:
 
 
 def running_for(screen: str) -> float:
-    """Seconds the header says the figures cover (``since start 2.5s``), 0 before the first."""
-    match = re.search(r"since start (\d+(?:\.\d)?)s", screen)
-    return float(match.group(1)) if match else 0.0
+    """Seconds the header says the figures cover (``last 10s (2.5s so far)``, ``last 10s`` once
+    full, ``since start 2.5s``), 0 before the first."""
+    for pattern in (r"\((\d+(?:\.\d)?)s so far\)", r"since start (\d+(?:\.\d)?)s", r"last (\d+)s(?! \()"):
+        match = re.search(pattern, screen)
+        if match:
+            return float(match.group(1))
+    return 0.0
 
 
 def filled(screen: str, path: str) -> bool:

@@ -11,8 +11,9 @@ from fakes import FailingSource, FakeLiveSource
 
 from tui.model.filters import Filters
 from tui.model.snapshot import Snapshot
+from tui.model.timeline import Timeline
 from tui.sources.replay import RecordingSource, load_recording
-from tui.sources.runner import SourceRunner
+from tui.sources.runner import SourceRunner, Tick
 from tui.sources.synthetic import SyntheticSource
 from tui.view.state import ViewerState
 
@@ -36,8 +37,8 @@ class Sink:
     def started(self, filters: Filters | None) -> None:
         self._add("started", filters)
 
-    def snapshot(self, snapshot: Snapshot) -> None:
-        self._add("snapshot", snapshot)
+    def tick(self, tick: Tick) -> None:
+        self._add("snapshot", tick.snapshot)
 
     def ended(self) -> None:
         self._add("ended")
@@ -161,17 +162,21 @@ def test_taps_see_every_snapshot_before_the_sink() -> None:
 @pytest.mark.parametrize("restarted", [True, False])
 def test_viewer_state_after_a_refilter(restarted: bool) -> None:
     source = SyntheticSource(seed=1, interval_s=0.5)
+    timeline = Timeline(0.5)
     viewer = ViewerState(Filters(), running_state="demo")
     viewer.started(None, restarted=True)
-    for _ in range(3):
-        viewer.add(source.poll())
-    viewer.clear()
-    viewer.add(source.poll())
-    assert viewer.recent_events
+    for _ in range(4):
+        snap = source.poll()
+        timeline.add(snap)
+        viewer.add(Tick(snap, None, timeline.copy(), None, timeline.window(None)))
+        if snap.seq == 3:
+            viewer.clear()  # the app clears both: the frame on screen and the runner's timeline
+            timeline.clear()
+    assert viewer.recent_events and viewer.shown.timeline.cleared
     viewer.started(Filters(pid=4242), restarted=restarted)
     assert viewer.filters == Filters(pid=4242)
     if restarted:  # live probes rebuilt: counts start again, nothing to compare against
-        assert viewer.current is None and viewer.baseline is None
-    else:  # demo data narrowed: the baseline stays, kept events are narrowed too
-        assert viewer.baseline is not None
+        assert viewer.current is None and viewer.shown is None
+    else:  # demo data narrowed: the ticks stay, kept events are narrowed too
+        assert viewer.current is snap
         assert viewer.recent_events and all(e.pid == 4242 for e in viewer.recent_events)

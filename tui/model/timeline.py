@@ -236,6 +236,11 @@ class Timeline:
 
     # ------------------------------------------------------------------------------- reading
 
+    @property
+    def cleared(self) -> bool:
+        """Whether "since start" now means since a clear."""
+        return self._base is not None or self._cleared_at > 0
+
     def intervals(self, last: int | None = None) -> tuple[Interval, ...]:
         """The kept intervals, oldest first (the newest ``last`` when given)."""
         ring = tuple(self._ring)

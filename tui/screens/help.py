@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -11,8 +12,11 @@ from textual.widgets import Static
 
 ABOUT = (
     "Latency of the Linux TCP/IP stack per layer, measured in the kernel. Histograms are log2 "
-    "buckets; p50/p90/p99 are nearest-rank percentiles of bucket midpoints. Figures are since start, "
-    "or since the last clear. Sampled events are 1 packet in N (--sample)."
+    "buckets; p50/p90/p99 are nearest-rank percentiles of bucket midpoints. Figures cover the "
+    "window chosen with t (last 1 s, 10 s, 60 s, or since start / the last clear). The heatmap "
+    "has one column per interval; a lone slow packet still shows. The verdict line names the stage "
+    "that dominates the path, or whose p99 rose most against the window before, and what to run "
+    "next. Sampled events are 1 packet in N (--sample); counters are never sampled."
 )
 
 
@@ -46,12 +50,16 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen .about { margin-top: 1; color: $text-muted; }
     """
 
-    def __init__(self, bindings: list[Binding]) -> None:
+    def __init__(self, bindings: list[Binding], notes: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.keys_table = bindings_table(bindings)
+        #: the plan's and the source's notes in full (the header has room for one line of them)
+        self.notes = notes
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static("[b]netlat-tui keys[/b]")
             yield Static(self.keys_table)
             yield Static(ABOUT, classes="about")
+            if self.notes:
+                yield Static(Text("\n".join(f"• {n}" for n in self.notes)), classes="about")

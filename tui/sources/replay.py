@@ -58,6 +58,10 @@ def load_recording(path: str | Path) -> tuple[float, list[Snapshot]]:
     return interval, snapshots
 
 
+#: Snapshots a seek gives back to rebuild the timeline: its default ten minutes at one a second.
+SEEK_HISTORY = 601
+
+
 class ReplaySource(ItemFilters, SourceContext):
     """Plays recorded snapshots back at ``speed`` times the recorded pace, then ends."""
 
@@ -99,6 +103,17 @@ class ReplaySource(ItemFilters, SourceContext):
 
     def close(self) -> None:
         self._next = len(self._snapshots)
+
+    def seek(self, snapshots: int, history: int = SEEK_HISTORY) -> list[Snapshot]:
+        """Move the playback by ``snapshots`` (negative: back) from the last one given. Returns the
+        recorded snapshots up to and including the new position (at most ``history`` of them, to
+        rebuild the timeline from), the last of which is now the current one; [] if nothing moved."""
+        shown = self._next - 1
+        target = min(max(shown + snapshots, 0), len(self._snapshots) - 1)
+        if target == shown:
+            return []
+        self._next = target + 1
+        return [self.narrowed(s) for s in self._snapshots[max(0, target + 1 - history): target + 1]]
 
 
 #: Sampled events kept per recorded snapshot (the newest): a busy host samples hundreds a second,

@@ -2,9 +2,13 @@
 
 It runs in one thread (the dashboard's worker, the exporter's main loop) and is the only code that
 touches the source after it is built, so starting, refiltering and closing never race. Other threads
-talk to it through :meth:`SourceRunner.set_filters` / :meth:`SourceRunner.set_paused`, which only
-queue a command, and hear from it through a :class:`RunnerSink`. No textual import: the app adapts
-the sink to its messages, tests use a plain object.
+talk to it through its ``set_*``/``clear``/``step`` methods, which only queue a command, and hear
+from it through a :class:`RunnerSink`. No textual import: the app adapts the sink to its messages,
+tests use a plain object.
+
+It also keeps the :class:`~tui.model.timeline.Timeline` and sums the chosen window there: with a
+thousand busy sockets that is a few hundred milliseconds a tick, which must not run on the UI's
+event loop. Each poll becomes a :class:`Tick`.
 """
 
 from __future__ import annotations
@@ -13,18 +17,39 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from tui.errors import UserError
 from tui.model.filters import Filters
 from tui.model.snapshot import Snapshot
+from tui.model.timeline import DEFAULT_WINDOW_S, Timeline
 from tui.sources.base import Source, SourceError
 
 #: A live source's second snapshot comes this soon (its first holds almost nothing yet).
 FIRST_FRAME_S = 0.3
 #: While waiting between polls, commands are looked at this often.
 COMMAND_POLL_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """One poll as the viewer needs it: the cumulative snapshot, the timeline so far (a copy: its
+    intervals are immutable and shared) and the chosen window already summed."""
+
+    snapshot: Snapshot
+    previous: Snapshot | None  #: the snapshot before it from the same run (rates), None after a restart
+    timeline: Timeline
+    window_s: float | None  #: the window ``window`` covers (None: since start or clear)
+    window: Snapshot  #: ``timeline.window(window_s)``
+    stepped: bool = False  #: asked for by a step in a recording: shown even while paused
+
+    def with_events_of(self, older: Tick) -> Tick:
+        """This tick carrying ``older``'s sampled events too (a coalesced frame loses no event)."""
+        if not older.snapshot.events:
+            return self
+        events = older.snapshot.events + self.snapshot.events
+        return replace(self, snapshot=replace(self.snapshot, events=events))
 
 
 class RunnerSink(Protocol):
@@ -36,8 +61,8 @@ class RunnerSink(Protocol):
     def started(self, filters: Filters | None) -> None:
         """The source runs; ``filters`` are the ones just applied by a refilter, else None."""
 
-    def snapshot(self, snapshot: Snapshot) -> None:
-        """One tick's snapshot."""
+    def tick(self, tick: Tick) -> None:
+        """One poll's snapshot, with the timeline and the window."""
 
     def ended(self) -> None:
         """The source has no more snapshots."""
@@ -56,7 +81,22 @@ class SetPaused:
     paused: bool
 
 
-Command = SetFilters | SetPaused
+@dataclass(frozen=True, slots=True)
+class SetWindow:
+    seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Clear:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    snapshots: int  #: recorded snapshots to move by (negative: back)
+
+
+Command = SetFilters | SetPaused | SetWindow | Clear | Step
 
 
 class SourceRunner:
@@ -79,6 +119,11 @@ class SourceRunner:
         self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._paused = False
         self._close_lock = threading.Lock()
+        self.window_s: float | None = DEFAULT_WINDOW_S
+        self._at_end = False  # a recording played to its end, still there to step back into
+        self._last: Snapshot | None = None  # the snapshot of the previous tick
+        self._filters = Filters()  # the last filters set (recorded/demo windows are narrowed by them)
+        self.timeline = Timeline(source.interval_s)
 
     # ---- from any thread ----
 
@@ -89,6 +134,18 @@ class SourceRunner:
     def set_paused(self, paused: bool) -> None:
         """Recorded and demo data stop while paused; a live source keeps counting."""
         self._commands.put(SetPaused(paused))
+
+    def set_window(self, seconds: float | None) -> None:
+        """Sum the newest ``seconds`` of intervals for every later tick (None: since start/clear)."""
+        self._commands.put(SetWindow(seconds))
+
+    def clear(self) -> None:
+        """Forget the timeline: later ticks count from the next snapshot on."""
+        self._commands.put(Clear())
+
+    def step(self, snapshots: int) -> None:
+        """Recorded data: move the playback by ``snapshots`` and show that one (while paused too)."""
+        self._commands.put(Step(snapshots))
 
     def close(self) -> None:
         """Close the source (idempotent); the fallback when the runner thread never ran or hangs."""
@@ -109,16 +166,17 @@ class SourceRunner:
             sink.started(None)
             while not cancelled.is_set():
                 self._apply_commands(sink)
-                if self._paused and not self.source.live:
+                if self._at_end or (self._paused and not self.source.live):
                     cancelled.wait(COMMAND_POLL_S)
                     continue
                 snap = self.source.poll()
                 if snap is None:
                     sink.ended()
-                    return
-                for tap in self.taps:
-                    tap(snap)
-                sink.snapshot(snap)
+                    if not hasattr(self.source, "seek"):
+                        return
+                    self._at_end = True  # a recording: wait for a step back (or quit)
+                    continue
+                self._report(snap, sink)
                 if self._wait(cancelled, self._interval(snap)):
                     return
         except (SourceError, UserError) as exc:
@@ -127,6 +185,23 @@ class SourceRunner:
             sink.failed(f"{type(exc).__name__}: {exc}")
         finally:
             self.close()
+
+    def _report(self, snap: Snapshot, sink: RunnerSink) -> None:
+        for tap in self.taps:
+            tap(snap)
+        self.timeline.add(snap)
+        sink.tick(self._tick(snap))
+
+    def _tick(self, snap: Snapshot) -> Tick:
+        previous, self._last = self._last, snap
+        if previous is not None and (snap.seq <= previous.seq or snap.time_s < previous.time_s):
+            previous = None  # a new run of the source (a refilter, a step, a replay of several runs)
+        window = self.timeline.window(self.window_s) or snap
+        if not self.source.live:
+            # Recorded and demo data narrow what they give from a filter change on; a window may
+            # still hold intervals from before it.
+            window = self._filters.narrow(window)
+        return Tick(snap, previous, self.timeline.copy(), self.window_s, window)
 
     def _interval(self, snap: Snapshot) -> float:
         wait = self.poll_every_s or self.source.interval_s
@@ -152,8 +227,33 @@ class SourceRunner:
                 return
             if isinstance(command, SetPaused):
                 self._paused = command.paused
+            elif isinstance(command, SetWindow):
+                self.window_s = command.seconds
+            elif isinstance(command, Clear):
+                self.timeline.clear()
+            elif isinstance(command, Step):
+                self._step(command.snapshots, sink)
             else:
                 if self.source.live:
                     sink.starting("recompiling probes for the new filters…")
+                    self.timeline = Timeline(self.source.interval_s)  # counts restart from zero
                 self.source.set_filters(command.filters)
+                self._filters = command.filters
                 sink.started(command.filters)
+
+    def _step(self, snapshots: int, sink: RunnerSink) -> None:
+        """Move a recording's playback and rebuild the timeline up to the new position."""
+        seek = getattr(self.source, "seek", None)
+        if seek is None:
+            return  # live probes and demo data cannot move in time
+        history = seek(snapshots)
+        if not history:
+            return
+        self.timeline = Timeline(self.source.interval_s)
+        for snap in history:
+            self.timeline.add(snap)
+        self._last = history[-2] if len(history) > 1 else None
+        if self._at_end:
+            self._at_end = False
+            sink.started(None)  # playing (or paused) again after the end
+        sink.tick(replace(self._tick(history[-1]), stepped=True))

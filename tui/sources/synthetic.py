@@ -42,6 +42,10 @@ _SHAPES: dict[str, tuple[float, float]] = {
     "copy": (1_500, 0.4),
 }
 
+#: The demo's episode: from this tick on, this stage is this many times slower (a qdisc building a
+#: queue), so the verdict line and the heatmap have something to show. (stage key, tick, factor)
+DEMO_STEP: tuple[str, int, float] = ("qdisc", 12, 1_500.0)
+
 
 @dataclass
 class _Flow:
@@ -79,8 +83,11 @@ class SyntheticSource(ItemFilters, SourceContext):
         packets_per_tick: int = 400,
         events_per_tick: int = 6,
         limit: int | None = None,
+        step: tuple[str, int, float] | None = DEMO_STEP,
     ) -> None:
         self.interval_s = interval_s
+        #: (stage key, first tick, factor): the stage is that much slower from that tick on
+        self.step = step
         self._seed = seed
         self._per_tick = packets_per_tick
         self._events_per_tick = events_per_tick
@@ -118,6 +125,8 @@ class SyntheticSource(ItemFilters, SourceContext):
         # A slow wave on the socket queue so the live view visibly moves.
         if key == "sock_queue":
             median *= 1.0 + 0.5 * ((tick % 8) / 8.0)
+        if self.step is not None and key == self.step[0] and tick >= self.step[1]:
+            median *= self.step[2]
         return max(1, int(self._rng.lognormvariate(0.0, sigma) * median))
 
     def _stages(

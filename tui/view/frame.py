@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tui.model.filters import Filters
 from tui.model.snapshot import PATHS, SEND, PacketEvent, PathStats, Snapshot
+from tui.model.timeline import Timeline
+from tui.model.verdict import Verdict, verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,19 +34,24 @@ class Status:
     #: probe runs the kernel skipped or hooks that lost their state: packets possibly uncounted
     missed: int = 0
     filters: str = ""
-    window_s: float = 0.0  #: seconds covered by the figures (since start or since clear)
+    window_s: float = 0.0  #: seconds the figures really cover
     cleared: bool = False
+    #: the window chosen: seconds of a rolling window, None for since start / since clear
+    window: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class View:
     """One frame of the dashboard."""
 
-    shown: Snapshot  #: figures since start or since clear, view filters applied
+    shown: Snapshot  #: figures over the chosen window (or since start / clear)
     current: Snapshot  #: latest cumulative snapshot
     previous: Snapshot | None  #: the cumulative snapshot before it (rates)
     path: str
     stage_key: str  #: the stage or total the histogram shows
+    timeline: Timeline | None = None  #: the intervals so far (heatmap, sparklines)
+    window: float | None = None  #: the chosen window in seconds (None: since start or clear)
+    verdict: Verdict | None = None  #: the verdict line for this path (or the other when it names one)
 
     @property
     def dt(self) -> float:
@@ -85,17 +93,43 @@ def next_stage(snapshot: Snapshot, path: str, key: str) -> str:
 
 
 def build_view(
+    shown: Snapshot,
     current: Snapshot,
     previous: Snapshot | None,
-    baseline: Snapshot | None,
     path: str = SEND,
     stage_key: str = "",
+    timeline: Timeline | None = None,
+    window: float | None = None,
+    filters: Filters | None = None,
 ) -> View:
-    """The figures to show: ``current`` since ``baseline``."""
-    shown = current.since(baseline) if baseline is not None else current
+    """The figures to show: ``shown`` (a window of the timeline), ``current`` and ``previous`` for
+    rates, and the verdict of the window against the one before it."""
     if not stage_key or not any(s.key == stage_key for s in shown.plan.specs(path)):
         stage_key = default_stage(shown, path)
-    return View(shown=shown, current=current, previous=previous, path=path, stage_key=stage_key)
+    return View(shown=shown, current=current, previous=previous, path=path, stage_key=stage_key,
+                timeline=timeline, window=window,
+                verdict=path_verdict(timeline, window, path, filters) if timeline else None)
+
+
+def path_verdict(timeline: Timeline, window: float | None, path: str, filters: Filters | None) -> Verdict:
+    """The verdict of ``path`` over the window; the other path's when this one has nothing to name
+    and the other does (so "where is the latency" is answered whichever path is on screen)."""
+    current = timeline.window(window, sockets=False)
+    if current is None:
+        return Verdict("quiet", path, None, "waiting for data")
+    before = timeline.window_before(window, sockets=False) if window is not None else None
+    mine = verdict(current, before, path, filters)
+    if mine.stage is not None:
+        return mine
+    others = [verdict(current, before, p, filters) for p in PATHS if p != path and p in current.paths]
+    named = [v for v in others if v.stage is not None]
+    return named[0] if named else mine
+
+
+def path_notes(notes: Sequence[str], path: str) -> tuple[str, ...]:
+    """The notes that concern ``path``: its own ("send: ...") and those of no path."""
+    other = tuple(f"{p}: " for p in PATHS if p != path)
+    return tuple(n for n in notes if not n.startswith(other))
 
 
 def plan_text(snap: Snapshot) -> str:
@@ -103,22 +137,22 @@ def plan_text(snap: Snapshot) -> str:
     return snap.plan.name + (f" 1/{snap.plan.sample}" if snap.plan.sample > 1 else "")
 
 
-def build_status(
-    state: str, path: str, view: View | None, baseline: Snapshot | None, filters: str
-) -> Status:
+def build_status(state: str, path: str, view: View | None, filters: str) -> Status:
     """The header's contents for the frame on screen (or just the state before the first one)."""
     if view is None:
         return Status(state=state, path=path, filters=filters)
     snap = view.current
-    start = baseline.time_s if baseline is not None else 0.0
+    timeline = view.timeline
     return Status(
         state=state, path=path, source=snap.meta.source, host=snap.meta.host,
         kernel=snap.meta.kernel, plan=plan_text(snap),
-        merged=tuple(snap.plan.merged), notes=tuple(snap.meta.notes),
+        merged=path_notes(snap.plan.merged, path), notes=tuple(snap.meta.notes),
         pkts_s={p: view.packets_rate(p) for p in PATHS if p in snap.paths},
         events_s=view.events_rate(), events_lost=view.shown.events_lost,
         missed=sum(p.counters.get("missed", 0) for p in view.shown.paths.values()),
-        filters=filters, window_s=snap.time_s - start, cleared=baseline is not None,
+        filters=filters,
+        window_s=timeline.span(view.window) if timeline is not None else snap.time_s,
+        cleared=timeline is not None and timeline.cleared, window=view.window,
     )
 
 

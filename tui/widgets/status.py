@@ -10,8 +10,9 @@ from tui.widgets.units import fmt_count
 
 
 def status_text(s: Status) -> Text:
-    """Two or more short lines (80 columns): identity and state, rates and filters, then warnings."""
-    text = Text()
+    """Two to four lines, each cut at the screen's edge rather than wrapped: identity and state,
+    rates, filter and window, then warnings (skipped probe runs; the plan's notes on one line)."""
+    text = Text(no_wrap=True, overflow="ellipsis")
     text.append(" netlat-tui ", style="bold reverse")
     text.append(f" {s.path.upper()} ", style="bold cyan" if s.path == "send" else "bold magenta")
     state_style = "green" if s.state in ("live", "replay", "demo") else "bold yellow"
@@ -26,12 +27,26 @@ def status_text(s: Status) -> Text:
         text.append(f"{fmt_count(rate)}/s ", style="bold")
     text.append(f"· events {fmt_count(s.events_s)}/s lost {fmt_count(s.events_lost)} ")
     text.append(f"· filter {s.filters or 'none'} ")
-    text.append(f"· {'since clear' if s.cleared else 'since start'} {fmt_seconds(s.window_s)}")
+    text.append(f"· {window_text(s)}")
     if s.missed:
-        text.append(f"\n ⚠ the kernel skipped {fmt_count(s.missed)} probe runs (a probe was already running "
-                    "on that CPU): up to as many packets are missing from the counts", style="bold yellow")
-    for line in (*s.merged, *s.notes):
-        text.append(f"\n ⚠ {line}", style="yellow")
+        text.append(f"\n ⚠ kernel skipped {fmt_count(s.missed)} probe runs: up to "
+                    f"{fmt_count(s.missed)} packets uncounted (a probe already ran on that CPU)",
+                    style="bold yellow")
+    notes = (*s.merged, *s.notes)
+    if notes:
+        # One line whatever the width (it never wraps mid-sentence): the full text is in help (?).
+        text.append(f"\n ⚠ {len(notes)} note{'s' if len(notes) > 1 else ''} (? shows them): ", style="yellow")
+        text.append("; ".join(notes), style="dim yellow")
+    return text
+
+
+def window_text(s: Status) -> str:
+    """``last 10s``, ``last 10s (4.0s so far)``, ``since start 42s`` or ``since clear 3.0s``."""
+    if s.window is None:
+        return f"{'since clear' if s.cleared else 'since start'} {fmt_seconds(s.window_s)}"
+    text = f"last {s.window:g}s"
+    if s.window_s < s.window * 0.9:
+        text += f" ({fmt_seconds(s.window_s)} so far)"
     return text
 
 
@@ -48,7 +63,7 @@ class StatusBar(Static):
     """The header of the dashboard."""
 
     DEFAULT_CSS = """
-    StatusBar { height: auto; background: $boost; }
+    StatusBar { height: auto; background: $boost; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def update_status(self, status: Status) -> None:

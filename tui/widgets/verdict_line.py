@@ -38,7 +38,7 @@ class VerdictLine(Static):
     """One or two lines under the charts; the app calls :meth:`update_verdict` per frame."""
 
     DEFAULT_CSS = """
-    VerdictLine { height: auto; max-height: 2; padding: 0 1; }
+    VerdictLine { height: auto; max-height: 2; padding: 0 1; background: $boost; }
     """
 
     def update_verdict(self, verdict: Verdict | None, window: str = "") -> None:
