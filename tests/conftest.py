@@ -193,3 +193,70 @@ def run_cli() -> RunCli:
         )
 
     return run
+
+
+# ---------------------------------------------------------------------------------------------------
+# the exporter as a real process
+
+
+class ExporterProcess:
+    """``python -m tui exporter ARGS`` listening on a free loopback port; ``url`` once it serves."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tui", "exporter", "--listen", "127.0.0.1:0", *args],
+            cwd=REPO_DIR, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.log: list[str] = []
+        self.stdout = ""
+        self.url = self.wait_for_log("serving ", 30).split("serving ", 1)[1].strip()
+        self.port = int(self.url.rsplit(":", 1)[1].split("/", 1)[0])
+
+    def wait_for_log(self, text: str, timeout: float) -> str:
+        """The first stderr line containing ``text`` (fails if the process ends or time runs out)."""
+        import select
+        import time
+
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + timeout
+        for line in self.log:
+            if text in line:
+                return line
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stderr], [], [], 0.2)
+            if ready:
+                line = self.proc.stderr.readline()
+                if not line:
+                    break
+                self.log.append(line)
+                if text in line:
+                    return line
+        self.stop()
+        raise AssertionError(f"exporter never logged {text!r}; stderr: {''.join(self.log)!r}")
+
+    def scrape(self, accept: str = "") -> str:
+        import urllib.request
+
+        request = urllib.request.Request(self.url, headers={"Accept": accept} if accept else {})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.read().decode()
+
+    def stop(self, sig: int = 15, timeout: float = 30) -> int:
+        """Send ``sig`` (SIGTERM), wait for the exit status; the rest of stderr goes to ``log``."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        self.stdout += out
+        self.log.extend(err.splitlines(keepends=True))
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def start_exporter() -> Callable[..., ExporterProcess]:
+    """Start the exporter with extra arguments; the caller stops it (``.stop()``)."""
+    return ExporterProcess
