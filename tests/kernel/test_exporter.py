@@ -8,6 +8,7 @@ TCP request/response exchanges on that port, then
   scrapes it, and ``histogram_quantile`` over the scraped buckets agrees with the tool's own
   percentile within the exported bucket's width; the shipped Grafana dashboard's queries and the
   shipped scrape configuration are valid against it;
+- with ``--metrics-by comm`` and ``--bpf-stats``, per process name and per BPF program figures;
 - SIGTERM ends it with status 0 and leaves none of its BPF programs or maps behind.
 """
 
@@ -103,7 +104,8 @@ def counted(snap: Snapshot, path: str, key: str, expected: int) -> bool:
 def run(start_exporter, tmp_path_factory) -> Iterator[Run]:
     port = free_port()
     record = tmp_path_factory.mktemp("exporter") / "record.jsonl"
-    exporter = start_exporter("--port", str(port), "--interval", "0.5", "--record", str(record))
+    exporter = start_exporter("--port", str(port), "--interval", "0.5", "--record", str(record),
+                              "--bpf-stats", "--metrics-by", "comm")
     try:
         exporter.wait_for_log("source started", 60)
         run_pair(None, None, "127.0.0.1", N, 64, port=port)
@@ -149,6 +151,14 @@ def test_scraped_metrics_hold_exactly_the_exchanges(run: Run) -> None:
     info = series(fams["netlat_info"], "", plan=snap.plan.name, kernel=os.uname().release,
                   filters=f"port={run.port}")
     assert info == {"": 1.0}
+    # Per process name: both ends are this test's python processes, N messages each way.
+    comm_sent = {s.labels["comm"]: s.value for s in fams["netlat_comm_packets"].samples
+                 if s.labels["path"] == SEND}
+    assert list(comm_sent.values()) == [2 * N], comm_sent
+    # The probes' own cost (--bpf-stats) and the exporter's.
+    runs = [s.value for s in fams["netlat_bpf_program_runs"].samples]
+    assert len(runs) >= 11 and sum(runs) >= 4 * N
+    assert sum(s.value for s in fams["netlat_bpf_program_run_seconds"].samples) > 0
     assert series(fams["process_cpu_seconds"], "_total")[""] > 0
     assert series(fams["process_resident_memory_bytes"], "")[""] > 10e6
 
@@ -279,8 +289,7 @@ def test_the_shipped_grafana_queries_run_and_show_the_exporter(run: Run, prometh
             expr = expr.replace(var, value)
         if not prometheus.query(expr):
             empty.append((title, expr))
-    # BPF run time is there only with --bpf-stats; every other query has data now.
-    assert [e for e in empty if "netlat_bpf_program_run_seconds" not in e[1]] == []
+    assert empty == []
 
 
 # ---- the end ----
