@@ -317,7 +317,7 @@ def test_sigterm_detaches_every_probe_and_exits_zero(run: Run) -> None:
     assert len(progs) >= 11 and len(maps) >= 5, (progs, maps)
     assert run.exporter.stop() == 0
     log = "".join(run.exporter.log)
-    assert "stopping on SIGTERM" in log and "probes detached" in log and "Traceback" not in log
+    assert "stopped on SIGTERM" in log and "probes detached" in log and "Traceback" not in log
     lib = _libbpf()
     left = wait_for("the programs and maps to be freed",
                     lambda: not (_still_loaded(lib.bpf_prog_get_fd_by_id, progs)

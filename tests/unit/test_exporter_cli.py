@@ -22,7 +22,7 @@ def test_serves_metrics_and_a_signal_ends_it_cleanly(start_exporter, sig: int) -
     assert om.rstrip().endswith("# EOF")
     assert exporter.stop(sig) == 0
     log = "".join(exporter.log)
-    assert f"stopping on {signal.Signals(sig).name}" in log and "Traceback" not in log
+    assert f"stopped on {signal.Signals(sig).name}" in log and "Traceback" not in log
     assert exporter.stdout == ""  # logs go to stderr only
 
 

@@ -19,57 +19,68 @@ from typing import Any
 
 from tui.errors import UserError
 from tui.exporter.server import MetricsEndpoint
-from tui.sources.base import Source, SourceError
-from tui.sources.factory import make_source, unwrap
+from tui.model.snapshot import Snapshot
+from tui.sources.base import Source
+from tui.sources.factory import make_source
+from tui.sources.runner import SourceRunner
 
 log = logging.getLogger("netlat-tui.exporter")
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def run_exporter(args: argparse.Namespace) -> int:
-    """Serve metrics until a signal (0), the source ends (0) or fails (one-line error, non-zero)."""
+    """Serve metrics until a signal (0), the source ends (0) or fails (one-line error, status 1)."""
     _log_to_stderr()
     args.replay, args.speed = None, 1.0  # make_source's other inputs: the exporter measures live
     endpoint = MetricsEndpoint.from_args(args, args.listen)
     endpoint.start()
     log.info("serving %s", endpoint.url)
-    stop = _Stop()
+    stop, sink = _Stop(), _LogSink()
     try:
         with _stop_on_signals(stop), _bpf_stats(args.bpf_stats):
-            source = make_source(args)
-            try:
-                _serve(source, endpoint, stop, args.interval)
-            finally:
-                source.close()
-                log.info("source closed (probes detached)")
-    except SourceError as exc:
-        raise UserError(str(exc), exit_code=1) from None
+            runner = SourceRunner(make_source(args))
+            runner.taps = (lambda snap: endpoint.publish(snap, program_costs(runner.source)),)
+            runner.run(sink, stop.event)  # closes the source (detaches the probes) when it returns
+            log.info("source closed (probes detached)")
     finally:
         endpoint.close()
+    if sink.failure:
+        raise UserError(sink.failure, exit_code=1)
+    if stop.reason:
+        log.info("stopped on %s", stop.reason)
     return 0
 
 
-def _serve(source: Source, endpoint: MetricsEndpoint, stop: _Stop, interval_s: float) -> None:
-    t0 = time.monotonic()
-    source.start()
-    first = True
-    while not stop.event.is_set():
-        snapshot = source.poll()
-        if snapshot is None:
-            log.info("the source ended")
-            return
-        endpoint.publish(snapshot, program_costs(source))
-        if first:
+class _LogSink:
+    """The runner's reports as log lines; remembers a failure for the exit status."""
+
+    def __init__(self) -> None:
+        self.failure = ""
+        self._t0 = time.monotonic()
+        self._first = True
+
+    def starting(self, description: str) -> None:
+        log.info("%s", description)
+
+    def started(self, filters: object) -> None:
+        pass
+
+    def snapshot(self, snapshot: Snapshot) -> None:
+        if self._first:
+            self._first = False
             log.info("%s source started in %.1f s, plan %s%s", snapshot.meta.source,
-                     time.monotonic() - t0, snapshot.plan.name,
+                     time.monotonic() - self._t0, snapshot.plan.name,
                      f", filters {snapshot.meta.filters}" if snapshot.meta.filters else "")
-            first = False
-        stop.event.wait(interval_s)
-    log.info("stopping on %s", stop.reason)
+
+    def ended(self) -> None:
+        log.info("the source ended")
+
+    def failed(self, reason: str) -> None:
+        self.failure = reason
 
 
 class _Stop:
-    """Set by a signal handler: the loop ends at its next wait."""
+    """Set by a signal handler: the runner ends at its next wait."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
@@ -78,7 +89,7 @@ class _Stop:
 
 def program_costs(source: Source) -> Mapping[tuple[str, str], tuple[int, int]]:
     """(program, path) -> (runs, run ns) of a live source's programs, when the kernel counts them."""
-    read = getattr(unwrap(source), "prog_stats", None)
+    read = getattr(source, "prog_stats", None)  # a recording wrapper passes it through
     if read is None:
         return {}
     from tui.bpf.plans import program_path
