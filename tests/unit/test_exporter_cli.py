@@ -66,3 +66,28 @@ def test_defaults_listen_on_loopback_and_the_dashboard_takes_metrics() -> None:
     dash = build_parser().parse_args(["--metrics", "[::1]:9100", "--metrics-by", "comm"])
     assert dash.metrics == ("::1", 9100) and dash.metrics_by == "comm"
     assert build_parser().parse_args([]).metrics is None
+
+
+def test_dashboard_endpoint_listens_and_serves_what_it_is_given() -> None:
+    import urllib.request
+
+    from tui.exporter.server import dashboard_endpoint
+    from tui.sources.synthetic import SyntheticSource
+
+    assert dashboard_endpoint(build_parser().parse_args([])) is None
+    endpoint = dashboard_endpoint(build_parser().parse_args(["--metrics", "127.0.0.1:0"]))
+    assert endpoint is not None
+    try:
+        source = SyntheticSource()
+        source.start()
+        endpoint.publish(source.poll())  # what a runner tap does with each snapshot
+        with urllib.request.urlopen(endpoint.url, timeout=10) as response:
+            assert b"netlat_stage_latency_seconds_bucket" in response.read()
+    finally:
+        endpoint.close()
+
+
+def test_the_dashboard_says_it_does_not_serve_metrics_yet(run_cli) -> None:
+    result = run_cli("--synthetic", "--metrics", "127.0.0.1:0", timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.startswith("netlat-tui: --metrics: the dashboard does not serve metrics yet")

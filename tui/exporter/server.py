@@ -85,3 +85,14 @@ class MetricsEndpoint:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def dashboard_endpoint(args: argparse.Namespace) -> MetricsEndpoint | None:
+    """The endpoint the dashboard's ``--metrics ADDR:PORT`` asks for, already listening (a one-line
+    UserError when it cannot bind: call it before the screen opens), or None without the option.
+    The app passes its ``publish`` to the source runner as a tap and closes it on the way out."""
+    if getattr(args, "metrics", None) is None:
+        return None
+    endpoint = MetricsEndpoint.from_args(args, args.metrics)
+    endpoint.start()
+    return endpoint
