@@ -18,7 +18,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -30,7 +29,7 @@ from typing import Any
 import pytest
 from netns import run_pair  # tests/kernel is on sys.path (rootdir-less test dir)
 from prometheus_client.parser import text_string_to_metric_families
-from test_probes import _libbpf, _still_loaded
+from test_probes import _libbpf, _still_loaded, free_port
 
 from tui.exporter.buckets import cumulative_buckets, edges_ns
 from tui.exporter.collector import COUNTERS
@@ -49,12 +48,6 @@ EXPECTED = {
     (RECV, "backlog"): 2 * N + 1, (RECV, "ip_tcp"): 2 * N + 1, (RECV, "stack"): 2 * N + 1,
     (RECV, "sock_queue"): 2 * N, (RECV, "copy"): 2 * N, (RECV, "e2e"): 2 * N,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30, every: float = 0.3) -> Any:
