@@ -38,8 +38,8 @@ def run_exporter(args: argparse.Namespace) -> int:
     stop, sink = _Stop(), _LogSink()
     try:
         with _stop_on_signals(stop), _bpf_stats(args.bpf_stats):
-            runner = SourceRunner(make_source(args))
-            runner.taps = (lambda snap: endpoint.publish(snap, program_costs(runner.source)),)
+            source = make_source(args)  # refilters happen in place: the runner keeps this object
+            runner = SourceRunner(source, taps=(lambda snap: endpoint.publish(snap, program_costs(source)),))
             runner.run(sink, stop.event)  # closes the source (detaches the probes) when it returns
             log.info("source closed (probes detached)")
     finally:
