@@ -209,29 +209,36 @@ class ExporterProcess:
             text=True,
         )
         self.log: list[str] = []
+        self._partial = ""  # stderr read but not yet a whole line
         self.stdout = ""
         self.url = self.wait_for_log("serving ", 30).split("serving ", 1)[1].strip()
         self.port = int(self.url.rsplit(":", 1)[1].split("/", 1)[0])
 
     def wait_for_log(self, text: str, timeout: float) -> str:
-        """The first stderr line containing ``text`` (fails if the process ends or time runs out)."""
+        """The first stderr line containing ``text`` (fails if the process ends or time runs out).
+
+        Reads the pipe's fd directly: a buffered readline() could pull two lines at once and leave
+        the second where select() cannot see it."""
         import select
         import time
 
         assert self.proc.stderr is not None
+        fd = self.proc.stderr.fileno()
         deadline = time.monotonic() + timeout
-        for line in self.log:
-            if text in line:
-                return line
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stderr], [], [], 0.2)
-            if ready:
-                line = self.proc.stderr.readline()
-                if not line:
-                    break
-                self.log.append(line)
+        while True:
+            for line in self.log:
                 if text in line:
                     return line
+            if time.monotonic() >= deadline:
+                break
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                chunk = os.read(fd, 65536).decode(errors="replace")
+                if not chunk:
+                    break
+                self._partial += chunk
+                *lines, self._partial = self._partial.split("\n")
+                self.log.extend(line + "\n" for line in lines)
         self.stop()
         raise AssertionError(f"exporter never logged {text!r}; stderr: {''.join(self.log)!r}")
 
@@ -252,7 +259,8 @@ class ExporterProcess:
             self.proc.kill()
             out, err = self.proc.communicate()
         self.stdout += out
-        self.log.extend(err.splitlines(keepends=True))
+        self.log.extend((self._partial + err).splitlines(keepends=True))
+        self._partial = ""
         return self.proc.returncode
 
 
