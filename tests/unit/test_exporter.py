@@ -217,3 +217,19 @@ def test_listen_address_refuses_in_one_line(text: str, message: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match=message) as err:
         listen_address(text)
     assert "\n" not in str(err.value)
+
+
+def test_program_costs_only_while_the_kernel_counts_them() -> None:
+    from tui.exporter.run import program_costs
+
+    class Fake:
+        def __init__(self, stats: dict) -> None:
+            self.stats = stats
+
+        def prog_stats(self) -> dict:
+            return self.stats
+
+    assert program_costs(Fake({"net_dev_queue": (0, 0), "netif_receive_skb": (0, 0)})) == {}
+    assert program_costs(Fake({"net_dev_queue": (4, 400), "netif_receive_skb": (2, 100)})) == {
+        ("net_dev_queue", SEND): (4, 400), ("netif_receive_skb", RECV): (2, 100)}
+    assert program_costs(SyntheticSource()) == {}  # no programs at all
