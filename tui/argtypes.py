@@ -1,4 +1,5 @@
-"""argparse value types shared by netlat-tui's command lines: numbers parsed and range checked.
+"""argparse value types shared by netlat-tui's command lines: numbers parsed and range checked, CPUs,
+IPv4 addresses and IPv4:PORT.
 
 argparse turns the ArgumentTypeError raised here into one usage line and exit status 2.
 """
@@ -6,6 +7,8 @@ argparse turns the ArgumentTypeError raised here into one usage line and exit st
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import os
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -64,8 +67,6 @@ def listen_address(text: str) -> tuple[str, int]:
     """``ADDR:PORT`` (IPv6 as ``[ADDR]:PORT``) with an IP address and a port 0..65535 (0: any free one).
 
     Only IP literals: a name would be resolved, maybe to an address the user did not mean to open."""
-    import ipaddress
-
     expect = f"expected ADDR:PORT such as 127.0.0.1:9465 or [::1]:9465, got {text!r}"
     host, sep, port_text = text.rpartition(":")
     if not sep or not host:
@@ -82,3 +83,37 @@ def listen_address(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(f"{host!r} is not an IP address ({expect})") from None
     port = parse_number(port_text, int, expect="a port number", what="port", at_least=0, at_most=65535)
     return str(address), port
+
+
+def whole(what: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse ``type=`` for a whole number in ``low..high``, called ``what`` in its error."""
+    return number(int, expect="a whole number", what=what, at_least=low, at_most=high)
+
+
+def cpu(text: str) -> int:
+    """A CPU of this machine (by count, not this process's affinity: a caller pinned elsewhere may
+    still place its children on any CPU)."""
+    value = parse_number(text, int, expect="a whole number", what="CPU", at_least=0, at_most=4095)
+    if value >= (os.cpu_count() or 1):
+        raise argparse.ArgumentTypeError(f"CPU {value} is not available here")
+    return value
+
+
+def ipv4(text: str) -> str:
+    """An IPv4 address, normalised."""
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an IPv4 address, got {text!r}") from None
+
+
+def ipv4_port(text: str) -> tuple[str, int]:
+    """``IPv4:PORT`` as (address, port)."""
+    host, sep, port = text.rpartition(":")
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected IPv4:PORT, got {text!r}") from None
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected IPv4:PORT, got {text!r}")
+    return host, whole("port", 1, 65535)(port)

@@ -1,8 +1,10 @@
 """Headless mode: run the probes for a while, then print one summary (JSON for scripts, or text).
 
 ``netlat-tui --headless --duration S --json`` is the engine's contract for scripts and tests; the
-document is tui.model.summary's (schema in its docstring). ``--ebpf`` prints the generated C and
-exits. ``--workload loopback`` drives a built-in loopback load while measuring. No textual import.
+document is tui.model.summary's (schema in its docstring); every snapshot polled (one per
+``--interval S``) goes into a Timeline, so the document carries the run's ``timeline`` and a
+``verdict``. ``--ebpf`` prints the generated C and exits. ``--workload loopback`` drives a built-in
+loopback load while measuring. No textual import.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from tui.errors import UserError
 from tui.model.snapshot import Snapshot
 from tui.model.summary import snapshot_summary
+from tui.model.timeline import KEEP_S, Timeline
 from tui.sources.base import Source, SourceError
 from tui.sources.factory import make_source
 
@@ -32,8 +35,11 @@ def print_ebpf(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(source: Source, duration_s: float, interval_s: float, workload: Any) -> Snapshot | None:
-    """Poll until the duration is over (or the source ends); the last snapshot is cumulative."""
+def _run(
+    source: Source, duration_s: float, interval_s: float, workload: Any, timeline: Timeline | None = None
+) -> Snapshot | None:
+    """Poll until the duration is over (or the source ends); the last snapshot is cumulative.
+    Every snapshot polled is also added to ``timeline``."""
     last: Snapshot | None = None
     deadline = time.monotonic() + duration_s
     if workload is not None:
@@ -48,12 +54,16 @@ def _run(source: Source, duration_s: float, interval_s: float, workload: Any) ->
             if snap is None:
                 break
             last = snap
+            if timeline is not None:
+                timeline.add(snap)
     except KeyboardInterrupt:
         pass  # print what was measured so far
     finally:
         if workload is not None:
             workload.stop()
     final = source.poll()
+    if final is not None and timeline is not None:
+        timeline.add(final)
     return final if final is not None else last
 
 
@@ -68,16 +78,20 @@ def run_headless(args: argparse.Namespace) -> int:
             from tui.workload import LoopbackWorkload
 
             workload = LoopbackWorkload("mixed")
+        interval = min(args.interval, args.duration)
+        # The whole run's intervals (a few more than the polls, for the final one), at least the
+        # dashboard's ten minutes.
+        timeline = Timeline(interval, keep_s=max(KEEP_S, args.duration + 2 * interval))
         try:
             source.start()
-            snap = _run(source, args.duration, min(args.interval, args.duration), workload)
+            snap = _run(source, args.duration, interval, workload, timeline)
         finally:
             source.close()
     except SourceError as exc:
         raise UserError(str(exc)) from None
     if snap is None:
         raise UserError("the source gave no data")
-    doc = snapshot_summary(snap)
+    doc = snapshot_summary(snap, timeline=timeline, filters=getattr(args, "filters", None))
     if workload is not None:
         doc["workload"] = {"kind": "loopback", **_counts(workload)}
     if args.json:
@@ -122,4 +136,8 @@ def format_text(doc: dict[str, Any]) -> str:
                 f"tx {s['tx_packets']} rx {s['rx_packets']}"
             )
     lines.append(f"events: delivered {doc['events']['delivered']}, lost {doc['events']['lost']}")
+    if doc.get("verdict"):
+        lines.append(f"verdict: {doc['verdict']['words']}")
+        if doc["verdict"]["command"]:
+            lines.append(f"  next: {doc['verdict']['command']}")
     return "\n".join(lines) + "\n"

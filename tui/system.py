@@ -1,7 +1,8 @@
 """What the machine must offer before live probes can run: privileges, BCC, tracefs, kernel headers.
 
-Every check fails with a :class:`~tui.errors.UserError` whose message is one line: what is wrong and
-the fix. Nothing here imports bcc at module level, so the pure parts are testable anywhere.
+Every check fails with a :class:`~tui.errors.UserError` whose message is one line: what is wrong
+(``reason``) and the fix (``fix``). Nothing here imports bcc at module level, so the pure parts are
+testable anywhere.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from tui.errors import UserError
+from tui.errors import UserError, one_line
 
 # Capability bit numbers from linux/capability.h.
 CAP_SYS_ADMIN = 21
@@ -35,6 +36,8 @@ KHEADERS = "/sys/kernel/kheaders.tar.xz"
 SYSTEM_BCC_DIRS = ("/usr/lib/python3/dist-packages", "/usr/local/lib/python3/dist-packages")
 
 SETUP_FIX = "run ./setup.sh as root (or: apt install python3-bpfcc linux-headers-$(uname -r))"
+#: the probes take struct offsets from BTF only (see btf_rule)
+BTF_FIX = "a kernel built with CONFIG_DEBUG_INFO_BTF=y"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -66,8 +69,8 @@ def require_root(status_path: str = "/proc/self/status") -> None:
         cap_eff = 0
     if not has_bpf_privileges(cap_eff):
         raise UserError(
-            "live probes need root (or CAP_BPF and CAP_PERFMON): run with sudo, "
-            "or try --synthetic / --replay FILE without root"
+            "live probes need root (or CAP_BPF and CAP_PERFMON)",
+            fix="run with sudo, or try --synthetic / --replay FILE without root",
         )
 
 
@@ -86,13 +89,13 @@ def import_bcc() -> ModuleType:
         return importlib.import_module("bcc")
     except ImportError as exc:
         if exc.name not in (None, "bcc"):  # bcc itself is there but something it needs is not
-            raise UserError(f"bcc cannot be imported ({exc}): {SETUP_FIX}") from None
+            raise UserError(f"bcc cannot be imported ({exc})", fix=SETUP_FIX) from None
         first_error: Exception = exc
     except OSError as exc:  # libbcc.so missing or broken
-        raise UserError(f"bcc cannot load libbcc ({_one_line(exc)}): {SETUP_FIX}") from None
+        raise UserError(f"bcc cannot load libbcc ({one_line(exc)})", fix=SETUP_FIX) from None
     module = _import_system_bcc()
     if module is None:
-        raise UserError(f"bcc is not installed ({first_error}): {SETUP_FIX}")
+        raise UserError(f"bcc is not installed ({first_error})", fix=SETUP_FIX)
     return module
 
 
@@ -112,15 +115,10 @@ def _import_system_bcc() -> ModuleType | None:
             spec.loader.exec_module(module)
         except Exception as exc:  # any failure here means "bcc unusable": say it in one line
             sys.modules.pop("bcc", None)
-            reason = _one_line(exc)
-            raise UserError(f"bcc from {init.parent} failed to load ({reason}): {SETUP_FIX}") from None
+            reason = one_line(exc)
+            raise UserError(f"bcc from {init.parent} failed to load ({reason})", fix=SETUP_FIX) from None
         return module
     return None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -141,8 +139,8 @@ def ensure_tracefs(path: str = TRACEFS, debugfs: str = DEBUGFS) -> str:
         _mount("tracefs", path)
         if not tracefs_ready(path):
             raise UserError(
-                f"tracefs is not mounted at {path} and mounting it failed: "
-                f"run 'mount -t tracefs nodev {path}' as root (kernel needs CONFIG_TRACING)"
+                f"tracefs is not mounted at {path} and mounting it failed",
+                fix=f"run 'mount -t tracefs nodev {path}' as root (kernel needs CONFIG_TRACING)",
             )
     # BCC looks for <debugfs>/tracing first and reads the kprobe blacklist from debugfs. Missing
     # debugfs is not fatal (BCC falls back to /sys/kernel/tracing), so failure here is ignored.
@@ -179,6 +177,12 @@ class HeadersStatus:
     path: str  #: the headers directory BCC uses ("" when missing)
     version: str  #: the headers' release, e.g. "6.1.0-56-cloud-amd64" ("" when unknown or missing)
     message: str  #: one line for humans
+    fix: str = ""  #: what to do about it, when something is to be done (also the end of ``message``)
+
+    @property
+    def reason(self) -> str:
+        """``message`` without the fix it ends with."""
+        return self.message.removesuffix(f": {self.fix}") if self.fix else self.message
 
 
 def headers_version(build_dir: str | Path) -> str:
@@ -216,10 +220,8 @@ def headers_status(
         return HeadersStatus(
             "exact", kheaders, release, f"kernel headers for {release} from the kernel itself ({kheaders})"
         )
-    return HeadersStatus(
-        "missing", "", "",
-        f"no kernel headers for {release} ({build} is absent): {SETUP_FIX}",
-    )
+    reason = f"no kernel headers for {release} ({build} is absent)"
+    return HeadersStatus("missing", "", "", f"{reason}: {SETUP_FIX}", fix=SETUP_FIX)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -230,22 +232,43 @@ def btf_available(path: str = BTF_VMLINUX) -> bool:
     return os.path.isfile(path)
 
 
+@dataclass(frozen=True, slots=True)
+class OffsetsRule:
+    """Where the probes' struct offsets come from on this machine, or why there are none."""
+
+    ok: bool  #: False: live probes cannot run here
+    message: str  #: one line saying where the offsets come from (or why they cannot be read)
+    fix: str = ""  #: what to do when not ok
+    warning: bool = False  #: worth a warning before live probes start (headers of another kernel)
+
+
+def btf_rule(headers: HeadersStatus | None = None, btf: bool | None = None) -> OffsetsRule:
+    """The BTF rule, stated once for preflight, doctor and the live source (default: this machine).
+
+    The probes read every kernel struct field at the offset the running kernel's BTF gives
+    (tui.bpf.program takes them from tui.bpf.btf), never at the offset in the headers BCC compiles
+    with. So without BTF live probes cannot run, whatever the headers: nothing would read offsets
+    from exact headers either. With BTF, headers of another kernel are safe, and worth a warning.
+    """
+    headers = headers_status() if headers is None else headers
+    btf = btf_available() if btf is None else btf
+    if not btf:
+        return OffsetsRule(False, f"kernel has no BTF ({BTF_VMLINUX}): struct offsets cannot be read",
+                           fix=BTF_FIX)
+    if headers.kind == "nearest":
+        return OffsetsRule(True, headers.message, warning=True)  # "...: struct offsets come from BTF"
+    return OffsetsRule(True, "struct offsets come from the running kernel's BTF")
+
+
 def preflight() -> list[str]:
     """Check everything the live source needs; return warnings to show, raise UserError to stop."""
     require_root()
     ensure_tracefs()
     import_bcc()
-    notes: list[str] = []
     headers = headers_status()
     if headers.kind == "missing":
-        raise UserError(headers.message)
-    if not btf_available():
-        if headers.kind != "exact":
-            raise UserError(
-                f"kernel has no BTF ({BTF_VMLINUX}) and headers are {headers.version}, not "
-                f"{platform.release()}: install linux-headers-$(uname -r)"
-            )
-        notes.append(f"kernel has no BTF ({BTF_VMLINUX}): struct offsets come from the headers")
-    if headers.kind == "nearest":
-        notes.append(headers.message)
-    return notes
+        raise UserError(headers.reason, fix=headers.fix)
+    offsets = btf_rule(headers, btf_available())
+    if not offsets.ok:
+        raise UserError(offsets.message, fix=offsets.fix)
+    return [offsets.message] if offsets.warning else []

@@ -243,6 +243,9 @@ def test_import_bcc_that_breaks_while_loading_is_one_line(monkeypatch: MonkeyPat
     with pytest.raises(UserError) as err:
         system.import_bcc()
     assert "libbcc.so.0" in str(err.value) and "\n" not in str(err.value)
+    # the colon in the loader's message is why the fix is a field: splitting the message cut it wrong
+    assert err.value.fix == system.SETUP_FIX
+    assert "libbcc.so.0: cannot open" in err.value.reason
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -292,3 +295,63 @@ def test_preflight_stops_at_the_first_missing_prerequisite(monkeypatch: MonkeyPa
     monkeypatch.setattr(system, "import_bcc", lambda: pytest.fail("bcc imported before the root check"))
     with pytest.raises(UserError, match="need root"):
         system.preflight()
+
+
+# ---------------------------------------------------------------------------------------------------
+# every refusal carries its fix as a field (doctor shows reason and fix apart without parsing)
+
+
+def test_refusals_carry_their_fix(monkeypatch: MonkeyPatch, tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    status.write_text(STATUS.format(mask=0))
+    monkeypatch.setattr(system.os, "geteuid", lambda: 1000)
+    with pytest.raises(UserError) as root:
+        system.require_root(str(status))
+    assert root.value.reason == "live probes need root (or CAP_BPF and CAP_PERFMON)"
+    assert root.value.fix == "run with sudo, or try --synthetic / --replay FILE without root"
+
+    (tmp_path / "tracing").mkdir()
+    monkeypatch.setattr(system, "_mount", lambda fs, target: None)
+    with pytest.raises(UserError) as tracefs:
+        system.ensure_tracefs(str(tmp_path / "tracing"), str(tmp_path / "debug"))
+    assert tracefs.value.reason == f"tracefs is not mounted at {tmp_path / 'tracing'} and mounting it failed"
+    assert tracefs.value.fix.startswith(f"run 'mount -t tracefs nodev {tmp_path / 'tracing'}'")
+
+
+def test_missing_headers_keep_the_fix_in_the_message_and_apart(tmp_path: Path) -> None:
+    (tmp_path / "modules" / "6.18.1").mkdir(parents=True)
+    status = system.headers_status("6.18.1", str(tmp_path / "modules"), str(tmp_path / "no-kheaders"))
+    assert status.fix == system.SETUP_FIX
+    build = tmp_path / "modules" / "6.18.1" / "build"
+    assert status.reason == f"no kernel headers for 6.18.1 ({build} is absent)"
+    assert status.message == f"{status.reason}: {status.fix}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# the BTF rule (one statement for preflight, doctor and the live source)
+
+
+@pytest.mark.parametrize("kind", ["exact", "nearest"])
+def test_without_btf_no_headers_make_up_for_it(kind: str) -> None:
+    rule = system.btf_rule(system.HeadersStatus(kind, "/x", "6.1", "headers"), btf=False)
+    assert not rule.ok
+    assert rule.message == "kernel has no BTF (/sys/kernel/btf/vmlinux): struct offsets cannot be read"
+    assert rule.fix == system.BTF_FIX
+
+
+def test_with_btf_headers_of_another_kernel_are_safe_and_warned_of() -> None:
+    message = "headers are 6.1, not 6.18: struct offsets come from BTF"
+    nearest = system.HeadersStatus("nearest", "/x", "6.1", message)
+    assert system.btf_rule(nearest, btf=True) == system.OffsetsRule(True, nearest.message, warning=True)
+    exact = system.HeadersStatus("exact", "/x", "6.18", "kernel headers for 6.18")
+    assert system.btf_rule(exact, btf=True) == system.OffsetsRule(
+        True, "struct offsets come from the running kernel's BTF"
+    )
+
+
+def test_preflight_with_exact_headers_but_no_btf_stops_with_the_fix(monkeypatch: MonkeyPatch) -> None:
+    # the probes read offsets from BTF only: exact headers cannot stand in for it
+    _machine(monkeypatch, "exact", btf=False)
+    with pytest.raises(UserError, match="no BTF") as err:
+        system.preflight()
+    assert err.value.fix == system.BTF_FIX

@@ -1,6 +1,6 @@
 """The headless JSON document: a snapshot reduced to percentiles a script can read.
 
-Schema (``schema`` = "netlat-tui/summary/1"; times in microseconds, floats):
+Schema (``schema`` = "netlat-tui/summary/2"; times in microseconds, floats):
 
     {"schema", "source", "host", "kernel", "filters", "duration_s",
      "plan": {"name", "sample", "merged": [str],
@@ -11,12 +11,27 @@ Schema (``schema`` = "netlat-tui/summary/1"; times in microseconds, floats):
                   "tx_packets", "tx_bytes", "rx_packets", "rx_bytes",
                   "send": STAT, "recv": STAT}],
      "events": {"delivered": int, "lost": int},
+     "interval_s": float | None,
+     "timeline": [{"start_s", "end_s",
+                   "paths": {path: {key: {"count", "p50_us", "p90_us", "p99_us"}}}}],
+     "verdict": VERDICT, "verdicts": {path: VERDICT},
      "workload": {...}}   (headless with --workload only: the workload's own counts)
+
+    VERDICT = {"rule", "path", "stage", "words", "command"}   (tui.model.verdict)
 
     STAT = {"count", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us",
             "sub_bits", "buckets": {"<index>": count}}
 
 Percentiles are None for an empty distribution. Bucket bounds follow tui.model.histogram.
+
+Version 2 added ``interval_s``, ``timeline`` and ``verdict``/``verdicts``; every key of version 1 is
+unchanged. ``timeline`` holds the intervals a :class:`~tui.model.timeline.Timeline` kept (the newest
+10 minutes at most; headless keeps the whole run), oldest first, in source seconds, with every
+stage and total of each path (count 0 and null percentiles where nothing was counted);
+``interval_s`` is the timeline's nominal interval (``--interval``). The verdict judges the newest
+``VERDICT_WINDOW_S`` of the timeline against the same length before it (the whole document, with no
+comparison, when there is no timeline): ``verdict`` is the one for both paths, ``verdicts`` each
+path's own.
 
 Counters of the live source (cumulative over the document's window): ``packets``, ``bytes``;
 send only: ``deferred`` (left outside the send syscall), ``udp``; both: ``stale`` (older than the
@@ -30,11 +45,16 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from tui.model.filters import Filters
 from tui.model.histogram import Histogram
-from tui.model.snapshot import Snapshot, StageSpec
+from tui.model.snapshot import PATHS, Snapshot, StageSpec
+from tui.model.timeline import DEFAULT_WINDOW_S, Interval, StagePoint, Timeline
+from tui.model.verdict import overall, verdict
 
-SCHEMA = "netlat-tui/summary/1"
+SCHEMA = "netlat-tui/summary/2"
 TOP_SOCKETS = 20
+#: Seconds of the newest timeline window the verdict judges (the dashboard's default window).
+VERDICT_WINDOW_S = DEFAULT_WINDOW_S
 
 
 def _us(ns: float | None) -> float | None:
@@ -70,8 +90,47 @@ def _spec(spec: StageSpec) -> dict[str, Any]:
     return asdict(spec)
 
 
-def snapshot_summary(snap: Snapshot, duration_s: float | None = None) -> dict[str, Any]:
-    """Reduce a (cumulative or ``since``) snapshot to the documented headless JSON document."""
+def point_stat(point: StagePoint | None) -> dict[str, Any]:
+    """Count and p50/p90/p99 (us) of one stage in one interval."""
+    if point is None:
+        return {"count": 0, "p50_us": None, "p90_us": None, "p99_us": None}
+    return {"count": point.count, "p50_us": _us(point.p50_ns), "p90_us": _us(point.p90_ns),
+            "p99_us": _us(point.p99_ns)}
+
+
+def interval_summary(interval: Interval, snap: Snapshot) -> dict[str, Any]:
+    """One timeline entry: the interval's times and every stage and total of ``snap``'s plan."""
+    return {
+        "start_s": round(interval.start_s, 3),
+        "end_s": round(interval.end_s, 3),
+        "paths": {
+            path: {spec.key: point_stat(interval.point(path, spec.key)) for spec in snap.plan.specs(path)}
+            for path in snap.paths
+        },
+    }
+
+
+def verdict_summary(
+    snap: Snapshot, timeline: Timeline | None = None, filters: Filters | None = None
+) -> dict[str, Any]:
+    """``verdict`` and ``verdicts`` of the document (see the schema above)."""
+    current, previous = snap, None
+    if timeline is not None and timeline.latest is not None:
+        current = timeline.window(VERDICT_WINDOW_S, sockets=False) or snap
+        previous = timeline.window_before(VERDICT_WINDOW_S, sockets=False)
+    each = {p: verdict(current, previous, p, filters).to_dict() for p in PATHS if p in current.paths}
+    return {"verdict": overall(current, previous, filters).to_dict(), "verdicts": each}
+
+
+def snapshot_summary(
+    snap: Snapshot,
+    duration_s: float | None = None,
+    timeline: Timeline | None = None,
+    filters: Filters | None = None,
+) -> dict[str, Any]:
+    """Reduce a (cumulative or ``since``) snapshot to the documented headless JSON document, with
+    ``timeline``'s intervals and a verdict over its newest window (``filters`` name the interface
+    and process in the verdict's command)."""
     plan = snap.plan
     paths: dict[str, Any] = {}
     for name, stats in snap.paths.items():
@@ -115,4 +174,8 @@ def snapshot_summary(snap: Snapshot, duration_s: float | None = None) -> dict[st
         "paths": paths,
         "sockets": sockets,
         "events": {"delivered": snap.events_total, "lost": snap.events_lost},
+        "interval_s": timeline.interval_s if timeline is not None else None,
+        "timeline": [interval_summary(i, snap) for i in timeline.intervals()]
+        if timeline is not None else [],
+        **verdict_summary(snap, timeline, filters),
     }

@@ -13,17 +13,16 @@ import collections
 import contextlib
 import functools
 import ipaddress
-import itertools
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from tui.bpf import plans
+from tui.bpf.compile_output import captured_stderr, error_line
 from tui.bpf.plans import COUNTERS, PATH_INDEX, SLOTS, SLOTS_PER_PATH, Plan, program_path
 from tui.bpf.stats import program_misses
-from tui.errors import UserError
+from tui.errors import UserError, one_line
 from tui.model.filters import Filters
 from tui.model.histogram import SOCKET_SUB_BITS, STAGE_SUB_BITS, Histogram, bucket_count
 from tui.model.snapshot import (
@@ -37,6 +36,7 @@ from tui.model.snapshot import (
     StageStats,
 )
 from tui.sources.base import SourceContext, SourceError
+from tui.system import btf_rule, preflight
 
 #: Sampled events kept between two polls (the ring buffer itself is bounded too).
 MAX_EVENTS_PER_POLL = 500
@@ -122,13 +122,7 @@ class LiveSource(SourceContext):
         from tui.bpf import features as kfeatures
         from tui.bpf.program import build_source
 
-        notes: list[str] = []
-        try:
-            from tui.system import preflight
-        except ImportError:  # foundation's module missing: run without its extra checks
-            pass
-        else:
-            notes.extend(preflight())
+        notes: list[str] = list(preflight())
         feats = kfeatures.detect()
         plan = plans.choose_plan(self.probes, feats, sample=self.sample)
         self._uses_ringbuf = feats.ringbuf
@@ -139,8 +133,9 @@ class LiveSource(SourceContext):
                                 optional_hooks=optional, task_storage=use_task_storage)
         except Exception as exc:  # BtfError, OSError from libbpf
             raise SourceError(f"cannot read struct offsets from the kernel BTF: {exc}") from None
-        if not any("BTF" in n for n in notes):  # preflight may have said so already
-            notes.append("struct offsets come from the running kernel's BTF")
+        offsets = btf_rule()
+        if offsets.message not in notes:  # preflight warned of it already
+            notes.append(offsets.message)
         if self.sample > 1:
             notes.append(f"--sample {self.sample}: 1 send call and 1 received packet in {self.sample} "
                          "are followed; counts and socket counters cover the followed ones")
@@ -164,21 +159,21 @@ class LiveSource(SourceContext):
         plan, text, notes = self.prepare(task_storage)
         from bcc import BPF
 
-        with _captured_stderr() as chatter:
+        with captured_stderr() as chatter:
             try:
                 bpf = BPF(text=text.encode())
             except Exception as exc:  # BCC raises plain Exception on compile, load or attach errors
-                why = _first_error(chatter()) or _one_line(exc)
+                why = error_line(chatter(), exc)
                 raise SourceError(f"cannot load the {plan.info.name} probes: {why}") from None
         self._bpf = bpf
         self.plan = plan
         self.notes = tuple(notes)
-        with _captured_stderr() as chatter:
+        with captured_stderr() as chatter:
             try:
                 attach(bpf, plan)
             except Exception as exc:  # BCC raises plain Exception when a load or attach fails
                 self.close()
-                why = _first_error(chatter()) or _one_line(exc)
+                why = error_line(chatter(), exc)
                 raise SourceError(f"cannot attach the {plan.info.name} probes: {why}") from None
         try:
             if self._uses_ringbuf:
@@ -187,7 +182,7 @@ class LiveSource(SourceContext):
                 bpf[b"events"].open_perf_buffer(self._on_perf_event, page_cnt=64)
         except Exception as exc:
             self.close()
-            raise SourceError(f"cannot open the event buffer: {_one_line(exc)}") from None
+            raise SourceError(f"cannot open the event buffer: {one_line(exc)}") from None
 
     def set_filters(self, filters: Filters) -> None:
         """Recompile and re-attach with new filters; counts start from zero again.
@@ -368,42 +363,6 @@ def attach(bpf: Any, plan: Plan) -> None:
             bpf.attach_raw_tracepoint(tp=target.encode(), fn_name=fn.encode())
         else:  # pragma: no cover - plans.py only makes the kinds above
             raise ValueError(f"unknown attach kind {kind!r}")
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
-def _first_error(text: str) -> str:
-    """The useful line of BCC/clang/verifier chatter: a compile error, or the verifier's verdict
-    (the line before its "processed N insns" summary)."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for line in lines:
-        if "error:" in line:  # clang: "main.c:12:3: error: ..."
-            return line
-    for before, line in itertools.pairwise(lines):
-        if line.startswith("processed ") and " insns" in line:
-            return f"verifier: {before}"
-    return ""
-
-
-@contextlib.contextmanager
-def _captured_stderr() -> Any:
-    """BCC and clang print on fd 2 (not sys.stderr); keep it off the terminal, keep it for errors."""
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+") as tmp:
-        os.dup2(tmp.fileno(), 2)
-
-        def read() -> str:
-            tmp.seek(0)
-            return tmp.read()
-
-        try:
-            yield read
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 __all__ = ["LiveSource", "SourceError", "UserError"]
