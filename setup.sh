@@ -21,9 +21,10 @@ SYSTEM_PYTHON=/usr/bin/python3
 
 # What the tool needs at run time, and what the test suite needs on top (netns/veth/tc come from
 # iproute2, the end-to-end UI test drives tmux, the VM tests boot a Debian guest under qemu, the
-# histogram test compiles the BPF side's bucket code with a C compiler).
+# histogram test compiles the BPF side's bucket code with a C compiler, the exporter's end-to-end test
+# runs a real Prometheus server).
 RUNTIME_PACKAGES=(python3-bpfcc bpfcc-tools python3-venv iproute2 tmux procps)
-TEST_PACKAGES=(qemu-system-x86 mmdebstrap e2fsprogs gcc libc6-dev)
+TEST_PACKAGES=(qemu-system-x86 mmdebstrap e2fsprogs gcc libc6-dev prometheus)
 
 INVOCATION="$0${*:+ $*}"
 MODE=setup
@@ -230,7 +231,7 @@ installed_ok() {
     [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT_STAMP" ] && [ -x "$VENV/bin/netlat-tui" ] \
         && (cd / && "$VENV/bin/python" - "$REPO" <<'EOF' 2>/dev/null)
 import os, sys
-import bcc, plotext, pytest, textual, textual_plotext, tui
+import bcc, plotext, prometheus_client, pytest, textual, textual_plotext, tui
 sys.exit(os.path.dirname(os.path.dirname(os.path.abspath(tui.__file__))) != sys.argv[1])
 EOF
 }

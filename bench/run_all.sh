@@ -1,5 +1,5 @@
 #!/bin/sh
-# Every benchmark in sequence (about 12 minutes on the development machine); results in bench/results/.
+# Every benchmark in sequence (about 15 minutes on the development machine); results in bench/results/.
 set -eu
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -9,5 +9,6 @@ $PY bench/probe_cost.py
 $PY bench/resources.py
 $PY bench/ceiling.py
 $PY bench/socket_table.py
+$PY bench/exporter.py
 $PY bench/overhead.py
 uptime

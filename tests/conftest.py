@@ -193,3 +193,78 @@ def run_cli() -> RunCli:
         )
 
     return run
+
+
+# ---------------------------------------------------------------------------------------------------
+# the exporter as a real process
+
+
+class ExporterProcess:
+    """``python -m tui exporter ARGS`` listening on a free loopback port; ``url`` once it serves."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tui", "exporter", "--listen", "127.0.0.1:0", *args],
+            cwd=REPO_DIR, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.log: list[str] = []
+        self._partial = ""  # stderr read but not yet a whole line
+        self.stdout = ""
+        self.url = self.wait_for_log("serving ", 30).split("serving ", 1)[1].strip()
+        self.port = int(self.url.rsplit(":", 1)[1].split("/", 1)[0])
+
+    def wait_for_log(self, text: str, timeout: float) -> str:
+        """The first stderr line containing ``text`` (fails if the process ends or time runs out).
+
+        Reads the pipe's fd directly: a buffered readline() could pull two lines at once and leave
+        the second where select() cannot see it."""
+        import select
+        import time
+
+        assert self.proc.stderr is not None
+        fd = self.proc.stderr.fileno()
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.log:
+                if text in line:
+                    return line
+            if time.monotonic() >= deadline:
+                break
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                chunk = os.read(fd, 65536).decode(errors="replace")
+                if not chunk:
+                    break
+                self._partial += chunk
+                *lines, self._partial = self._partial.split("\n")
+                self.log.extend(line + "\n" for line in lines)
+        self.stop()
+        raise AssertionError(f"exporter never logged {text!r}; stderr: {''.join(self.log)!r}")
+
+    def scrape(self, accept: str = "") -> str:
+        import urllib.request
+
+        request = urllib.request.Request(self.url, headers={"Accept": accept} if accept else {})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.read().decode()
+
+    def stop(self, sig: int = 15, timeout: float = 30) -> int:
+        """Send ``sig`` (SIGTERM), wait for the exit status; the rest of stderr goes to ``log``."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        self.stdout += out
+        self.log.extend((self._partial + err).splitlines(keepends=True))
+        self._partial = ""
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def start_exporter() -> Callable[..., ExporterProcess]:
+    """Start the exporter with extra arguments; the caller stops it (``.stop()``)."""
+    return ExporterProcess

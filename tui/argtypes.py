@@ -63,6 +63,28 @@ def number(convert: Callable[[str], N], *, expect: str, what: str = "", above: B
     return parse
 
 
+def listen_address(text: str) -> tuple[str, int]:
+    """``ADDR:PORT`` (IPv6 as ``[ADDR]:PORT``) with an IP address and a port 0..65535 (0: any free one).
+
+    Only IP literals: a name would be resolved, maybe to an address the user did not mean to open."""
+    expect = f"expected ADDR:PORT such as 127.0.0.1:9465 or [::1]:9465, got {text!r}"
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(expect)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if ":" not in host:
+            raise argparse.ArgumentTypeError(expect)
+    elif ":" in host:
+        raise argparse.ArgumentTypeError(f"an IPv6 address goes in brackets: [{host}]:{port_text}")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{host!r} is not an IP address ({expect})") from None
+    port = parse_number(port_text, int, expect="a port number", what="port", at_least=0, at_most=65535)
+    return str(address), port
+
+
 def whole(what: str, low: int, high: int) -> Callable[[str], int]:
     """An argparse ``type=`` for a whole number in ``low..high``, called ``what`` in its error."""
     return number(int, expect="a whole number", what=what, at_least=low, at_most=high)

@@ -11,8 +11,10 @@ import sys
 from collections.abc import Sequence
 
 from tui import __version__
-from tui.argtypes import number
+from tui.argtypes import listen_address, number
 from tui.errors import UserError, fail
+from tui.exporter import DEFAULT_LISTEN
+from tui.exporter.buckets import PER_OCTAVE_CHOICES
 from tui.model.filters import FilterError, Filters
 
 EXAMPLES = """\
@@ -26,6 +28,7 @@ examples:
   netlat-tui --replay run.jsonl            replay a recording (no root needed)
   netlat-tui --synthetic                   demo data, no probes
   sudo netlat-tui doctor                   what this kernel offers and what would run
+  sudo netlat-tui exporter                 Prometheus metrics on 127.0.0.1:9465 (exporter --help)
 """
 
 PROBE_CHOICES = ("auto", "tracepoint", "kprobe", "fentry")
@@ -42,12 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"netlat-tui {__version__}")
     src = p.add_argument_group("source")
-    src.add_argument("--probes", choices=PROBE_CHOICES, default="auto",
-                     help="probe plan (default: the best this kernel supports)")
-    src.add_argument("--sample", type=_positive_int, default=1, metavar="N",
-                     help="follow 1 packet in N (default 1: every packet)")
-    src.add_argument("--interval", type=_positive_float, default=1.0, metavar="S",
-                     help="seconds between refreshes (default 1)")
+    _add_probe_options(src)
     src.add_argument("--replay", metavar="FILE", help="play back a recording (no root needed)")
     src.add_argument("--speed", type=_positive_float, default=1.0, metavar="X",
                      help="replay speed factor (default 1)")
@@ -56,6 +54,29 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--workload", choices=WORKLOADS, default="none",
                      help="drive a built-in traffic load while running (default none)")
     src.add_argument("--ebpf", action="store_true", help="print the generated BPF C and exit")
+    _add_filter_options(p)
+    hl = p.add_argument_group("headless")
+    hl.add_argument("--headless", action="store_true", help="no UI: run, then print a summary")
+    hl.add_argument("--duration", type=_positive_float, default=5.0, metavar="S",
+                    help="headless run time in seconds (default 5)")
+    hl.add_argument("--json", action="store_true", help="headless: print the JSON document")
+    met = p.add_argument_group("Prometheus metrics while the dashboard runs (see: netlat-tui exporter)")
+    met.add_argument("--metrics", type=listen_address, metavar="ADDR:PORT",
+                     help="also serve /metrics on ADDR:PORT (e.g. 127.0.0.1:9465)")
+    _add_metrics_options(met)
+    return p
+
+
+def _add_probe_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--probes", choices=PROBE_CHOICES, default="auto",
+                       help="probe plan (default: the best this kernel supports)")
+    group.add_argument("--sample", type=_positive_int, default=1, metavar="N",
+                       help="follow 1 packet in N (default 1: every packet)")
+    group.add_argument("--interval", type=_positive_float, default=1.0, metavar="S",
+                       help="seconds between refreshes (default 1)")
+
+
+def _add_filter_options(p: argparse.ArgumentParser) -> None:
     flt = p.add_argument_group("filters (validated, compiled into the probes)")
     flt.add_argument("--pid", help="process id")
     flt.add_argument("--comm", help="process name (up to 15 characters)")
@@ -66,11 +87,50 @@ def build_parser() -> argparse.ArgumentParser:
     flt.add_argument("--family", help="4 or 6")
     flt.add_argument("--protocol", help="tcp or udp")
     flt.add_argument("--iface", help="network interface name")
-    hl = p.add_argument_group("headless")
-    hl.add_argument("--headless", action="store_true", help="no UI: run, then print a summary")
-    hl.add_argument("--duration", type=_positive_float, default=5.0, metavar="S",
-                    help="headless run time in seconds (default 5)")
-    hl.add_argument("--json", action="store_true", help="headless: print the JSON document")
+
+
+def _add_metrics_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--metrics-by", choices=("comm",), metavar="comm",
+                       help="also label traffic and latency by process name (comm), never by pid or "
+                            "socket")
+    group.add_argument("--metrics-comm-limit", type=_positive_int, default=20, metavar="N",
+                       help="with --metrics-by comm: at most N process names get a label, the rest "
+                            "count as '_other' (default 20)")
+    group.add_argument("--buckets-per-octave", type=int, choices=PER_OCTAVE_CHOICES, default=1,
+                       metavar="N", help="latency bucket edges per power of two: 1 (default), 2, 4 or "
+                       "8; every edge is one of the kernel's own (exact counts)")
+
+
+EXPORTER_EXAMPLES = """\
+examples:
+  sudo netlat-tui exporter                             serve http://127.0.0.1:9465/metrics
+  sudo netlat-tui exporter --listen 0.0.0.0:9465       ... on every interface (ask for it)
+  sudo netlat-tui exporter --port 443 --sample 16      only port 443, 1 packet in 16 followed
+  sudo netlat-tui exporter --metrics-by comm           also per process name (capped)
+  netlat-tui exporter --synthetic                      demo data, no probes, no root
+"""
+
+
+def build_exporter_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="netlat-tui exporter",
+        description="Serve netlat-tui's figures as Prometheus metrics, headless and long-running "
+        "(logs on stderr; SIGTERM, SIGINT or SIGHUP detach the probes and exit 0).",
+        epilog=EXPORTER_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--listen", type=listen_address, default=DEFAULT_LISTEN, metavar="ADDR:PORT",
+                   help="address to serve /metrics on (default 127.0.0.1:9465; port 0: any free one)")
+    src = p.add_argument_group("source")
+    _add_probe_options(src)
+    src.add_argument("--synthetic", action="store_true", help="deterministic demo data, no probes")
+    src.add_argument("--record", metavar="FILE",
+                     help="also write every snapshot to FILE (JSON lines; it grows: for debugging)")
+    src.add_argument("--bpf-stats", action="store_true",
+                     help="have the kernel time each BPF program run (BPF_ENABLE_STATS, a few tens of "
+                          "ns per run) and export it")
+    _add_filter_options(p)
+    _add_metrics_options(p.add_argument_group("metrics"))
     return p
 
 
@@ -105,12 +165,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tui.doctor import run_doctor
 
             return run_doctor(build_doctor_parser().parse_args(argv[1:]))
+        if argv[:1] == ["exporter"]:
+            args = build_exporter_parser().parse_args(argv[1:])
+            args.filters = filters_from_args(args)
+            from tui.exporter.run import run_exporter
+
+            return run_exporter(args)
         args = build_parser().parse_args(argv)
         args.filters = filters_from_args(args)
         if args.headless or args.ebpf:
             from tui.headless import run_headless
 
             return run_headless(args)
+        if args.metrics is not None:
+            # Served once tui/app.py's run_app hands the endpoint to its runner as a tap
+            # (tui.exporter.server.dashboard_endpoint); until then say so rather than ignore it.
+            raise UserError("--metrics: the dashboard does not serve metrics yet; "
+                            "run 'netlat-tui exporter' beside it")
         from tui.app import run_app
 
         return run_app(args)

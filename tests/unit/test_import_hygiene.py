@@ -21,6 +21,10 @@ PURE_MODULES = [
     "tui.view.frame",
     "tui.view.state",
     "tui.cli",
+    "tui.exporter.buckets",
+    "tui.exporter.collector",
+    "tui.exporter.server",
+    "tui.exporter.run",
 ]
 
 
