@@ -334,7 +334,10 @@ def run_app(args: argparse.Namespace) -> int:
         from tui.system import preflight
 
         preflight()  # root, tracefs, bcc, headers: one-line errors before the screen opens
-    app = NetlatApp(source, filters=args.filters)
+    from tui.exporter.server import dashboard_endpoint
+
+    metrics = dashboard_endpoint(args)  # listening now: a busy port is one line before the screen
+    app = NetlatApp(source, filters=args.filters, taps=(metrics.publish,) if metrics else ())
     try:
         if getattr(args, "workload", "none") == "loopback":
             from tui.workload import LoopbackWorkload
@@ -347,4 +350,6 @@ def run_app(args: argparse.Namespace) -> int:
         app.workers.cancel_all()  # normally done by Textual already; makes sure the worker loop ends
         if not app.runner.started.is_set() or not app.runner.closed.wait(CLOSE_TIMEOUT_S):
             app.runner.close()  # the worker never ran or is stuck: close here rather than leak probes
+        if metrics is not None:
+            metrics.close()
     return app.return_code or 0

@@ -177,11 +177,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tui.headless import run_headless
 
             return run_headless(args)
-        if args.metrics is not None:
-            # Served once tui/app.py's run_app hands the endpoint to its runner as a tap
-            # (tui.exporter.server.dashboard_endpoint); until then say so rather than ignore it.
-            raise UserError("--metrics: the dashboard does not serve metrics yet; "
-                            "run 'netlat-tui exporter' beside it")
         from tui.app import run_app
 
         return run_app(args)

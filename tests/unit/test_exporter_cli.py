@@ -85,9 +85,3 @@ def test_dashboard_endpoint_listens_and_serves_what_it_is_given() -> None:
             assert b"netlat_stage_latency_seconds_bucket" in response.read()
     finally:
         endpoint.close()
-
-
-def test_the_dashboard_says_it_does_not_serve_metrics_yet(run_cli) -> None:
-    result = run_cli("--synthetic", "--metrics", "127.0.0.1:0", timeout=30)
-    assert result.returncode == 2
-    assert result.stderr.startswith("netlat-tui: --metrics: the dashboard does not serve metrics yet")

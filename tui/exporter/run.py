@@ -19,10 +19,9 @@ from typing import Any
 
 from tui.errors import UserError
 from tui.exporter.server import MetricsEndpoint
-from tui.model.snapshot import Snapshot
 from tui.sources.base import Source
 from tui.sources.factory import make_source
-from tui.sources.runner import SourceRunner
+from tui.sources.runner import SourceRunner, Tick
 
 log = logging.getLogger("netlat-tui.exporter")
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -39,7 +38,8 @@ def run_exporter(args: argparse.Namespace) -> int:
     try:
         with _stop_on_signals(stop), _bpf_stats(args.bpf_stats):
             source = make_source(args)  # refilters happen in place: the runner keeps this object
-            runner = SourceRunner(source, taps=(lambda snap: endpoint.publish(snap, program_costs(source)),))
+            runner = SourceRunner(source, taps=(lambda snap: endpoint.publish(snap, program_costs(source)),),
+                                  timeline=False)  # Prometheus keeps the history
             runner.run(sink, stop.event)  # closes the source (detaches the probes) when it returns
             log.info("source closed (probes detached)")
     finally:
@@ -65,7 +65,8 @@ class _LogSink:
     def started(self, filters: object) -> None:
         pass
 
-    def snapshot(self, snapshot: Snapshot) -> None:
+    def tick(self, tick: Tick) -> None:
+        snapshot = tick.snapshot
         if self._first:
             self._first = False
             log.info("%s source started in %.1f s, plan %s%s", snapshot.meta.source,

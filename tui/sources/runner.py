@@ -39,7 +39,7 @@ class Tick:
 
     snapshot: Snapshot
     previous: Snapshot | None  #: the snapshot before it from the same run (rates), None after a restart
-    timeline: Timeline
+    timeline: Timeline | None  #: None when the runner keeps none (the exporter)
     window_s: float | None  #: the window ``window`` covers (None: since start or clear)
     window: Snapshot  #: ``timeline.window(window_s)``
     stepped: bool = False  #: asked for by a step in a recording: shown even while paused
@@ -108,6 +108,7 @@ class SourceRunner:
         *,
         poll_every_s: float | None = None,
         taps: Iterable[Callable[[Snapshot], None]] = (),
+        timeline: bool = True,
     ) -> None:
         self.source = source
         #: overrides the source's own pace (tests and screenshots replay demo data quickly)
@@ -123,6 +124,8 @@ class SourceRunner:
         self._at_end = False  # a recording played to its end, still there to step back into
         self._last: Snapshot | None = None  # the snapshot of the previous tick
         self._filters = Filters()  # the last filters set (recorded/demo windows are narrowed by them)
+        #: intervals for windows, heatmap and verdict; off where nobody looks at them (the exporter)
+        self.keeps_timeline = timeline
         self.timeline = Timeline(source.interval_s)
 
     # ---- from any thread ----
@@ -189,13 +192,16 @@ class SourceRunner:
     def _report(self, snap: Snapshot, sink: RunnerSink) -> None:
         for tap in self.taps:
             tap(snap)
-        self.timeline.add(snap)
+        if self.keeps_timeline:
+            self.timeline.add(snap)
         sink.tick(self._tick(snap))
 
     def _tick(self, snap: Snapshot) -> Tick:
         previous, self._last = self._last, snap
         if previous is not None and (snap.seq <= previous.seq or snap.time_s < previous.time_s):
             previous = None  # a new run of the source (a refilter, a step, a replay of several runs)
+        if not self.keeps_timeline:
+            return Tick(snap, previous, None, None, snap)
         window = self.timeline.window(self.window_s) or snap
         if not self.source.live:
             # Recorded and demo data narrow what they give from a filter change on; a window may

@@ -102,7 +102,7 @@ class ViewerState:
     def clear(self) -> None:
         """Count from now: the timeline on screen forgets its intervals (the runner's does too)."""
         self.recent_events.clear()
-        if self.shown is not None:
+        if self.shown is not None and self.shown.timeline is not None:
             timeline = self.shown.timeline.copy()
             timeline.clear()
             self.shown = replace(self.shown, timeline=timeline)
@@ -115,7 +115,7 @@ class ViewerState:
     def _resum(self, force: bool = False) -> None:
         """Sum the window on screen here when the runner has not (a window change or a clear)."""
         tick = self.shown
-        if tick is not None and (force or tick.window_s != self.window):
+        if tick is not None and tick.timeline is not None and (force or tick.window_s != self.window):
             window = tick.timeline.window(self.window) or tick.snapshot
             self.shown = replace(tick, window_s=self.window, window=window)
 
