@@ -70,6 +70,18 @@ static __always_inline int sampled(void)
 #endif
 }
 
+/* ---- skb-keyed state (send and receive) ---- */
+
+/* skb-keyed state lives in direct-mapped arrays (slot = hash of the skb address, the address
+ * stored in the slot to confirm): an array lookup is inlined by the verifier, where a hash map
+ * costs a helper call, hashing and locking. A collision overwrites the older packet (counted as
+ * "evicted"); a done packet is marked by a zero start time. */
+#define SLOT_BITS 14
+static __always_inline u32 slot_of(u64 addr)
+{
+	return (u32)(((addr >> 6) * 0x9E3779B97F4A7C15ULL) >> (64 - SLOT_BITS));
+}
+
 /* ---- reading kernel objects at BTF offsets ---- */
 
 #define READ(dst, base, off) bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)((u64)(base) + (off)))

@@ -22,7 +22,9 @@ EVENTS_PER_SEC = 500
 
 #: Bytes of struct sock_common the probes read in one go (netlat_common.bpf.c SKC_HEAD).
 SKC_HEAD = 24
-_COMMON_FILES = ("netlat.h", "netlat_common.bpf.c", "netlat_path.bpf.c")
+#: Every plan's C, in this order, before the plan's own file: structs and the bucket function,
+#: maps and helpers, the send path, the receive path.
+_COMMON_FILES = ("netlat.h", "netlat_common.bpf.c", "netlat_send.bpf.c", "netlat_recv.bpf.c")
 _FAMILY_AF = {4: 2, 6: 10}
 _PROTO = {"tcp": 6, "udp": 17}
 
