@@ -23,7 +23,7 @@ struct rx_entry {
 	u32 len;
 	u32 udp; /* queued on a UDP socket: closed by udp_read, never by a copy */
 };
-BPF_ARRAY(rx_slots, struct rx_entry, 1 << SLOT_BITS);
+BPF_ARRAY(rx_slots, struct rx_entry, 1 << SKB_SLOT_BITS);
 
 static __always_inline struct rx_entry *rx_slot(u64 skb)
 {
@@ -71,7 +71,7 @@ static __always_inline void rx_first_sight(u64 skb)
 	}
 	u64 now = bpf_ktime_get_ns();
 	if (slot->t0 && slot->skb != skb && now - slot->t0 < AGE_LIMIT_NS)
-		count(PATH_RECV, C_EVICTED, 1);
+		count(PATH_RECV, CTR_EVICTED, 1);
 	struct rx_entry e = {.skb = skb, .t0 = now};
 	READ(e.len, skb, OFF_SKB_LEN);
 	*slot = e;
@@ -126,15 +126,15 @@ static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
  * otherwise at sk_data_ready. */
 static __always_inline void rx_record_stack(struct rx_entry *e)
 {
-	record(PATH_RECV, R_BACKLOG, e->t1 - e->t0);
-	record(PATH_RECV, R_IP_TCP, e->t2 - e->t1);
+	record(PATH_RECV, SLOT_RECV_BACKLOG, e->t1 - e->t0);
+	record(PATH_RECV, SLOT_RECV_IP_TCP, e->t2 - e->t1);
 	if (e->t_l4) {
-		record(PATH_RECV, R_IP, e->t_l4 - e->t1);
-		record(PATH_RECV, R_TCP, e->t2 - e->t_l4);
+		record(PATH_RECV, SLOT_RECV_IP, e->t_l4 - e->t1);
+		record(PATH_RECV, SLOT_RECV_TCP, e->t2 - e->t_l4);
 	}
-	record(PATH_RECV, R_STACK, e->t2 - e->t0);
-	count(PATH_RECV, C_PACKETS, 1);
-	count(PATH_RECV, C_BYTES, e->len);
+	record(PATH_RECV, SLOT_RECV_STACK, e->t2 - e->t0);
+	count(PATH_RECV, CTR_PACKETS, 1);
+	count(PATH_RECV, CTR_BYTES, e->len);
 }
 
 #ifdef UDP_E2E
@@ -164,7 +164,7 @@ static __always_inline void udp_queued(u64 sk, u64 skb)
 	}
 	u32 i = p->next & (UDP_PENDING - 1);
 	if (p->skb[i] && rx_find(p->skb[i]))
-		count(PATH_RECV, C_EVICTED, 1);
+		count(PATH_RECV, CTR_EVICTED, 1);
 	p->skb[i] = skb;
 	p->next = i + 1;
 }
@@ -208,14 +208,14 @@ static __always_inline u64 udp_read(u64 sk, u64 id)
 		return 0;
 	u64 now = bpf_ktime_get_ns();
 	if (now - v.t0 > AGE_LIMIT_NS) {
-		count(PATH_RECV, C_STALE, 1);
+		count(PATH_RECV, CTR_STALE, 1);
 		return 0;
 	}
 #ifdef PROCESS_FILTER
 	rx_record_stack(&v); /* under a pid/comm filter the stack stages wait for the reader */
 #endif
 	u64 e2e = now - v.t0;
-	record(PATH_RECV, R_UDP_E2E, e2e);
+	record(PATH_RECV, SLOT_RECV_UDP_E2E, e2e);
 	return e2e;
 }
 #endif
@@ -245,7 +245,7 @@ static __always_inline void rx_ready(u64 sk)
 	}
 	u64 now = bpf_ktime_get_ns();
 	if (now - e->t0 > AGE_LIMIT_NS || !e->t1) {
-		count(PATH_RECV, C_STALE, 1);
+		count(PATH_RECV, CTR_STALE, 1);
 		e->t0 = 0;
 		return;
 	}
@@ -279,7 +279,7 @@ static __always_inline void rx_copy(u64 skb)
 	u64 owner = 0;
 	READ(owner, skb, OFF_SKB_SK);
 	if (owner != e->sk) {
-		count(PATH_RECV, C_STALE, 1);
+		count(PATH_RECV, CTR_STALE, 1);
 		e->t0 = 0;
 		return;
 	}
@@ -292,7 +292,7 @@ static __always_inline void rx_copy(u64 skb)
 #ifdef PROCESS_FILTER
 	rx_record_stack(e);
 #endif
-	record(PATH_RECV, R_SOCK_QUEUE, now - e->t2);
+	record(PATH_RECV, SLOT_RECV_SOCK_QUEUE, now - e->t2);
 	u32 zero = 0;
 	struct rx_read *r = rx_reading.lookup(&zero);
 	if (r && (r->pid_tgid != id || r->sk != e->sk || now - r->t_copy > AGE_LIMIT_NS)) {
@@ -340,8 +340,8 @@ static __always_inline void rx_end(void *ctx, u64 sk, int ret, u64 flags)
 	u64 now = bpf_ktime_get_ns();
 	u64 copy = now - v.t_copy;
 	u64 e2e = now - v.t0;
-	record(PATH_RECV, R_COPY, copy);
-	record(PATH_RECV, R_E2E, e2e);
+	record(PATH_RECV, SLOT_RECV_COPY, copy);
+	record(PATH_RECV, SLOT_RECV_E2E, e2e);
 	struct sock_stats *s = sock_entry(sk, &si, id);
 	if (s)
 		sock_account(s, PATH_RECV, ret > 0 ? ret : 0, 1, e2e);
@@ -349,12 +349,12 @@ static __always_inline void rx_end(void *ctx, u64 sk, int ret, u64 flags)
 	if (!event_allowed(PATH_RECV, now))
 		return;
 	struct event ev = {.time_ns = now, .path = PATH_RECV, .len = ret > 0 ? ret : 0};
-	ev.stages_ns[R_BACKLOG] = v.t1 - v.t0;
-	ev.stages_ns[R_IP_TCP] = v.t2 - v.t1;
-	ev.stages_ns[R_SOCK_QUEUE] = v.t_copy - v.t2;
-	ev.stages_ns[R_COPY] = copy;
+	ev.stages_ns[SLOT_RECV_BACKLOG] = v.t1 - v.t0;
+	ev.stages_ns[SLOT_RECV_IP_TCP] = v.t2 - v.t1;
+	ev.stages_ns[SLOT_RECV_SOCK_QUEUE] = v.t_copy - v.t2;
+	ev.stages_ns[SLOT_RECV_COPY] = copy;
 	if (v.t_l4 > v.t1)
-		ev.l3_ns = v.t_l4 - v.t1; /* kprobe plan: the IP part of stages_ns[R_IP_TCP] */
+		ev.l3_ns = v.t_l4 - v.t1; /* kprobe plan: the IP part of stages_ns[SLOT_RECV_IP_TCP] */
 	ev.total_ns = e2e;
 	ev.pid = id >> 32;
 	bpf_get_current_comm(&ev.comm, sizeof(ev.comm));

@@ -66,7 +66,7 @@ struct tx_entry {
 	u32 len;
 	u32 flags;
 };
-BPF_ARRAY(tx_slots, struct tx_entry, 1 << SLOT_BITS);
+BPF_ARRAY(tx_slots, struct tx_entry, 1 << SKB_SLOT_BITS);
 
 static __always_inline struct tx_entry *tx_slot(u64 skb)
 {
@@ -97,7 +97,7 @@ static __always_inline void tx_begin(u64 sk)
 	if (!c) {
 		/* task storage refuses to create while another program on this CPU holds it (a
 		 * preempted one): this send's packets will look deferred, say so */
-		count(PATH_SEND, C_MISSED, 1);
+		count(PATH_SEND, CTR_MISSED, 1);
 		return;
 	}
 	c->sk = sk;
@@ -164,10 +164,10 @@ static __always_inline void tx_queue(u64 skb)
 		e.flags = TX_IN_SYSCALL;
 		e.t_begin = c->t;
 		c->segs += 1;
-		record(PATH_SEND, S_TCP_IP, now - c->t);
+		record(PATH_SEND, SLOT_SEND_TCP_IP, now - c->t);
 		if (c->t_l3 > c->t) { /* kprobe plan: split at ip_queue_xmit, filters applied here */
-			record(PATH_SEND, S_TCP, c->t_l3 - c->t);
-			record(PATH_SEND, S_IP, now - c->t_l3);
+			record(PATH_SEND, SLOT_SEND_TCP, c->t_l3 - c->t);
+			record(PATH_SEND, SLOT_SEND_IP, now - c->t_l3);
 			e.t_l3 = c->t_l3;
 		}
 	} else if (si.protocol == PROTO_UDP) {
@@ -195,7 +195,7 @@ static __always_inline void tx_queue(u64 skb)
 	 * this very address, freed and reused after it passed net_dev_queue but never net_dev_xmit
 	 * (seen behind a tbf qdisc, about one packet in 2000): either way its record is lost. */
 	if (slot->t_queue && now - slot->t_queue < AGE_LIMIT_NS)
-		count(PATH_SEND, C_EVICTED, 1);
+		count(PATH_SEND, CTR_EVICTED, 1);
 	*slot = e;
 }
 
@@ -229,7 +229,7 @@ static __always_inline void tx_done(void *ctx, u64 skb)
 	e->t_queue = 0; /* done */
 
 	if (now - v.t_queue > AGE_LIMIT_NS) {
-		count(PATH_SEND, C_STALE, 1);
+		count(PATH_SEND, CTR_STALE, 1);
 		return;
 	}
 	u64 qdisc = v.t_start ? v.t_start - v.t_queue : 0;
@@ -240,10 +240,10 @@ static __always_inline void tx_done(void *ctx, u64 skb)
 	if (v.flags & TX_IN_SYSCALL) {
 		total = now - v.t_begin;
 		if (v.t_start) {
-			record(PATH_SEND, S_QDISC, qdisc);
-			record(PATH_SEND, S_DEVICE, device);
+			record(PATH_SEND, SLOT_SEND_QDISC, qdisc);
+			record(PATH_SEND, SLOT_SEND_DEVICE, device);
 		}
-		record(PATH_SEND, S_TOTAL, total);
+		record(PATH_SEND, SLOT_SEND_TOTAL, total);
 		u64 id = bpf_get_current_pid_tgid();
 		if (id == v.pid_tgid) {
 			struct cursor *c = cursor_get(id, 0);
@@ -254,24 +254,24 @@ static __always_inline void tx_done(void *ctx, u64 skb)
 			}
 		}
 	} else if (v.flags & TX_UDP) {
-		record(PATH_SEND, S_UDP_L2, total);
-		count(PATH_SEND, C_UDP, 1);
+		record(PATH_SEND, SLOT_SEND_UDP_L2, total);
+		count(PATH_SEND, CTR_UDP, 1);
 	} else {
-		record(PATH_SEND, S_DEFERRED, total);
-		count(PATH_SEND, C_DEFERRED, 1);
+		record(PATH_SEND, SLOT_SEND_DEFERRED, total);
+		count(PATH_SEND, CTR_DEFERRED, 1);
 		deferred = 1;
 	}
-	count(PATH_SEND, C_PACKETS, 1);
-	count(PATH_SEND, C_BYTES, v.len);
+	count(PATH_SEND, CTR_PACKETS, 1);
+	count(PATH_SEND, CTR_BYTES, v.len);
 
 	if (!event_allowed(PATH_SEND, now))
 		return;
 	struct event ev = {.time_ns = now, .path = PATH_SEND, .len = v.len, .deferred = deferred};
-	ev.stages_ns[S_TCP_IP] = (v.flags & TX_IN_SYSCALL) ? v.t_queue - v.t_begin : 0;
-	ev.stages_ns[S_QDISC] = qdisc;
-	ev.stages_ns[S_DEVICE] = device;
+	ev.stages_ns[SLOT_SEND_TCP_IP] = (v.flags & TX_IN_SYSCALL) ? v.t_queue - v.t_begin : 0;
+	ev.stages_ns[SLOT_SEND_QDISC] = qdisc;
+	ev.stages_ns[SLOT_SEND_DEVICE] = device;
 	if ((v.flags & TX_IN_SYSCALL) && v.t_l3 > v.t_begin)
-		ev.l3_ns = v.t_queue - v.t_l3; /* kprobe plan: the IP part of stages_ns[S_TCP_IP] */
+		ev.l3_ns = v.t_queue - v.t_l3; /* kprobe plan: the IP part of stages_ns[SLOT_SEND_TCP_IP] */
 	ev.total_ns = total;
 	if (!deferred) {
 		ev.pid = v.pid_tgid >> 32;
