@@ -329,7 +329,18 @@ static __always_inline int event_allowed(u32 path, u64 now)
 	return 1;
 }
 
-static __always_inline void emit(void *ctx, struct event *ev, u64 sk)
+/* Building an event: the path's own helper (tx_event, rx_event) fills the times, these fill the
+ * rest, emit() sends it. */
+
+/* The process an event belongs to: pid_tgid's process, the current task's name. */
+static __always_inline void event_task(struct event *ev, u64 pid_tgid)
+{
+	ev->pid = pid_tgid >> 32;
+	bpf_get_current_comm(&ev->comm, sizeof(ev->comm));
+}
+
+/* The socket an event belongs to: protocol, family, ports and addresses (left 0 if not TCP/UDP). */
+static __always_inline void event_sock(struct event *ev, u64 sk)
 {
 	struct skinfo si = {};
 	if (sk && sk_info(sk, &si)) {
@@ -339,6 +350,11 @@ static __always_inline void emit(void *ctx, struct event *ev, u64 sk)
 		ev->rport = si.rport;
 		sk_addrs(sk, si.family, ev->laddr, ev->raddr);
 	}
+}
+
+static __always_inline void emit(void *ctx, struct event *ev, u64 sk)
+{
+	event_sock(ev, sk);
 #ifdef USE_RINGBUF
 	if (events.ringbuf_output(ev, sizeof(*ev), 0) != 0)
 		count(ev->path, CTR_EVENTS_LOST, 1);

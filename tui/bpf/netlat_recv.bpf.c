@@ -308,6 +308,22 @@ static __always_inline void rx_copy(u64 skb)
 	e->t0 = 0; /* done: the rest of this skb (a partial read) is not timed again */
 }
 
+/* The sampled event of a followed read that ended (rx_end): the stages of its first packet, the
+ * copy, the bytes read and the reader. */
+static __always_inline void rx_event(void *ctx, struct rx_read *v, u64 sk, u64 now, int ret, u64 id)
+{
+	struct event ev = {.time_ns = now, .path = PATH_RECV, .len = ret > 0 ? ret : 0};
+	ev.stages_ns[SLOT_RECV_BACKLOG] = v->t1 - v->t0;
+	ev.stages_ns[SLOT_RECV_IP_TCP] = v->t2 - v->t1;
+	ev.stages_ns[SLOT_RECV_SOCK_QUEUE] = v->t_copy - v->t2;
+	ev.stages_ns[SLOT_RECV_COPY] = now - v->t_copy;
+	if (v->t_l4 > v->t1)
+		ev.l3_ns = v->t_l4 - v->t1; /* kprobe plan: the IP part of stages_ns[SLOT_RECV_IP_TCP] */
+	ev.total_ns = now - v->t0;
+	event_task(&ev, id);
+	emit(ctx, &ev, sk);
+}
+
 /* sock_recv_length: end of recvmsg. */
 static __always_inline void rx_end(void *ctx, u64 sk, int ret, u64 flags)
 {
@@ -346,17 +362,6 @@ static __always_inline void rx_end(void *ctx, u64 sk, int ret, u64 flags)
 	if (s)
 		sock_account(s, PATH_RECV, ret > 0 ? ret : 0, 1, e2e);
 
-	if (!event_allowed(PATH_RECV, now))
-		return;
-	struct event ev = {.time_ns = now, .path = PATH_RECV, .len = ret > 0 ? ret : 0};
-	ev.stages_ns[SLOT_RECV_BACKLOG] = v.t1 - v.t0;
-	ev.stages_ns[SLOT_RECV_IP_TCP] = v.t2 - v.t1;
-	ev.stages_ns[SLOT_RECV_SOCK_QUEUE] = v.t_copy - v.t2;
-	ev.stages_ns[SLOT_RECV_COPY] = copy;
-	if (v.t_l4 > v.t1)
-		ev.l3_ns = v.t_l4 - v.t1; /* kprobe plan: the IP part of stages_ns[SLOT_RECV_IP_TCP] */
-	ev.total_ns = e2e;
-	ev.pid = id >> 32;
-	bpf_get_current_comm(&ev.comm, sizeof(ev.comm));
-	emit(ctx, &ev, sk);
+	if (event_allowed(PATH_RECV, now))
+		rx_event(ctx, &v, sk, now, ret, id);
 }

@@ -218,6 +218,22 @@ static __always_inline void tx_start(u64 skb)
 		e->t_start = bpf_ktime_get_ns();
 }
 
+/* The sampled event of a packet the device took (tx_done): its stages, total and sender. */
+static __always_inline void tx_event(void *ctx, struct tx_entry *v, u64 now, u64 qdisc, u64 device,
+				     u64 total, int deferred)
+{
+	struct event ev = {.time_ns = now, .path = PATH_SEND, .len = v->len, .deferred = deferred};
+	ev.stages_ns[SLOT_SEND_TCP_IP] = (v->flags & TX_IN_SYSCALL) ? v->t_queue - v->t_begin : 0;
+	ev.stages_ns[SLOT_SEND_QDISC] = qdisc;
+	ev.stages_ns[SLOT_SEND_DEVICE] = device;
+	if ((v->flags & TX_IN_SYSCALL) && v->t_l3 > v->t_begin)
+		ev.l3_ns = v->t_queue - v->t_l3; /* kprobe plan: the IP part of stages_ns[SLOT_SEND_TCP_IP] */
+	ev.total_ns = total;
+	if (!deferred) /* a deferred packet leaves outside its sender's context */
+		event_task(&ev, v->pid_tgid);
+	emit(ctx, &ev, v->sk);
+}
+
 /* net_dev_xmit: the device took the packet; close qdisc, device and total. */
 static __always_inline void tx_done(void *ctx, u64 skb)
 {
@@ -264,20 +280,8 @@ static __always_inline void tx_done(void *ctx, u64 skb)
 	count(PATH_SEND, CTR_PACKETS, 1);
 	count(PATH_SEND, CTR_BYTES, v.len);
 
-	if (!event_allowed(PATH_SEND, now))
-		return;
-	struct event ev = {.time_ns = now, .path = PATH_SEND, .len = v.len, .deferred = deferred};
-	ev.stages_ns[SLOT_SEND_TCP_IP] = (v.flags & TX_IN_SYSCALL) ? v.t_queue - v.t_begin : 0;
-	ev.stages_ns[SLOT_SEND_QDISC] = qdisc;
-	ev.stages_ns[SLOT_SEND_DEVICE] = device;
-	if ((v.flags & TX_IN_SYSCALL) && v.t_l3 > v.t_begin)
-		ev.l3_ns = v.t_queue - v.t_l3; /* kprobe plan: the IP part of stages_ns[SLOT_SEND_TCP_IP] */
-	ev.total_ns = total;
-	if (!deferred) {
-		ev.pid = v.pid_tgid >> 32;
-		bpf_get_current_comm(&ev.comm, sizeof(ev.comm));
-	}
-	emit(ctx, &ev, v.sk);
+	if (event_allowed(PATH_SEND, now))
+		tx_event(ctx, &v, now, qdisc, device, total, deferred);
 }
 
 /* sock_send_length: end of a send syscall (any socket family; cheap exit for others). */
