@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tui.bpf.program import table_defines
 from tui.model.histogram import (
     MAX_LOG2,
     SOCKET_SUB_BITS,
@@ -23,6 +24,7 @@ from tui.model.histogram import (
 
 _DRIVER = r"""
 #include <stdio.h>
+#include "tables.h"
 #include "netlat.h"
 int main(void) {
     unsigned long long v; unsigned int sub;
@@ -46,9 +48,11 @@ def c_bucket(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("no C compiler (setup.sh installs gcc)")
     tmp = tmp_path_factory.mktemp("bucket")
     (tmp / "driver.c").write_text(_DRIVER)
+    (tmp / "tables.h").write_text(table_defines())  # netlat.h's sizes, generated from histogram.py
     header_dir = Path(str(files("tui.bpf").joinpath("netlat.h"))).parent
     exe = tmp / "bucket"
-    subprocess.run([cc, "-O2", "-I", str(header_dir), "-o", str(exe), str(tmp / "driver.c")], check=True)
+    subprocess.run([cc, "-O2", "-I", str(tmp), "-I", str(header_dir), "-o", str(exe), str(tmp / "driver.c")],
+                   check=True)
     return exe
 
 

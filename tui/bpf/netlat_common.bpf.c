@@ -2,8 +2,9 @@
 /*
  * netlat_common.bpf.c: maps and helpers every plan shares (prepended to the plan's own C).
  *
- * Python prepends: the OFF_* field offsets (from the running kernel's BTF), the FILTER_* constants
- * (validated by tui.model.filters), SAMPLE_EVERY, AGE_LIMIT_NS, EVENTS_PER_SEC, USE_RINGBUF,
+ * Python prepends: the OFF_* field offsets (from the running kernel's BTF), SAMPLE_EVERY,
+ * AGE_LIMIT_NS, EVENTS_PER_SEC, USE_RINGBUF, the FILTER_* constants (validated by
+ * tui.model.filters), the tables (PATH_*, SLOT_*, CTR_*, sizes: tui.bpf.program.table_defines),
  * then netlat.h. Nothing here depends on kernel header struct layouts.
  */
 
@@ -16,8 +17,8 @@
 #define TCP_NEW_SYN_RECV_ 12
 
 /* Aggregates: per-CPU, so no atomics on the hot path; Python sums the CPUs. */
-BPF_PERCPU_ARRAY(stage_hists, struct stage_hist, 2 * SLOTS_PER_PATH);
-BPF_PERCPU_ARRAY(path_counters, struct counters, 2);
+BPF_PERCPU_ARRAY(stage_hists, struct stage_hist, NR_PATHS * SLOTS_PER_PATH);
+BPF_PERCPU_ARRAY(path_counters, struct counters, NR_PATHS);
 /* Per-socket stats, bounded: the least recently used socket is evicted. */
 /* One LRU for all CPUs: per-CPU lists would split the 4096 entries between CPUs; a socket is
  * inserted once and only looked up after that, which takes no lock either way. */
@@ -68,6 +69,18 @@ static __always_inline int sampled(void)
 #else
 	return 1;
 #endif
+}
+
+/* ---- skb-keyed state (send and receive) ---- */
+
+/* skb-keyed state lives in direct-mapped arrays (slot = hash of the skb address, the address
+ * stored in the slot to confirm): an array lookup is inlined by the verifier, where a hash map
+ * costs a helper call, hashing and locking. A collision overwrites the older packet (counted as
+ * "evicted"); a done packet is marked by a zero start time. */
+#define SKB_SLOT_BITS 14
+static __always_inline u32 slot_of(u64 addr)
+{
+	return (u32)(((addr >> 6) * 0x9E3779B97F4A7C15ULL) >> (64 - SKB_SLOT_BITS));
 }
 
 /* ---- reading kernel objects at BTF offsets ---- */
@@ -309,14 +322,25 @@ static __always_inline int event_allowed(u32 path, u64 now)
 		w->sent = 0;
 	}
 	if (w->sent >= EVENTS_PER_SEC) {
-		count(path, C_EVENTS_LIMITED, 1);
+		count(path, CTR_EVENTS_LIMITED, 1);
 		return 0;
 	}
 	w->sent += 1;
 	return 1;
 }
 
-static __always_inline void emit(void *ctx, struct event *ev, u64 sk)
+/* Building an event: the path's own helper (tx_event, rx_event) fills the times, these fill the
+ * rest, emit() sends it. */
+
+/* The process an event belongs to: pid_tgid's process, the current task's name. */
+static __always_inline void event_task(struct event *ev, u64 pid_tgid)
+{
+	ev->pid = pid_tgid >> 32;
+	bpf_get_current_comm(&ev->comm, sizeof(ev->comm));
+}
+
+/* The socket an event belongs to: protocol, family, ports and addresses (left 0 if not TCP/UDP). */
+static __always_inline void event_sock(struct event *ev, u64 sk)
 {
 	struct skinfo si = {};
 	if (sk && sk_info(sk, &si)) {
@@ -326,15 +350,20 @@ static __always_inline void emit(void *ctx, struct event *ev, u64 sk)
 		ev->rport = si.rport;
 		sk_addrs(sk, si.family, ev->laddr, ev->raddr);
 	}
+}
+
+static __always_inline void emit(void *ctx, struct event *ev, u64 sk)
+{
+	event_sock(ev, sk);
 #ifdef USE_RINGBUF
 	if (events.ringbuf_output(ev, sizeof(*ev), 0) != 0)
-		count(ev->path, C_EVENTS_LOST, 1);
+		count(ev->path, CTR_EVENTS_LOST, 1);
 	else
-		count(ev->path, C_EVENTS_SENT, 1);
+		count(ev->path, CTR_EVENTS_SENT, 1);
 #else
 	if (events.perf_submit(ctx, ev, sizeof(*ev)) != 0)
-		count(ev->path, C_EVENTS_LOST, 1);
+		count(ev->path, CTR_EVENTS_LOST, 1);
 	else
-		count(ev->path, C_EVENTS_SENT, 1);
+		count(ev->path, CTR_EVENTS_SENT, 1);
 #endif
 }

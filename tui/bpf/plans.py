@@ -1,8 +1,10 @@
 """Probe plans: which kernel events a plan hooks, which stages it measures, and picking one.
 
 A plan's stages are the contract with the UI and the JSON (tui.model.snapshot.PlanInfo) and with
-the BPF C (stage slot numbers, ``STAGE_*`` in netlat.h). Every plan writes the same maps, so the
-live source reads any plan the same way; only the boundaries (and so the merged layers) differ.
+the BPF C: the tables below are the one source of the stage slot and counter numbers, which
+tui.bpf.program generates into the C (``SLOT_SEND_*``, ``SLOT_RECV_*``, ``CTR_*``). Every plan
+writes the same maps, so the live source reads any plan the same way; only the boundaries (and so
+the merged layers) differ.
 
 - ``tracepoint``: stable tracepoints, attached as raw tracepoints (cheaper than ordinary ones;
   arguments read through BTF offsets). Runs on any kernel with these tracepoints, including one
@@ -22,20 +24,45 @@ from tui.bpf.features import KernelFeatures
 from tui.errors import UserError
 from tui.model.snapshot import RECV, SEND, PlanInfo, StageSpec
 
-# Stage slots in the kernel histogram array; mirrored as STAGE_* / TOTAL_* in tui/bpf/netlat.h.
+# The numbers the C shares with Python. tui.bpf.program.table_defines() generates them into the C
+# (PATH_*, SLOTS_PER_PATH, SLOT_SEND_<KEY>, SLOT_RECV_<KEY>, CTR_<NAME>, NR_COUNTERS, EV_STAGES);
+# netlat.h and the .bpf.c files never write them by hand (tests/unit/test_program.py checks).
+
+#: Path -> its index (key of path_counters; stage_hists key = path index * SLOTS_PER_PATH + slot).
+PATH_INDEX = {SEND: 0, RECV: 1}
 SLOTS_PER_PATH = 9
+#: Stage slots: stage or total key -> slot in the path's row of the kernel histogram array.
 SEND_SLOTS = {"tcp_ip": 0, "qdisc": 1, "device": 2, "total": 3, "deferred": 4, "udp_l2": 5,
               "tcp": 6, "ip": 7}
 RECV_SLOTS = {"backlog": 0, "ip_tcp": 1, "sock_queue": 2, "copy": 3, "stack": 4, "e2e": 5,
               "ip": 6, "tcp": 7, "udp_e2e": 8}
 SLOTS = {SEND: SEND_SLOTS, RECV: RECV_SLOTS}
-PATH_INDEX = {SEND: 0, RECV: 1}
+#: The stages a sampled event carries (struct event.stages_ns), indexed by their stage slot: the
+#: merged L4/L3 slot first (the kprobe plan's split rides along as l3_ns).
+EVENT_STAGES = {
+    SEND: ("tcp_ip", "qdisc", "device"),
+    RECV: ("backlog", "ip_tcp", "sock_queue", "copy"),
+}
 
-# Per-path counters: name -> index in netlat.h struct counters (C_*).
-_EVENT_COUNTERS = {"events_lost": 5, "events_sent": 6, "events_limited": 7, "evicted": 8, "missed": 9}
+#: Counters: name -> index in struct counters (one row per path).
+COUNTER_INDEX = {
+    "packets": 0,
+    "bytes": 1,
+    "deferred": 2,  # send: packets that left outside their send syscall
+    "udp": 3,  # send: UDP packets (timed from net_dev_queue only)
+    "stale": 4,  # entries older than the age limit, ignored
+    "events_lost": 5,  # the ring/perf buffer was full
+    "events_sent": 6,
+    "events_limited": 7,  # over EVENTS_PER_SEC
+    "evicted": 8,  # a packet in flight overwritten by another in the same slot
+    "missed": 9,  # a hook could not keep its state (task storage busy); the reader adds the
+    #               runs the kernel skipped (program recursion misses)
+}
+_SEND_ONLY_COUNTERS = ("deferred", "udp")
+#: Per path, the counters it reports.
 COUNTERS: dict[str, dict[str, int]] = {
-    SEND: {"packets": 0, "bytes": 1, "deferred": 2, "udp": 3, "stale": 4, **_EVENT_COUNTERS},
-    RECV: {"packets": 0, "bytes": 1, "stale": 4, **_EVENT_COUNTERS},
+    SEND: dict(COUNTER_INDEX),
+    RECV: {k: i for k, i in COUNTER_INDEX.items() if k not in _SEND_ONLY_COUNTERS},
 }
 
 #: The hooks of the send path, by BPF function name without its kind prefix (``raw_tracepoint__``,

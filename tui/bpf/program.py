@@ -1,7 +1,10 @@
-"""Generate the BPF C for a plan: constants (BTF offsets, filters, limits) + netlat.h + C files.
+"""Generate the BPF C for a plan: constants (BTF offsets, filters, limits), the shared tables,
+netlat.h, then the C files.
 
 User input reaches the C only here, and only as numbers: filters arrive validated
 (tui.model.filters) and are emitted as integers or byte arrays, never as text pasted into source.
+The numbers C and Python share (paths, stage slots, counters, histogram sizes) are generated
+from their Python tables by table_defines(), never written twice.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ import functools
 import ipaddress
 from importlib.resources import files
 
+from tui.bpf import plans
 from tui.bpf.btf import BtfError, KernelBtf, c_defines, probe_offsets
 from tui.bpf.plans import Plan
+from tui.model import histogram
 from tui.model.filters import Filters
 
 #: Ignore entries older than this (a lost packet must not pair with a later one); generous
@@ -22,7 +27,9 @@ EVENTS_PER_SEC = 500
 
 #: Bytes of struct sock_common the probes read in one go (netlat_common.bpf.c SKC_HEAD).
 SKC_HEAD = 24
-_COMMON_FILES = ("netlat.h", "netlat_common.bpf.c", "netlat_path.bpf.c")
+#: Every plan's C, in this order, before the plan's own file: structs and the bucket function,
+#: maps and helpers, the send path, the receive path.
+_COMMON_FILES = ("netlat.h", "netlat_common.bpf.c", "netlat_send.bpf.c", "netlat_recv.bpf.c")
 _FAMILY_AF = {4: 2, 6: 10}
 _PROTO = {"tcp": 6, "udp": 17}
 
@@ -35,6 +42,70 @@ def read_c(name: str) -> str:
 def _bytes(data: bytes, size: int) -> str:
     padded = data[:size].ljust(size, b"\0")
     return "{" + ", ".join(str(b) for b in padded) + "}"
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << (n - 1).bit_length()
+
+
+def _slot_comment(path: str, key: str) -> str:
+    """What a slot times, per plan that has it: ``label: opens -> closes``."""
+    spans: dict[str, list[str]] = {}
+    for info in (plans.TRACEPOINT_INFO, plans.KPROBE_INFO):
+        for spec in info.specs(path):
+            if spec.key == key:
+                spans.setdefault(f"{spec.opens} -> {spec.closes}", []).append(info.name)
+                label = spec.label
+    if not spans:
+        return ""
+    if len(spans) == 1:
+        return f"{label}: {next(iter(spans))}"
+    return f"{label}: " + "; ".join(f"{'/'.join(names)} {span}" for span, names in spans.items())
+
+
+def _counter_indexes() -> dict[str, int]:
+    """Counter name -> index, one index per name across the paths (ValueError if they disagree)."""
+    merged: dict[str, int] = {}
+    for names in plans.COUNTERS.values():
+        for name, index in names.items():
+            if merged.setdefault(name, index) != index:
+                raise ValueError(f"counter {name!r} has two indexes")
+    if len(set(merged.values())) != len(merged):
+        raise ValueError("two counters share an index")
+    return merged
+
+
+def table_defines() -> str:
+    """The ``#define`` block of every number the C shares with Python, generated from the Python
+    tables (tui.bpf.plans, tui.model.histogram); netlat.h refuses to compile without it."""
+    slots_per_path = plans.SLOTS_PER_PATH
+    out = [
+        "/* generated from tui/bpf/plans.py and tui/model/histogram.py by tui.bpf.program */",
+        "#define NETLAT_TABLES 1",
+        f"#define NR_PATHS {len(plans.PATH_INDEX)}",
+    ]
+    out += [f"#define PATH_{path.upper()} {index}" for path, index in plans.PATH_INDEX.items()]
+    out.append(f"#define SLOTS_PER_PATH {slots_per_path}")
+    for path, slots in plans.SLOTS.items():
+        if max(slots.values()) >= slots_per_path or len(set(slots.values())) != len(slots):
+            raise ValueError(f"{path} stage slots must be distinct and below {slots_per_path}")
+        for key, slot in slots.items():
+            note = _slot_comment(path, key)
+            line = f"#define SLOT_{path.upper()}_{key.upper()} {slot}"
+            out.append(f"{line} /* {note} */" if note else line)
+    counters = _counter_indexes()
+    out += [f"#define CTR_{name.upper()} {index}" for name, index in counters.items()]
+    out.append(f"#define NR_COUNTERS {max(counters.values()) + 1}")
+    for path, names in plans.EVENT_STAGES.items():
+        if [plans.SLOTS[path][n] for n in names] != list(range(len(names))):
+            raise ValueError(f"{path} event stages must be the slots 0..{len(names) - 1} in order")
+    out.append(f"#define EV_STAGES {max(len(names) for names in plans.EVENT_STAGES.values())}")
+    out.append(f"#define NETLAT_MAX_LOG2 {histogram.MAX_LOG2}")
+    for kind, sub_bits in (("STAGE", histogram.STAGE_SUB_BITS), ("SOCK", histogram.SOCKET_SUB_BITS)):
+        buckets = histogram.bucket_count(sub_bits)
+        out += [f"#define NETLAT_{kind}_SUB_BITS {sub_bits}", f"#define NETLAT_{kind}_BUCKETS {buckets}",
+                f"#define NETLAT_{kind}_STORE {_next_pow2(buckets)}"]
+    return "".join(line + "\n" for line in out)
 
 
 def filter_defines(filters: Filters) -> str:
@@ -113,7 +184,7 @@ def build_source(
         head.append(f"#define UDP_RECVMSG_FLAGS(ctx) {udp_recvmsg_flags()}")
     for event, symbol in plan.kprobes.items():
         head.append(f"/* kprobe {event} -> {symbol} */")
-    text = "\n".join(head) + "\n" + filter_defines(filters or Filters())
+    text = "\n".join(head) + "\n" + filter_defines(filters or Filters()) + table_defines()
     for name in (*_COMMON_FILES, plan.source):
         text += f"\n/* ---- {name} ---- */\n" + read_c(name)
     return text

@@ -41,11 +41,6 @@ from tui.system import btf_rule, preflight
 #: Sampled events kept between two polls (the ring buffer itself is bounded too).
 MAX_EVENTS_PER_POLL = 500
 _PROTO_NAMES = {6: "TCP", 17: "UDP"}
-#: Event stage slots 0..3 per path (netlat.h: struct event.stages_ns).
-_EVENT_STAGES = {
-    SEND: ("tcp_ip", "qdisc", "device"),
-    RECV: ("backlog", "ip_tcp", "sock_queue", "copy"),
-}
 
 
 def _split_l3(stages: dict[str, int], path: str, l3_ns: int) -> dict[str, int]:
@@ -216,8 +211,8 @@ class LiveSource(SourceContext):
         self._decode(self._bpf[b"events"].event(data))
 
     def _decode(self, ev: Any) -> None:
-        path = SEND if ev.path == 0 else RECV
-        keys = _EVENT_STAGES[path]
+        path = SEND if ev.path == PATH_INDEX[SEND] else RECV
+        keys = plans.EVENT_STAGES[path]  # struct event.stages_ns, by stage slot
         stages = {k: int(ev.stages_ns[i]) for i, k in enumerate(keys) if ev.stages_ns[i]}
         stages = _split_l3(stages, path, int(ev.l3_ns))
         if self.plan is not None:  # only the stages this plan declares

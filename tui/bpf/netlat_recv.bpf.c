@@ -1,0 +1,367 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * netlat_recv.bpf.c: following packets through the receive path, shared by every plan. The plan
+ * file attaches these helpers to its hooks (raw tracepoints or kprobes).
+ *
+ * First sight (netif_rx on loopback/veth, napi_gro_receive_entry on NICs) opens an skb-keyed
+ * entry; netif_receive_skb stamps L2 done and remembers the skb per CPU (the rest of the stack runs
+ * in the same softirq on that CPU). tcp_probe names the socket of the skb (also when it comes from
+ * the socket backlog at release_sock); sk_data_ready on that socket closes the stack part. UDP has
+ * no tcp_probe: sk_data_ready of a UDP socket right after netif_receive_skb on the same CPU is that
+ * skb's. The reader's skb_copy_datagram_iovec closes the socket-queue wait; its sock_recv_length
+ * closes the copy and end-to-end. Send and receive keep separate maps: on loopback and veth the
+ * received skb IS the sent skb (same address). Lifetimes: see netlat_send.bpf.c.
+ */
+
+struct rx_entry {
+	u64 skb;
+	u64 t0; /* first sight; 0 = free or done */
+	u64 t1; /* netif_receive_skb */
+	u64 t2; /* sk_data_ready */
+	u64 t_l4; /* kprobe plan: tcp_v4_rcv / udp_rcv */
+	u64 sk;
+	u32 len;
+	u32 udp; /* queued on a UDP socket: closed by udp_read, never by a copy */
+};
+BPF_ARRAY(rx_slots, struct rx_entry, 1 << SKB_SLOT_BITS);
+
+static __always_inline struct rx_entry *rx_slot(u64 skb)
+{
+	u32 i = slot_of(skb);
+	return rx_slots.lookup(&i);
+}
+
+static __always_inline struct rx_entry *rx_find(u64 skb)
+{
+	struct rx_entry *e = rx_slot(skb);
+	if (!e || e->skb != skb || !e->t0)
+		return 0;
+	return e;
+}
+
+/* The skb the softirq on this CPU is delivering, from netif_receive_skb to sk_data_ready. */
+struct rx_cur {
+	u64 skb;
+	u64 sk; /* set by tcp_probe; 0 for UDP */
+};
+BPF_PERCPU_ARRAY(rx_current, struct rx_cur, 1);
+
+/* The reader between its first copy and the end of recvmsg (same thread, same CPU). */
+struct rx_read {
+	u64 pid_tgid;
+	u64 t_copy;
+	u64 t0;
+	u64 t1;
+	u64 t2;
+	u64 t_l4;
+	u64 sk;
+};
+BPF_PERCPU_ARRAY(rx_reading, struct rx_read, 1);
+
+static __always_inline void rx_first_sight(u64 skb)
+{
+	struct rx_entry *slot = rx_slot(skb);
+	if (!slot)
+		return;
+	if (!sampled() || !dev_wanted(skb)) {
+		/* not followed; an old entry at this recycled address must not pair with it */
+		if (slot->skb == skb)
+			slot->t0 = 0;
+		return;
+	}
+	u64 now = bpf_ktime_get_ns();
+	if (slot->t0 && slot->skb != skb && now - slot->t0 < AGE_LIMIT_NS)
+		count(PATH_RECV, CTR_EVICTED, 1);
+	struct rx_entry e = {.skb = skb, .t0 = now};
+	READ(e.len, skb, OFF_SKB_LEN);
+	*slot = e;
+}
+
+static __always_inline void rx_l2_done(u64 skb)
+{
+	struct rx_entry *e = rx_find(skb);
+	u32 zero = 0;
+	struct rx_cur *cur = rx_current.lookup(&zero);
+
+	if (!cur)
+		return;
+	/* an unfollowed packet clears the slot too: a UDP sk_data_ready after it must not take
+	 * an older packet (say one waiting in a socket backlog) for its own */
+	cur->skb = e ? skb : 0;
+	cur->sk = 0;
+	if (e)
+		e->t1 = bpf_ktime_get_ns();
+}
+
+/* kprobe plan: L4 entry (tcp_v4_rcv / udp_rcv) in the same softirq. */
+static __always_inline void rx_l4(u64 skb)
+{
+	u32 zero = 0;
+	struct rx_cur *cur = rx_current.lookup(&zero);
+	if (!cur || cur->skb != skb)
+		return;
+	struct rx_entry *e = rx_find(skb);
+	if (e)
+		e->t_l4 = bpf_ktime_get_ns();
+}
+
+/* tcp_probe(sk, skb): TCP names the socket of this skb. */
+static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
+{
+	u32 zero = 0;
+	struct rx_cur *cur = rx_current.lookup(&zero);
+	if (!cur)
+		return;
+	if (cur->skb != skb) {
+		/* from the socket backlog (release_sock): the softirq's slot is not this skb */
+		if (!rx_find(skb))
+			return;
+		cur->skb = skb;
+	}
+	cur->sk = sk;
+}
+
+/* The L2..L4 stages of a packet that reached its socket. Under a pid/comm filter they are
+ * recorded when the reader copies the packet (process context, where the filter can decide);
+ * otherwise at sk_data_ready. */
+static __always_inline void rx_record_stack(struct rx_entry *e)
+{
+	record(PATH_RECV, SLOT_RECV_BACKLOG, e->t1 - e->t0);
+	record(PATH_RECV, SLOT_RECV_IP_TCP, e->t2 - e->t1);
+	if (e->t_l4) {
+		record(PATH_RECV, SLOT_RECV_IP, e->t_l4 - e->t1);
+		record(PATH_RECV, SLOT_RECV_TCP, e->t2 - e->t_l4);
+	}
+	record(PATH_RECV, SLOT_RECV_STACK, e->t2 - e->t0);
+	count(PATH_RECV, CTR_PACKETS, 1);
+	count(PATH_RECV, CTR_BYTES, e->len);
+}
+
+#ifdef UDP_E2E
+/* UDP copies linear datagrams to user without a tracepoint (copy_linear_skb), so a followed
+ * datagram is closed by the first read of its socket that finds it taken off the socket's queues:
+ * __skb_unlink() sets skb->next to NULL, and freeing the skb leaves it so (SLUB keeps its free
+ * pointer in the middle of the object; init_on_free zeroes it). A MSG_PEEK read unlinks nothing.
+ * Up to UDP_PENDING followed datagrams wait per socket; a deeper queue overwrites the oldest
+ * (counted as evicted), so a slow reader's queue is sampled, never mispaired. */
+#define UDP_PENDING 8
+struct udp_pending {
+	u64 skb[UDP_PENDING];
+	u32 next; /* round-robin write position */
+	u32 pad;
+};
+BPF_TABLE("lru_hash", u64, struct udp_pending, udp_waiting, 4096);
+
+static __always_inline void udp_queued(u64 sk, u64 skb)
+{
+	struct udp_pending *p = udp_waiting.lookup(&sk);
+	if (!p) {
+		struct udp_pending fresh = {};
+		fresh.skb[0] = skb;
+		fresh.next = 1;
+		udp_waiting.update(&sk, &fresh);
+		return;
+	}
+	u32 i = p->next & (UDP_PENDING - 1);
+	if (p->skb[i] && rx_find(p->skb[i]))
+		count(PATH_RECV, CTR_EVICTED, 1);
+	p->skb[i] = skb;
+	p->next = i + 1;
+}
+
+/* A read of UDP socket sk ended: close the earliest followed datagram no longer queued. Returns
+ * its time to the application (0 when none closed) for rx_end's socket accounting. */
+static __always_inline u64 udp_read(u64 sk, u64 id)
+{
+	struct udp_pending *p = udp_waiting.lookup(&sk);
+	if (!p)
+		return 0;
+	u32 best = UDP_PENDING;
+	u64 best_t2 = ~0ULL;
+#pragma unroll
+	for (u32 i = 0; i < UDP_PENDING; i++) {
+		u64 skb = p->skb[i];
+		if (!skb)
+			continue;
+		struct rx_entry *e = rx_find(skb);
+		if (!e || e->sk != sk || !e->t2) {
+			p->skb[i] = 0; /* closed by a copy (non-linear datagram), or its slot reused */
+			continue;
+		}
+		u64 next = 1;
+		READ(next, skb, OFF_SKB_NEXT);
+		if (!next && e->t2 < best_t2) {
+			best_t2 = e->t2;
+			best = i;
+		}
+	}
+	if (best >= UDP_PENDING)
+		return 0;
+	u64 skb = p->skb[best & (UDP_PENDING - 1)];
+	p->skb[best & (UDP_PENDING - 1)] = 0;
+	struct rx_entry *e = rx_find(skb);
+	if (!e)
+		return 0;
+	struct rx_entry v = *e;
+	e->t0 = 0; /* done */
+	if (!task_wanted(id))
+		return 0;
+	u64 now = bpf_ktime_get_ns();
+	if (now - v.t0 > AGE_LIMIT_NS) {
+		count(PATH_RECV, CTR_STALE, 1);
+		return 0;
+	}
+#ifdef PROCESS_FILTER
+	rx_record_stack(&v); /* under a pid/comm filter the stack stages wait for the reader */
+#endif
+	u64 e2e = now - v.t0;
+	record(PATH_RECV, SLOT_RECV_UDP_E2E, e2e);
+	return e2e;
+}
+#endif
+
+static __always_inline void rx_ready(u64 sk)
+{
+	u32 zero = 0;
+	struct rx_cur *cur = rx_current.lookup(&zero);
+	struct skinfo si = {};
+
+	if (!cur || !cur->skb)
+		return;
+	u64 skb = cur->skb;
+	if (cur->sk) {
+		if (cur->sk != sk)
+			return;
+	} else if (!sk_info(sk, &si) || si.protocol != PROTO_UDP) {
+		return;
+	}
+	cur->skb = 0;
+	struct rx_entry *e = rx_find(skb);
+	if (!e)
+		return;
+	if (!sk_wanted(sk, &si)) {
+		e->t0 = 0;
+		return;
+	}
+	u64 now = bpf_ktime_get_ns();
+	if (now - e->t0 > AGE_LIMIT_NS || !e->t1) {
+		count(PATH_RECV, CTR_STALE, 1);
+		e->t0 = 0;
+		return;
+	}
+	e->t2 = now;
+	e->sk = sk;
+#ifndef PROCESS_FILTER
+	rx_record_stack(e);
+#endif
+#ifdef UDP_E2E
+	if (!cur->sk) { /* no tcp_probe named a socket: a UDP datagram (sk_info said so) */
+		e->udp = 1;
+		udp_queued(sk, skb);
+	}
+#endif
+}
+
+/* skb_copy_datagram_iovec(skb): the reader copies this skb to user space. */
+static __always_inline void rx_copy(u64 skb)
+{
+	struct rx_entry *e = rx_find(skb);
+	if (!e || !e->t2)
+		return;
+#ifdef UDP_E2E
+	if (e->udp)
+		return; /* a non-linear UDP datagram (large, or built from page frags): udp_read times it */
+#endif
+	/* Only a copy from the socket the data was queued on closes the wait. A freed skb (e.g.
+	 * coalesced into an earlier one) can leave its entry behind, and its address can come back
+	 * as an skb that never passed first sight: a unix socket's, whose reads use this tracepoint
+	 * too. Its skb->sk is not e->sk, so it cannot pair with the stale entry. */
+	u64 owner = 0;
+	READ(owner, skb, OFF_SKB_SK);
+	if (owner != e->sk) {
+		count(PATH_RECV, CTR_STALE, 1);
+		e->t0 = 0;
+		return;
+	}
+	u64 id = bpf_get_current_pid_tgid();
+	if (!task_wanted(id)) {
+		e->t0 = 0;
+		return;
+	}
+	u64 now = bpf_ktime_get_ns();
+#ifdef PROCESS_FILTER
+	rx_record_stack(e);
+#endif
+	record(PATH_RECV, SLOT_RECV_SOCK_QUEUE, now - e->t2);
+	u32 zero = 0;
+	struct rx_read *r = rx_reading.lookup(&zero);
+	if (r && (r->pid_tgid != id || r->sk != e->sk || now - r->t_copy > AGE_LIMIT_NS)) {
+		/* first copy of this recvmsg: later skbs of the same call keep the first moment */
+		r->pid_tgid = id;
+		r->t_copy = now;
+		r->t0 = e->t0;
+		r->t1 = e->t1;
+		r->t2 = e->t2;
+		r->t_l4 = e->t_l4;
+		r->sk = e->sk;
+	}
+	e->t0 = 0; /* done: the rest of this skb (a partial read) is not timed again */
+}
+
+/* The sampled event of a followed read that ended (rx_end): the stages of its first packet, the
+ * copy, the bytes read and the reader. */
+static __always_inline void rx_event(void *ctx, struct rx_read *v, u64 sk, u64 now, int ret, u64 id)
+{
+	struct event ev = {.time_ns = now, .path = PATH_RECV, .len = ret > 0 ? ret : 0};
+	ev.stages_ns[SLOT_RECV_BACKLOG] = v->t1 - v->t0;
+	ev.stages_ns[SLOT_RECV_IP_TCP] = v->t2 - v->t1;
+	ev.stages_ns[SLOT_RECV_SOCK_QUEUE] = v->t_copy - v->t2;
+	ev.stages_ns[SLOT_RECV_COPY] = now - v->t_copy;
+	if (v->t_l4 > v->t1)
+		ev.l3_ns = v->t_l4 - v->t1; /* kprobe plan: the IP part of stages_ns[SLOT_RECV_IP_TCP] */
+	ev.total_ns = now - v->t0;
+	event_task(&ev, id);
+	emit(ctx, &ev, sk);
+}
+
+/* sock_recv_length: end of recvmsg. */
+static __always_inline void rx_end(void *ctx, u64 sk, int ret, u64 flags)
+{
+	u32 zero = 0;
+	struct rx_read *r = rx_reading.lookup(&zero);
+	u64 id = bpf_get_current_pid_tgid();
+	struct skinfo si = {};
+
+	if (!r || r->pid_tgid != id) {
+		/* Not a TCP read we followed. A UDP read: count the datagram for its socket (1 read in
+		 * N under --sample), and give the socket the time of the datagram it closed, if any. */
+		u64 e2e = 0;
+#ifdef UDP_E2E
+		if (ret >= 0 && !(flags & MSG_PEEK_))
+			e2e = udp_read(sk, id);
+#endif
+		int counted = ret > 0 && !(flags & MSG_PEEK_) && sampled();
+		if ((counted || e2e) && sk_info(sk, &si) && si.protocol == PROTO_UDP && task_wanted(id) &&
+		    sk_wanted(sk, &si)) {
+			struct sock_stats *s = sock_entry(sk, &si, id);
+			if (s)
+				sock_account(s, PATH_RECV, counted ? ret : 0, counted, e2e);
+		}
+		return;
+	}
+	struct rx_read v = *r;
+	r->pid_tgid = 0;
+	if (v.sk != sk)
+		return;
+	u64 now = bpf_ktime_get_ns();
+	u64 copy = now - v.t_copy;
+	u64 e2e = now - v.t0;
+	record(PATH_RECV, SLOT_RECV_COPY, copy);
+	record(PATH_RECV, SLOT_RECV_E2E, e2e);
+	struct sock_stats *s = sock_entry(sk, &si, id);
+	if (s)
+		sock_account(s, PATH_RECV, ret > 0 ? ret : 0, 1, e2e);
+
+	if (event_allowed(PATH_RECV, now))
+		rx_event(ctx, &v, sk, now, ret, id);
+}

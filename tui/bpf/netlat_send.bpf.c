@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * netlat_send.bpf.c: following packets through the send path, shared by every plan. The plan file
+ * attaches these helpers to its hooks (raw tracepoints or kprobes).
+ *
+ * A per-thread cursor (task storage) marks "TCP has the data" at the start of the send syscall for
+ * (thread, sk). A packet reaching net_dev_queue on that thread with skb->sk == cursor.sk left
+ * inside the syscall; its L4/L3 time is dev_queue - cursor.t. The skb seen from net_dev_queue on is
+ * TCP's transmit CLONE (tcp_transmit_skb clones the write-queue skb; the clone keeps skb->sk), and
+ * from there the packet is keyed by that clone's address. After the device took the packet the
+ * cursor moves to that moment, so a second segment of the same send measures its own stack time.
+ * Packets of a socket that reach net_dev_queue outside its send syscall (ACK clocking, timers,
+ * retransmits, pure ACKs from recvmsg) are "deferred": counted and timed apart, never in the
+ * in-syscall stages or the send total.
+ *
+ * Lifetimes (send and receive): every map is bounded (fixed arrays, LRU hashes, task storage that
+ * dies with its thread) and entries older than AGE_LIMIT_NS are ignored, so a lost packet never
+ * pairs with a later one. At completion (net_dev_xmit, first copy) an skb entry is marked done (its
+ * start time zeroed) rather than deleted, and a packet we do not follow clears a live entry at its
+ * address (tx_forget, rx_first_sight): skb addresses come back quickly from the slab allocator.
+ */
+
+#define TX_IN_SYSCALL 1
+#define TX_UDP 2
+
+struct cursor {
+	u64 t;          /* start of the current in-syscall stretch */
+	u64 sk;         /* socket of the send syscall in progress, 0 = none */
+	u64 first_total; /* send total of the syscall's first packet (per-socket histogram) */
+	u64 segs;
+	u64 t_l3;       /* kprobe plan: ip_queue_xmit of the packet being built */
+	u64 skip;       /* --sample: this send is not followed (its packets are not "deferred") */
+};
+#ifdef HAVE_TASK_STORAGE
+/* Task-local storage: the cheapest per-thread state (no hash lookup), Linux 5.11+. */
+BPF_TASK_STORAGE(tx_cursor, struct cursor);
+
+static __always_inline struct cursor *cursor_get(u64 id, int create)
+{
+	return tx_cursor.task_storage_get(bpf_get_current_task_btf(), 0,
+					  create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
+#else
+BPF_TABLE("lru_hash", u64, struct cursor, tx_cursor, 8192);
+
+static __always_inline struct cursor *cursor_get(u64 id, int create)
+{
+	struct cursor *c = tx_cursor.lookup(&id);
+	if (c || !create)
+		return c;
+	struct cursor fresh = {};
+	tx_cursor.update(&id, &fresh);
+	return tx_cursor.lookup(&id);
+}
+#endif
+
+
+struct tx_entry {
+	u64 skb;
+	u64 t_queue;   /* net_dev_queue; 0 = free or done */
+	u64 t_start;   /* net_dev_start_xmit */
+	u64 t_begin;   /* cursor time (in syscall) */
+	u64 t_l3;      /* kprobe plan: ip_queue_xmit */
+	u64 sk;
+	u64 pid_tgid;
+	u32 len;
+	u32 flags;
+};
+BPF_ARRAY(tx_slots, struct tx_entry, 1 << SKB_SLOT_BITS);
+
+static __always_inline struct tx_entry *tx_slot(u64 skb)
+{
+	u32 i = slot_of(skb);
+	return tx_slots.lookup(&i);
+}
+
+static __always_inline struct tx_entry *tx_find(u64 skb)
+{
+	struct tx_entry *e = tx_slot(skb);
+	if (!e || e->skb != skb || !e->t_queue)
+		return 0;
+	return e;
+}
+
+/* Start of a send syscall's TCP (or, kprobe plan, UDP) work for (thread, sk). */
+static __always_inline void tx_begin(u64 sk)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	struct cursor *c = cursor_get(id, 0);
+
+	if (c && c->sk == sk)
+		return; /* later loop iterations of the same send: keep the first moment */
+	if (!task_wanted(id))
+		return;
+	if (!c)
+		c = cursor_get(id, 1);
+	if (!c) {
+		/* task storage refuses to create while another program on this CPU holds it (a
+		 * preempted one): this send's packets will look deferred, say so */
+		count(PATH_SEND, CTR_MISSED, 1);
+		return;
+	}
+	c->sk = sk;
+	c->first_total = 0;
+	c->segs = 0;
+	c->t_l3 = 0;
+	/* --sample: decided once per send syscall; an unfollowed send still marks its socket so
+	 * that its packets are not mistaken for deferred ones, and costs no clock read */
+	c->skip = !sampled();
+	if (!c->skip)
+		c->t = bpf_ktime_get_ns();
+}
+
+/* A packet we do not follow may reuse the address of one we did and never completed: make sure
+ * the old entry cannot pair with it. */
+static __always_inline void tx_forget(u64 skb)
+{
+	struct tx_entry *old = tx_find(skb);
+	if (old)
+		old->t_queue = 0;
+}
+
+/* net_dev_queue: first sight of the packet below L3; classify in-syscall / deferred / UDP. */
+static __always_inline void tx_queue(u64 skb)
+{
+	u64 sk = 0;
+	struct skinfo si = {};
+
+	READ(sk, skb, OFF_SKB_SK);
+	if (!sk) {
+		tx_forget(skb);
+		return;
+	}
+	u64 id = bpf_get_current_pid_tgid();
+	struct cursor *c = cursor_get(id, 0);
+	int mine = c && c->sk == sk;
+	/* sampling: in-syscall packets follow their send's decision, others decide here */
+	if (mine ? c->skip : !sampled()) {
+		tx_forget(skb);
+		return;
+	}
+	u64 now = bpf_ktime_get_ns();
+	int in_syscall = mine && now - c->t < AGE_LIMIT_NS;
+	if (in_syscall) {
+		/* The send's own data sits in page fragments (tcp_sendmsg copies only into frags), so
+		 * data_len > 0. A linear skb leaving in the window is TCP's own control packet, such as
+		 * the ACK sent when release_sock() processes the socket backlog: not this send's data. */
+		u32 data_len = 0;
+		READ(data_len, skb, OFF_SKB_DATA_LEN);
+		in_syscall = data_len > 0;
+	}
+
+	/* In the send syscall the socket is known to be TCP (the cursor says so): read nothing
+	 * from it unless a socket filter needs it. */
+	if ((!in_syscall && !sk_info(sk, &si)) || !sk_wanted(sk, &si) || !dev_wanted(skb)) {
+		tx_forget(skb);
+		return;
+	}
+
+	struct tx_entry e = {.skb = skb, .t_queue = now, .sk = sk, .pid_tgid = id};
+	READ(e.len, skb, OFF_SKB_LEN);
+
+	if (in_syscall) {
+		e.flags = TX_IN_SYSCALL;
+		e.t_begin = c->t;
+		c->segs += 1;
+		record(PATH_SEND, SLOT_SEND_TCP_IP, now - c->t);
+		if (c->t_l3 > c->t) { /* kprobe plan: split at ip_queue_xmit, filters applied here */
+			record(PATH_SEND, SLOT_SEND_TCP, c->t_l3 - c->t);
+			record(PATH_SEND, SLOT_SEND_IP, now - c->t_l3);
+			e.t_l3 = c->t_l3;
+		}
+	} else if (si.protocol == PROTO_UDP) {
+		e.flags = TX_UDP;
+#ifdef PROCESS_FILTER
+		if (!task_wanted(id)) { /* UDP is sent in the sender's own context */
+			tx_forget(skb);
+			return;
+		}
+#endif
+	} else {
+#ifdef PROCESS_FILTER
+		/* deferred packets run outside their process: vouch through the socket's owner, known
+		 * once the process made a send or receive call on it (the socket table) */
+		if (!sockets.lookup(&sk)) {
+			tx_forget(skb);
+			return;
+		}
+#endif
+	}
+	struct tx_entry *slot = tx_slot(skb);
+	if (!slot)
+		return;
+	/* A live entry here is a packet in flight overwritten: another address in the same slot, or
+	 * this very address, freed and reused after it passed net_dev_queue but never net_dev_xmit
+	 * (seen behind a tbf qdisc, about one packet in 2000): either way its record is lost. */
+	if (slot->t_queue && now - slot->t_queue < AGE_LIMIT_NS)
+		count(PATH_SEND, CTR_EVICTED, 1);
+	*slot = e;
+}
+
+/* kprobe plan: ip_queue_xmit(sk, skb) splits L4 from L3 for in-syscall TCP packets. */
+static __always_inline void tx_l3(u64 sk, u64 skb)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	struct cursor *c = cursor_get(id, 0);
+	if (!c || c->sk != sk)
+		return;
+	/* per thread: the skb is keyed only from net_dev_queue on, where the stages are recorded
+	 * (after the filters and the sampling decision) */
+	c->t_l3 = bpf_ktime_get_ns();
+}
+
+static __always_inline void tx_start(u64 skb)
+{
+	struct tx_entry *e = tx_find(skb);
+	if (e && !e->t_start)
+		e->t_start = bpf_ktime_get_ns();
+}
+
+/* The sampled event of a packet the device took (tx_done): its stages, total and sender. */
+static __always_inline void tx_event(void *ctx, struct tx_entry *v, u64 now, u64 qdisc, u64 device,
+				     u64 total, int deferred)
+{
+	struct event ev = {.time_ns = now, .path = PATH_SEND, .len = v->len, .deferred = deferred};
+	ev.stages_ns[SLOT_SEND_TCP_IP] = (v->flags & TX_IN_SYSCALL) ? v->t_queue - v->t_begin : 0;
+	ev.stages_ns[SLOT_SEND_QDISC] = qdisc;
+	ev.stages_ns[SLOT_SEND_DEVICE] = device;
+	if ((v->flags & TX_IN_SYSCALL) && v->t_l3 > v->t_begin)
+		ev.l3_ns = v->t_queue - v->t_l3; /* kprobe plan: the IP part of stages_ns[SLOT_SEND_TCP_IP] */
+	ev.total_ns = total;
+	if (!deferred) /* a deferred packet leaves outside its sender's context */
+		event_task(&ev, v->pid_tgid);
+	emit(ctx, &ev, v->sk);
+}
+
+/* net_dev_xmit: the device took the packet; close qdisc, device and total. */
+static __always_inline void tx_done(void *ctx, u64 skb)
+{
+	struct tx_entry *e = tx_find(skb);
+	if (!e)
+		return;
+	u64 now = bpf_ktime_get_ns();
+	struct tx_entry v = *e;
+	e->t_queue = 0; /* done */
+
+	if (now - v.t_queue > AGE_LIMIT_NS) {
+		count(PATH_SEND, CTR_STALE, 1);
+		return;
+	}
+	u64 qdisc = v.t_start ? v.t_start - v.t_queue : 0;
+	u64 device = v.t_start ? now - v.t_start : 0;
+	u64 total = now - v.t_queue;
+	int deferred = 0;
+
+	if (v.flags & TX_IN_SYSCALL) {
+		total = now - v.t_begin;
+		if (v.t_start) {
+			record(PATH_SEND, SLOT_SEND_QDISC, qdisc);
+			record(PATH_SEND, SLOT_SEND_DEVICE, device);
+		}
+		record(PATH_SEND, SLOT_SEND_TOTAL, total);
+		u64 id = bpf_get_current_pid_tgid();
+		if (id == v.pid_tgid) {
+			struct cursor *c = cursor_get(id, 0);
+			if (c && c->sk == v.sk) {
+				if (c->segs == 1)
+					c->first_total = total;
+				c->t = now; /* the next segment's stack time starts here */
+			}
+		}
+	} else if (v.flags & TX_UDP) {
+		record(PATH_SEND, SLOT_SEND_UDP_L2, total);
+		count(PATH_SEND, CTR_UDP, 1);
+	} else {
+		record(PATH_SEND, SLOT_SEND_DEFERRED, total);
+		count(PATH_SEND, CTR_DEFERRED, 1);
+		deferred = 1;
+	}
+	count(PATH_SEND, CTR_PACKETS, 1);
+	count(PATH_SEND, CTR_BYTES, v.len);
+
+	if (event_allowed(PATH_SEND, now))
+		tx_event(ctx, &v, now, qdisc, device, total, deferred);
+}
+
+/* sock_send_length: end of a send syscall (any socket family; cheap exit for others). */
+static __always_inline void tx_end(u64 sk, int ret)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	struct cursor *c = cursor_get(id, 0);
+	struct skinfo si = {};
+	u64 segs = 0, first_total = 0;
+
+	if (c && c->sk == sk) {
+		segs = c->segs;
+		first_total = c->first_total;
+		c->sk = 0;
+		if (c->skip)
+			return; /* --sample: socket counters count the followed sends */
+	} else {
+		/* not a TCP send we followed: only UDP sockets are accounted here */
+		if (!sampled() || !sk_info(sk, &si) || si.protocol != PROTO_UDP)
+			return;
+		segs = ret > 0 ? 1 : 0;
+	}
+	if (ret <= 0 && !segs)
+		return;
+	if (!task_wanted(id) || !sk_wanted(sk, &si))
+		return;
+	struct sock_stats *s = sock_entry(sk, &si, id);
+	if (s)
+		sock_account(s, PATH_SEND, ret > 0 ? ret : 0, segs, first_total);
+}
