@@ -26,6 +26,7 @@ VIEWS = (
     ("socket.svg", (120, 36), ("r", "d")),
     ("help.svg", (100, 32), ("question_mark",)),
     ("send-80x24.svg", (80, 24), ()),
+    ("heatmap-80x24.svg", (80, 24), ("h",)),
 )
 
 

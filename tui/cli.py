@@ -73,7 +73,8 @@ def _add_probe_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--sample", type=_positive_int, default=1, metavar="N",
                        help="follow 1 packet in N (default 1: every packet)")
     group.add_argument("--interval", type=_positive_float, default=1.0, metavar="S",
-                       help="seconds between refreshes (default 1)")
+                       help="seconds between refreshes, and the length of one timeline interval "
+                            "(heatmap column, JSON timeline entry; default 1)")
 
 
 def _add_filter_options(p: argparse.ArgumentParser) -> None:

@@ -50,7 +50,7 @@ class LatencyHeatmap(Widget):
     """One stage's latency over time; feed it with :meth:`update_heatmap`."""
 
     DEFAULT_CSS = """
-    LatencyHeatmap { height: 1fr; min-height: 5; padding: 0 1; }
+    LatencyHeatmap { height: 1fr; min-height: 5; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
