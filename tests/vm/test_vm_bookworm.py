@@ -17,11 +17,13 @@ import vm_figures as fig
 
 #: what the NIC scenarios measured here (6.1, two vCPUs, RPS), on top of vm_figures' causes
 KPROBE_NIC_LOSS = fig.KPROBE_NIC_LOSS + (
-    " Measured on 6.1 (2 vCPUs, RPS to CPU 1): e2e 1991-1999 of 2000, the witness's misses 1-9, "
-    "equal to the loss each run; bulk: once the receiver's bytes 4193552 of 4194304 with 2 "
-    "skipped; 'missed' 0.")
+    " Measured on 6.1 (2 vCPUs, RPS to CPU 1): e2e 1986-1999 of 2000, the witness's misses 1-14, "
+    "equal to the loss each run; bulk: twice the receiver's bytes 752 and 32232 short of 4194304 "
+    "(2 and more skipped); 'missed' 0.")
+GRO_BYTES = fig.GRO_BYTES + (
+    " Measured on 6.1: 176005-285105 bytes counted in 131-192 packets for 4194304 received.")
 GSO_SEGMENTS = fig.GSO_SEGMENTS + (
-    " Measured on 6.1: the send path counted 82-150 packets of 2921-2990 TCP segments (snmp "
+    " Measured on 6.1: the send path counted 82-150 packets of 2921-3018 TCP segments (snmp "
     "OutSegs), 65-213 evicted.")
 
 STEPS = ("plan-kprobe", "doctor", "cli-auto", "cli-kprobe", "cli-bad-filter")
@@ -150,6 +152,11 @@ def test_kprobe_nic_bulk_bytes_match_tcp_info(kprobe: dict, request: pytest.Fixt
     # a read whose packets all lost their data-ready run is not counted (same fault)
     fig.expect_kprobe_loss(request, kprobe, KPROBE_NIC_LOSS, ("nic_bulk",))
     fig.check_nic_bulk_bytes(kprobe)
+
+
+@pytest.mark.xfail(strict=True, reason=GRO_BYTES)
+def test_kprobe_nic_bulk_recv_path_bytes_hold_the_payload(kprobe: dict) -> None:
+    fig.check_nic_bulk_recv_path_bytes(kprobe)
 
 
 @pytest.mark.xfail(strict=True, reason=GSO_SEGMENTS)

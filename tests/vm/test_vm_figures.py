@@ -219,6 +219,7 @@ def nic(healthy: dict) -> dict:
                      "receiver": {"local": receiver, "bytes_received": BULK}}
     bulk["evidence"] = _evidence(800)
     bulk["summary"]["paths"]["send"]["counters"] = {"packets": 800, "evicted": 0}
+    bulk["summary"]["paths"]["recv"]["counters"] = {"packets": 20, "bytes": BULK + 20 * 52}
     out["scenarios"]["nic_bulk"] = bulk
     return out
 
@@ -230,6 +231,7 @@ def _all_nic_checks(result: dict) -> None:
     fig.check_nic_rps(result)
     fig.check_nic_bulk_bytes(result)
     fig.check_nic_bulk_send_segments(result)
+    fig.check_nic_bulk_recv_path_bytes(result)
     fig.check_kprobe_loss_is_skipped_kprobes(result)
     fig.check_tbf_delay(result, "nic_tbf", "nic")
 
@@ -257,6 +259,13 @@ def test_nic_bulk_bytes_must_match_tcp_info(nic: dict) -> None:
     short["scenarios"]["nic_bulk"]["summary"]["sockets"][1]["rx_bytes"] = BULK - 1
     with pytest.raises(AssertionError):
         fig.check_nic_bulk_bytes(short)
+
+
+def test_nic_receive_path_bytes_below_the_payload_fail(nic: dict) -> None:
+    gro = copy.deepcopy(nic)
+    gro["scenarios"]["nic_bulk"]["summary"]["paths"]["recv"]["counters"] = {"packets": 131, "bytes": 176005}
+    with pytest.raises(AssertionError, match="counted 176005 bytes in 131 packets"):
+        fig.check_nic_bulk_recv_path_bytes(gro)
 
 
 def test_nic_segments_lost_on_send_fail(nic: dict) -> None:

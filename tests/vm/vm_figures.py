@@ -279,6 +279,12 @@ NIC_EXCHANGES = ("nic", "nic_tbf")
 
 #: Engine faults the NIC scenarios show (strict xfails: the day one is fixed, its test fails and
 #: asks for the mark to go). Each test module adds what it measured on its kernel.
+GRO_BYTES = (
+    "receive path bytes under GRO: the byte counter adds the skb's length read at first sight "
+    "(napi_gro_receive_entry, rx_first_sight), one wire segment; GRO then merges the following "
+    "segments into that skb, so a delivered packet of dozens of segments counts as one segment's "
+    "bytes (it should read the length at netif_receive_skb)."
+)
 KPROBE_NIC_LOSS = (
     "kprobe plan, NIC receive: a receive softirq run on interrupt or RPS-IPI exit on top of one of "
     "our process-context kprobe handlers makes the kernel skip our kprobes on tcp_v4_rcv and "
@@ -389,6 +395,17 @@ def check_nic_bulk_bytes(result: Doc) -> None:
     assert snd["tx_bytes"] == sender["bytes_acked"] - 1 == t["bytes"], (snd, sender)
     assert rcv["rx_bytes"] == receiver["bytes_received"] == t["bytes"], (rcv, receiver)
     assert rcv["tx_bytes"] == 1 and snd["rx_bytes"] == sender["bytes_received"] == 1, (snd, rcv)
+
+
+def check_nic_bulk_recv_path_bytes(result: Doc) -> None:
+    """The receive path's byte counter holds at least the payload the receiver got (it counts
+    each delivered skb's length with its IP and TCP headers, so a little more)."""
+    nic_scenario(result, "nic_bulk")
+    doc, t = summary(result, "nic_bulk"), truth(result, "nic_bulk")
+    counters = doc["paths"]["recv"]["counters"]
+    got, payload = counters["bytes"], t["receiver"]["bytes_received"]
+    assert got >= payload, f"receive path counted {got} bytes in {counters['packets']} packets; " \
+        f"the receiver got {payload} (tcpi_bytes_received, {t['receiver'].get('data_segs_in')} segments)"
 
 
 def check_nic_bulk_send_segments(result: Doc) -> None:
