@@ -17,11 +17,11 @@ import vm_figures as fig
 
 #: what the NIC scenarios measured here (6.1, two vCPUs, RPS), on top of vm_figures' causes
 KPROBE_NIC_LOSS = fig.KPROBE_NIC_LOSS + (
-    " Measured on 6.1 (2 vCPUs, RPS to CPU 1): e2e 1986-1999 of 2000, the witness's misses 1-14, "
-    "equal to the loss each run; bulk: twice the receiver's bytes 752 and 32232 short of 4194304 "
-    "(2 and more skipped); 'missed' 0.")
+    " Measured on 6.1 (2 vCPUs, RPS to CPU 1): e2e 1983-1999 of 2000, the witness's misses 1-17, "
+    "equal to the loss each run; bulk: in 3 of 6 runs the receiver's bytes 752-134664 short of "
+    "4194304; 'missed' 0.")
 GRO_BYTES = fig.GRO_BYTES + (
-    " Measured on 6.1: 176005-285105 bytes counted in 131-192 packets for 4194304 received.")
+    " Measured on 6.1: 146413-285105 bytes counted in 111-192 packets for 4194304 received.")
 GSO_SEGMENTS = fig.GSO_SEGMENTS + (
     " Measured on 6.1: the send path counted 82-150 packets of 2921-3018 TCP segments (snmp "
     "OutSegs), 65-213 evicted.")
