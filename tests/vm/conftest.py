@@ -32,17 +32,20 @@ def _skip_or_fail(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def run_guest(tmp_path_factory: pytest.TempPathFactory) -> RunGuest:
-    """Run a shell job in the guest; returns the GuestRun (exit status, output, out_dir with its files)."""
+    """Run a shell job in the guest (``nics=True``: with its own two-NIC hub); returns the GuestRun
+    (exit status, output, out_dir with its files)."""
     if os.geteuid() != 0:
         _skip_or_fail("the guest tests need root (image build with mmdebstrap)")
     if platform.machine() != "x86_64":
         _skip_or_fail(f"the guest is x86_64; this host is {platform.machine()}")
 
-    def run(script: str, name: str, suite: str = "bookworm", timeout_s: float = GUEST_TIMEOUT_S) -> GuestRun:
+    def run(script: str, name: str, suite: str = "bookworm", timeout_s: float = GUEST_TIMEOUT_S,
+            nics: bool = False) -> GuestRun:
         out = tmp_path_factory.mktemp(name)
         try:
             # The job's output goes to stderr, which pytest shows for a failed test (and live with -s).
-            return run_in_guest(script, Path(out), suite=suite, timeout_s=timeout_s, stream=sys.stderr)
+            return run_in_guest(script, Path(out), suite=suite, timeout_s=timeout_s, stream=sys.stderr,
+                                nics=nics)
         except VmError as exc:
             pytest.fail(f"guest run {name!r} failed: {exc}", pytrace=False)
 

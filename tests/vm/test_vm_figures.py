@@ -182,3 +182,105 @@ def test_udp_check_wants_every_datagram_once_and_no_peek_counted() -> None:
         fig.check_udp(_udp_result(100, (100, 50)))
     with pytest.raises(AssertionError, match="TCP's end to end"):
         fig.check_udp(_udp_result(100, (50, 50), e2e=3))
+
+
+# ---- the NIC scenarios (nic, nic_bulk, nic_tbf) ----
+
+N_NIC, BULK = 50, 1 << 20
+
+
+def _evidence(packets: int, skipped: int = 0) -> dict:
+    """The kernel's counters around a healthy NIC scenario: first sight at napi_gro_receive_entry,
+    every packet through RPS to CPU 1, no skipped kprobe run."""
+    half = {"InSegs": packets // 2, "OutSegs": packets // 2, "RetransSegs": 0, "InErrs": 0}
+    return {"runs": {"rtp_napi_gro_receive_entry": packets, "rtp_netif_rx": 0}, "misses": {},
+            "witness": {"sock_def_readable": {"hits": packets - skipped, "misses": skipped}},
+            "softnet": [{"processed": 0, "dropped": 0, "rps": 0},
+                        {"processed": packets, "dropped": 0, "rps": packets}],
+            "irqs": {}, "snmp": {"nlnicA": half, "nlnicB": dict(half)}}
+
+
+@pytest.fixture
+def nic(healthy: dict) -> dict:
+    out = copy.deepcopy(healthy)
+    out["nic_setup"] = {"cpus": 2, "nics": {"eth0": {"rps_cpus": "2"}, "eth1": {"rps_cpus": "2"}}}
+    socks = [_socket("10.232.0.1:40002", "10.232.0.2:5000", N_NIC),
+             _socket("10.232.0.2:5000", "10.232.0.1:40002", N_NIC)]
+    out["scenarios"]["nic"] = {**_scenario(N_NIC, [5.0] * 2 * N_NIC, socks, {"port": 5000}),
+                               "evidence": _evidence(2 * N_NIC)}
+    out["scenarios"]["nic_tbf"] = {**_scenario(N_NIC, [WAIT_US] * N_NIC + [5.0] * N_NIC, socks,
+                                               {"port": 5000, "expected_wait_us": WAIT_US}),
+                                   "evidence": _evidence(2 * N_NIC)}
+    sender, receiver = "10.232.0.1:40003", "10.232.0.2:5000"
+    bulk = _scenario(1, [5.0] * 2, [
+        dict(_socket(sender, receiver, 0), tx_bytes=BULK, rx_bytes=1),
+        dict(_socket(receiver, sender, 0), tx_bytes=1, rx_bytes=BULK)], {})
+    bulk["truth"] = {"bytes": BULK, "sender": {"local": sender, "bytes_acked": BULK + 1, "bytes_received": 1},
+                     "receiver": {"local": receiver, "bytes_received": BULK}}
+    bulk["evidence"] = _evidence(800)
+    bulk["summary"]["paths"]["send"]["counters"] = {"packets": 800, "evicted": 0}
+    bulk["summary"]["paths"]["recv"]["counters"] = {"packets": 20, "bytes": BULK + 20 * 52}
+    out["scenarios"]["nic_bulk"] = bulk
+    return out
+
+
+def _all_nic_checks(result: dict) -> None:
+    fig.check_nic_counts(result, "send")
+    fig.check_nic_counts(result, "recv")
+    fig.check_nic_first_sight(result)
+    fig.check_nic_rps(result)
+    fig.check_nic_bulk_bytes(result)
+    fig.check_nic_bulk_send_segments(result)
+    fig.check_nic_bulk_recv_path_bytes(result)
+    fig.check_kprobe_loss_is_skipped_kprobes(result)
+    fig.check_tbf_delay(result, "nic_tbf", "nic")
+
+
+def test_healthy_nic_measurement_passes(nic: dict) -> None:
+    _all_nic_checks(nic)
+    assert "nic_bulk" in fig.nic_figures(nic)
+
+
+def test_nic_receive_loss_fails_unless_missed_or_skipped(nic: dict) -> None:
+    lost = _with_stage(nic, "nic", "recv", "e2e", [40.0] * (2 * N_NIC - 2))
+    with pytest.raises(AssertionError, match="nic recv e2e: 98, expected 100"):
+        fig.check_nic_counts(lost, "recv")
+    fig.check_nic_counts(_missed(lost, "nic", "recv", 2), "recv")
+    # the loss-explained check wants the kernel's skipped kprobe runs to cover it
+    with pytest.raises(AssertionError, match="2 reads not timed, the kernel skipped 0"):
+        fig.check_kprobe_loss_is_skipped_kprobes(lost)
+    lost["scenarios"]["nic"]["evidence"] = _evidence(2 * N_NIC, skipped=2)
+    fig.check_kprobe_loss_is_skipped_kprobes(lost)
+    assert fig.received_short(lost) == 2 and fig.received_short(nic, ("nic", "nic_bulk")) == 0
+
+
+def test_nic_bulk_bytes_must_match_tcp_info(nic: dict) -> None:
+    short = copy.deepcopy(nic)
+    short["scenarios"]["nic_bulk"]["summary"]["sockets"][1]["rx_bytes"] = BULK - 1
+    with pytest.raises(AssertionError):
+        fig.check_nic_bulk_bytes(short)
+
+
+def test_nic_receive_path_bytes_below_the_payload_fail(nic: dict) -> None:
+    gro = copy.deepcopy(nic)
+    gro["scenarios"]["nic_bulk"]["summary"]["paths"]["recv"]["counters"] = {"packets": 131, "bytes": 176005}
+    with pytest.raises(AssertionError, match="counted 176005 bytes in 131 packets"):
+        fig.check_nic_bulk_recv_path_bytes(gro)
+
+
+def test_nic_segments_lost_on_send_fail(nic: dict) -> None:
+    gso = copy.deepcopy(nic)
+    gso["scenarios"]["nic_bulk"]["summary"]["paths"]["send"]["counters"] = {"packets": 82, "evicted": 65}
+    with pytest.raises(AssertionError, match="counted 82 packets; the NICs sent 800"):
+        fig.check_nic_bulk_send_segments(gso)
+
+
+def test_nic_first_sight_at_netif_rx_or_without_rps_fails(nic: dict) -> None:
+    bad = copy.deepcopy(nic)
+    bad["scenarios"]["nic"]["evidence"]["runs"]["rtp_netif_rx"] = 2 * N_NIC
+    with pytest.raises(AssertionError, match="netif_rx ran 100 times"):
+        fig.check_nic_first_sight(bad)
+    bad = copy.deepcopy(nic)
+    bad["scenarios"]["nic"]["evidence"]["softnet"][1]["rps"] = 0
+    with pytest.raises(AssertionError, match="no packet came through RPS"):
+        fig.check_nic_rps(bad)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tui.model.histogram import bucket_bounds
 
 #: Stage means are bucket midpoints (log-linear buckets, 8 per power of two): a sum of stage means
@@ -124,20 +126,35 @@ def each_counted(got: int, expected: int, skipped: int) -> bool:
 def check_loopback_counts(result: Doc) -> None:
     """Every request and every response is one packet, counted once in every stage."""
     doc, t = summary(result, "loopback"), truth(result, "loopback")
+    _check_send_counts(doc, t, "")
+    _check_recv_counts(doc, t, "")
+
+
+def _check_send_counts(doc: Doc, t: Doc, label: str) -> None:
+    """Request/response: every send stage and the send total count each message's packet once."""
     packets = 2 * t["exchanges"]
-    tx_missed, rx_missed = missed(doc, "send"), missed(doc, "recv")
+    tx_missed = missed(doc, "send")
     for key in ("total", *stage_keys(doc, "send")):
         got = stat(doc, "send", key)["count"]
         assert sent_in_syscall_ok(got, t, tx_missed), \
-            f"send {key}: {got} packets, expected {packets} ({t['retrans']} retrans, {tx_missed} missed)"
+            f"{label}send {key}: {got} packets, expected {packets} " \
+            f"({t['retrans']} retrans, {tx_missed} missed)"
+
+
+def _check_recv_counts(doc: Doc, t: Doc, label: str) -> None:
+    """Request/response: every receive stage counts each message's packet once."""
+    packets = 2 * t["exchanges"]
+    rx_missed = missed(doc, "recv")
     # Each read returns one whole message: the L5 stages and e2e count each message once.
     for key in ("e2e", *[k for k in stage_keys(doc, "recv") if k in ("sock_queue", "copy")]):
         got = stat(doc, "recv", key)["count"]
-        assert each_counted(got, packets, rx_missed), f"recv {key}: {got} ({rx_missed} missed)"
+        assert each_counted(got, packets, rx_missed), \
+            f"{label}recv {key}: {got}, expected {packets} ({rx_missed} missed)"
     # The stack stages also see the connection's last packet (FIN), nothing else on this port.
     for key in ("stack", *chain(doc, "recv", "stack")):
         got = stat(doc, "recv", key)["count"]
-        assert packets - rx_missed <= got <= packets + 2, f"recv {key}: {got} ({rx_missed} missed)"
+        assert packets - rx_missed <= got <= packets + 2, \
+            f"{label}recv {key}: {got}, expected {packets} (+2) ({rx_missed} missed)"
 
 
 def check_loopback_sockets(result: Doc) -> None:
@@ -171,10 +188,13 @@ def check_udp(result: Doc) -> None:
         assert each_counted(s["rx_packets"], t["exchanges"], rx_missed), f"peeks counted as reads? {s}"
 
 
-def check_stage_sums(result: Doc, scenario: str) -> None:
+ALL_TOTALS = (("send", "total"), ("recv", "stack"), ("recv", "e2e"))
+
+
+def check_stage_sums(result: Doc, scenario: str, totals: tuple[tuple[str, str], ...] = ALL_TOTALS) -> None:
     """The stages between a total's two events add up to the total (means; bucket rounding allowed)."""
     doc = summary(result, scenario)
-    for path, total_key in (("send", "total"), ("recv", "stack"), ("recv", "e2e")):
+    for path, total_key in totals:
         keys = chain(doc, path, total_key)
         total = stat(doc, path, total_key)["mean_us"]
         parts = sum(stat(doc, path, k)["mean_us"] or 0.0 for k in keys)
@@ -206,13 +226,13 @@ def check_veth_counts(result: Doc) -> None:
                     f"{scenario}: {s} ({missed(doc, path)} {path} runs missed)"
 
 
-def check_tbf_delay(result: Doc) -> None:
+def check_tbf_delay(result: Doc, scenario: str = "tbf", plain_scenario: str = "veth") -> None:
     """Each request waits behind its filler in the tbf: that wait is in qdisc, and only there."""
-    expected = truth(result, "tbf")["expected_wait_us"]
+    expected = truth(result, scenario)["expected_wait_us"]
     slow = DELAYED_FRACTION * expected
-    tbf, plain = summary(result, "tbf"), summary(result, "veth")
+    tbf, plain = summary(result, scenario), summary(result, plain_scenario)
     qdisc = stat(tbf, "send", "qdisc")
-    requests = truth(result, "tbf")["exchanges"]
+    requests = truth(result, scenario)["exchanges"]
     # Only the client's requests cross the tbf (the responses leave the other namespace's veth).
     # One in twenty either way: a request may slip through undelayed (seen once on the host, cause
     # not pinned down), and under TCG the host can stall a vCPU for milliseconds between two hooks.
@@ -221,7 +241,11 @@ def check_tbf_delay(result: Doc) -> None:
         f"{delayed} qdisc samples >= {slow} us, expected {requests}: {qdisc['buckets']}"
     waited = median_at_least(qdisc, slow)
     assert 0.8 * expected <= waited <= 1.5 * expected, f"median wait {waited} us, expected {expected} us"
-    assert count_at_least(stat(plain, "send", "qdisc"), slow) == 0, "slow qdisc samples without tbf"
+    # Under TCG a vCPU stall can hold a packet that long without any tbf (seen: 1 in 2000 over the
+    # NICs with two vCPUs): one per 500 packets, so none over the veth pair's 120.
+    unqueued = stat(plain, "send", "qdisc")
+    stray = count_at_least(unqueued, slow)
+    assert stray <= unqueued["count"] // 500, f"{stray} slow qdisc samples without tbf"
     # Any other stage: had it taken the wait, every request (60 more samples) would sit near the
     # expected wait there. Under TCG a reader's wake-up alone can take milliseconds (socket queue:
     # 17 to 41 more such samples seen with tbf than without), so the reader's own stages (socket
@@ -243,6 +267,233 @@ def check_clean_exit(result: Doc) -> None:
     assert result["kprobes_after_close"] == [], result["kprobes_after_close"]
     if result.get("bpf_progs_before") is not None:
         assert result["bpf_progs_after_close"] == result["bpf_progs_before"]
+
+
+# --------------------------------------------------------------------------------------------------
+# over the guest's own two virtio-net NICs (scenarios nic, nic_bulk, nic_tbf: tests/vm/guest/nics.py)
+
+#: the NICs' addresses (inside their two namespaces only)
+NIC_NET = "10.232.0."
+#: request/response scenarios over the NICs
+NIC_EXCHANGES = ("nic", "nic_tbf")
+
+#: Engine faults the NIC scenarios show (strict xfails: the day one is fixed, its test fails and
+#: asks for the mark to go). Each test module adds what it measured on its kernel.
+GRO_BYTES = (
+    "receive path bytes under GRO: the byte counter adds the skb's length read at first sight "
+    "(napi_gro_receive_entry, rx_first_sight), one wire segment; GRO then merges the following "
+    "segments into that skb, so a delivered packet of dozens of segments counts as one segment's "
+    "bytes (it should read the length at netif_receive_skb)."
+)
+KPROBE_NIC_LOSS = (
+    "kprobe plan, NIC receive: a receive softirq run on interrupt or RPS-IPI exit on top of one of "
+    "our process-context kprobe handlers makes the kernel skip our kprobes on tcp_v4_rcv and "
+    "sock_def_readable (kprobe re-entry: counted in the kprobe's nmissed, which our witness kprobe "
+    "on sock_def_readable shares, not in the program's recursion_misses), so the message is lost "
+    "from every receive stage while 'missed' says 0."
+)
+GSO_SEGMENTS = (
+    "send path, software GSO: virtio-net on a qemu hub offers no TSO, so a bulk TCP skb is cut into "
+    "new skbs between net_dev_queue (which keys the packet by the GSO skb's address) and "
+    "net_dev_start_xmit/net_dev_xmit (which see only the segments): no segmented packet ever "
+    "closes, qdisc/device/total/deferred lose it, and 'evicted' counts some when the address is "
+    "reused."
+)
+
+
+def nic_scenario(result: Doc, scenario: str) -> Doc:
+    """A NIC scenario's record; fails with the guest's words when the NICs or the scenario failed."""
+    setup = result.get("nic_setup")
+    assert setup is not None, "the guest ran without its NICs (run_in_guest(nics=True))"
+    assert "error" not in setup, setup["error"]
+    found = result["scenarios"].get(scenario)
+    assert found is not None, f"no {scenario} scenario in the guest's result"
+    assert "error" not in found, found["error"]
+    return found
+
+
+def evidence(result: Doc, scenario: str) -> Doc:
+    """The kernel's own counters around a NIC scenario (plan_checks.Evidence)."""
+    return nic_scenario(result, scenario)["evidence"]
+
+
+def runs(ev: Doc, hook: str) -> int:
+    """Runs of our program on a tracepoint: ``rtp_<hook>`` in the kprobe plan, ``<hook>`` in the other."""
+    return sum(n for name, n in ev["runs"].items() if name in (hook, f"rtp_{hook}"))
+
+
+def _check_nic_sockets(doc: Doc, t: Doc, scenario: str, key: str, path: str) -> None:
+    busy = [s for s in doc["sockets"] if s["tx_packets"] or s["rx_packets"]]
+    assert len(busy) == 2, f"{scenario}: {busy}"
+    for s in busy:
+        assert s["local"].startswith(NIC_NET) and s["remote"].startswith(NIC_NET), f"{scenario}: {s}"
+        assert each_counted(s[key], t["exchanges"], missed(doc, path)), \
+            f"{scenario}: {s} ({missed(doc, path)} {path} runs missed)"
+
+
+def check_nic_counts(result: Doc, path: str) -> None:
+    """Over the NICs, every request and response counted once in every stage of ``path`` and by its
+    socket, less only what ``missed`` reports; the sockets carry the NICs' addresses. Send: qdisc,
+    TX ring, TX completion; receive: interrupt, NAPI poll, GRO, the RPS backlog."""
+    check_counts, key = {"send": (_check_send_counts, "tx_packets"),
+                         "recv": (_check_recv_counts, "rx_packets")}[path]
+    for scenario in NIC_EXCHANGES:
+        nic_scenario(result, scenario)
+        doc, t = summary(result, scenario), truth(result, scenario)
+        check_counts(doc, t, f"{scenario} ")
+        _check_nic_sockets(doc, t, scenario, key, path)
+
+
+def check_nic_first_sight(result: Doc) -> None:
+    """A NIC's packets never pass netif_rx: first sight is napi_gro_receive_entry, and received
+    packets are timed from there (the backlog stage has samples)."""
+    ev, doc, t = evidence(result, "nic"), summary(result, "nic"), truth(result, "nic")
+    packets = 2 * t["exchanges"]
+    # netif_rx may fire for a stray loopback packet elsewhere in the guest (seen: once in 2000)
+    assert runs(ev, "netif_rx") <= packets // 100, f"netif_rx ran {runs(ev, 'netif_rx')} times"
+    seen = runs(ev, "napi_gro_receive_entry")
+    assert seen >= packets, f"napi_gro_receive_entry ran {seen} times for {packets} packets"
+    assert stat(doc, "recv", "backlog")["count"] > 0, "no received packet timed from its first sight"
+
+
+def check_nic_rps(result: Doc) -> None:
+    """With two or more CPUs the NICs interrupt CPU 0 and RPS hands every received packet to
+    another CPU: the backlog stage is cross-CPU queueing. With one CPU nothing claims otherwise."""
+    setup, ev, t = result["nic_setup"], evidence(result, "nic"), truth(result, "nic")
+    processed = [c["processed"] for c in ev["softnet"]]
+    moved = sum(c["rps"] for c in ev["softnet"])
+    masks = [nic["rps_cpus"] for nic in setup["nics"].values()]
+    if setup["cpus"] < 2:
+        assert moved == 0 and set(masks) <= {"0", "00"}, (masks, ev["softnet"])
+        return
+    assert all(int(m, 16) & ~1 and not int(m, 16) & 1 for m in masks), f"RPS masks {masks}"
+    # CPU 0 may process a stray loopback packet from elsewhere in the guest (seen: one)
+    packets = 2 * t["exchanges"]
+    assert processed[0] <= packets // 100 and sum(processed[1:]) >= packets, f"softnet processed {processed}"
+    assert moved > 0, f"no packet came through RPS: {ev['softnet']}"
+
+
+def _bulk_sockets(result: Doc) -> tuple[Doc | None, Doc | None]:
+    """The engine's records of the bulk sender's and receiver's sockets (None when missing)."""
+    doc, t = summary(result, "nic_bulk"), truth(result, "nic_bulk")
+    pairs = {(s["local"], s["remote"]): s for s in doc["sockets"]}
+    ends = (t["sender"]["local"], t["receiver"]["local"])
+    return pairs.get(ends), pairs.get(ends[::-1])
+
+
+def check_nic_bulk_bytes(result: Doc) -> None:
+    """The bulk transfer's sockets against the kernel's TCP_INFO of the same sockets, to the byte:
+    the sender's bytes sent and bytes_acked, the receiver's bytes read and bytes_received (and the
+    one-byte answer the other way)."""
+    nic_scenario(result, "nic_bulk")
+    t = truth(result, "nic_bulk")
+    sender, receiver = t["sender"], t["receiver"]
+    snd, rcv = _bulk_sockets(result)
+    assert snd and rcv, f"sockets {sender['local']} <-> {receiver['local']} not in " \
+        f"{[(s['local'], s['remote']) for s in summary(result, 'nic_bulk')['sockets']]}"
+    # The kernel counts the active opener's SYN in its bytes_acked: one byte of sequence space.
+    assert snd["tx_bytes"] == sender["bytes_acked"] - 1 == t["bytes"], (snd, sender)
+    assert rcv["rx_bytes"] == receiver["bytes_received"] == t["bytes"], (rcv, receiver)
+    assert rcv["tx_bytes"] == 1 and snd["rx_bytes"] == sender["bytes_received"] == 1, (snd, rcv)
+
+
+def check_nic_bulk_recv_path_bytes(result: Doc) -> None:
+    """The receive path's byte counter holds at least the payload the receiver got (it counts
+    each delivered skb's length with its IP and TCP headers, so a little more)."""
+    nic_scenario(result, "nic_bulk")
+    doc, t = summary(result, "nic_bulk"), truth(result, "nic_bulk")
+    counters = doc["paths"]["recv"]["counters"]
+    got, payload = counters["bytes"], t["receiver"]["bytes_received"]
+    assert got >= payload, f"receive path counted {got} bytes in {counters['packets']} packets; " \
+        f"the receiver got {payload} (tcpi_bytes_received, {t['receiver'].get('data_segs_in')} segments)"
+
+
+def check_nic_bulk_send_segments(result: Doc) -> None:
+    """Every TCP segment that left a NIC during the bulk transfer is on the send path: the path's
+    packet counter (sent in the syscall, deferred) against the namespaces' own OutSegs
+    (/proc/net/snmp; only this transfer's connection lives there), less what ``missed`` reports."""
+    ev, doc = evidence(result, "nic_bulk"), summary(result, "nic_bulk")
+    out_segs = sum(v["OutSegs"] for v in ev["snmp"].values())
+    counters = doc["paths"]["send"]["counters"]
+    got, tx_missed = counters["packets"], missed(doc, "send")
+    assert out_segs - tx_missed <= got <= out_segs, \
+        f"send path counted {got} packets; the NICs sent {out_segs} TCP segments (snmp OutSegs; " \
+        f"{runs(ev, 'net_dev_queue')} net_dev_queue, {runs(ev, 'net_dev_xmit')} net_dev_xmit runs; " \
+        f"{tx_missed} missed, {counters['evicted']} evicted)"
+
+
+def received_short(result: Doc, scenarios: tuple[str, ...] = NIC_EXCHANGES) -> int:
+    """What the plan did not follow to its read in these NIC scenarios, before any allowance:
+    messages short of the exchanges' (e2e), for nic_bulk bytes short of tcpi_bytes_received."""
+    short = 0
+    for scenario in scenarios:
+        nic_scenario(result, scenario)
+        doc, t = summary(result, scenario), truth(result, scenario)
+        if scenario == "nic_bulk":
+            rcv = _bulk_sockets(result)[1]
+            short += t["receiver"]["bytes_received"] - (rcv["rx_bytes"] if rcv else 0)
+        else:
+            short += 2 * t["exchanges"] - stat(doc, "recv", "e2e")["count"]
+    return short
+
+
+def expect_kprobe_loss(request: pytest.FixtureRequest, result: Doc, reason: str,
+                       scenarios: tuple[str, ...] = NIC_EXCHANGES) -> None:
+    """Make the running test a strict xfail when it checks the kprobe plan and that plan lost
+    received data in these scenarios (KPROBE_NIC_LOSS; check_kprobe_loss_is_skipped_kprobes holds
+    the loss to the kprobe runs the kernel skipped). The check fails then; the day the engine
+    reports those runs in ``missed`` or stops losing them, it passes and the strict xfail fails,
+    asking to be removed. A run without a loss (6.1 has few) faces the check as it is."""
+    if result["probes"] == "kprobe" and received_short(result, scenarios) > 0:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+
+
+def check_kprobe_loss_is_skipped_kprobes(result: Doc) -> None:
+    """Each received message the kprobe plan did not see to its read is a run of the plan's kprobe
+    on sock_def_readable that the kernel skipped: at most the misses of our witness kprobe on the
+    same function (two kprobes on one address share the kernel's aggregate kprobe, whose every
+    miss counts for both), plus what ``missed`` reports."""
+    for scenario in NIC_EXCHANGES:
+        ev, doc, t = evidence(result, scenario), summary(result, scenario), truth(result, scenario)
+        lost = 2 * t["exchanges"] - stat(doc, "recv", "e2e")["count"]
+        skipped = ev["witness"]["sock_def_readable"]["misses"]
+        assert 0 <= lost <= skipped + missed(doc, "recv"), \
+            f"{scenario}: {lost} reads not timed, the kernel skipped {skipped} kprobe runs " \
+            f"({missed(doc, 'recv')} missed): {ev['witness']}"
+
+
+def nic_figures(result: Doc) -> str:
+    """One markdown block with a plan's NIC figures: counts, misses, witnesses, bytes, the tbf wait."""
+    lines = []
+    for scenario in ("nic", "nic_bulk", "nic_tbf"):
+        found = result["scenarios"].get(scenario, {})
+        if "summary" not in found:
+            lines.append(f"- {scenario}: {found.get('error', 'not run')}")
+            continue
+        doc, ev = found["summary"], found["evidence"]
+        counts = {p: {k: v["count"] for group in ("stages", "totals")
+                      for k, v in doc["paths"][p][group].items() if v["count"]} for p in ("send", "recv")}
+        keep = ("packets", "missed", "evicted", "stale", "deferred")
+        counters = {p: {k: v for k, v in doc["paths"][p]["counters"].items() if k in keep}
+                    for p in ("send", "recv")}
+        lines.append(f"- {scenario}: send {counts['send']} {counters['send']}; recv {counts['recv']} "
+                     f"{counters['recv']}; program skips {ev['misses'] or 0}; "
+                     f"witness kprobes {ev['witness']}; "
+                     f"softnet processed/rps {[(c['processed'], c['rps']) for c in ev['softnet']]}; "
+                     f"snmp {ev['snmp']}")
+        if scenario == "nic_bulk":
+            t = found["truth"]
+            socks = [(s["local"], s["tx_bytes"], s["rx_bytes"], s["tx_packets"], s["rx_packets"])
+                     for s in doc["sockets"] if s["tx_bytes"] or s["rx_bytes"]]
+            lines.append(f"  - sockets (local, tx_bytes, rx_bytes, tx_packets, rx_packets) {socks}; "
+                         f"tcp_info sender {t['sender']}; receiver {t['receiver']}")
+        if scenario == "nic_tbf":
+            qdisc = stat(doc, "send", "qdisc")
+            slow = DELAYED_FRACTION * found["truth"]["expected_wait_us"]
+            lines.append(f"  - tbf: {count_at_least(qdisc, slow)} qdisc samples >= {slow:.0f} us, "
+                         f"median {median_at_least(qdisc, slow)} us, "
+                         f"expected {found['truth']['expected_wait_us']} us")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ Command line (for people; the tests call :func:`run_in_guest`):
 
     python3 tests/vm/vm_harness.py [--suite trixie] --build-only
     python3 tests/vm/vm_harness.py [--suite S] [--timeout S] [--out DIR] -- 'uname -r; python3 -m tui doctor'
+    python3 tests/vm/vm_harness.py --nics -- 'sh tests/vm/guest/plans_job.sh plan-kprobe'
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ DEFAULT_SUITE = "bookworm"
 #: virtual CPUs per suite. The 7.x backports kernel hits an int3 Oops in early boot (live code
 #: patching racing across vCPUs under multi-threaded TCG), so it boots with one.
 SUITE_CPUS = {"bookworm": 2, "trixie": 2, "trixie-backports": 1}
+
+#: the guest's own network (``nics=True``): two virtio-net NICs on one qemu hub, nothing else on
+#: the hub (no host network). The guest finds each by its MAC (tests/vm/guest/nics.py).
+NIC_MACS = ("52:54:00:00:00:01", "52:54:00:00:00:02")
 
 #: the root partition's id: MBR disk signature set by image/build.sh, partition 1
 ROOT_PARTUUID = "6e6c6174-01"
@@ -186,14 +191,18 @@ def _prune_other_images(suite: str, keep: str) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def make_job_disk(workdir: Path, script: str, tree: Path) -> Path:
-    """An ext4 image holding tree/ (the project), job.sh and an empty out/ for the job's files."""
+def make_job_disk(workdir: Path, script: str, tree: Path, nics: bool = False) -> Path:
+    """An ext4 image holding tree/ (the project), job.sh and an empty out/ for the job's files.
+
+    With ``nics`` the job sees ``NETLAT_VM_NICS`` = the NICs' MACs, space separated."""
     stage = workdir / "stage"
     shutil.copytree(tree, stage / "tree", ignore=TREE_IGNORE, symlinks=True)
     (stage / "out").mkdir()
+    nic_env = f"export NETLAT_VM_NICS='{' '.join(NIC_MACS)}'\n" if nics else ""
     (stage / "job.sh").write_text(
         "#!/bin/sh\n"
         "export PYTHONPATH=/job/tree PYTHONDONTWRITEBYTECODE=1 NETLAT_VM_OUT=/job/out\n"
+        f"{nic_env}"
         "cd /job/tree || exit 126\n"
         f"{script}\n"
     )
@@ -204,8 +213,20 @@ def make_job_disk(workdir: Path, script: str, tree: Path) -> Path:
     return disk
 
 
-def qemu_command(image: GuestImage, job_disk: Path, workdir: Path, memory_mb: int, cpus: int) -> list[str]:
-    """The qemu command line: TCG, no network, one NVMe controller with two namespaces, three UARTs."""
+def nic_args(nics: bool) -> list[str]:
+    """No network device, or two virtio-net NICs joined by qemu hub 0 and nothing else."""
+    if not nics:
+        return ["-nic", "none"]
+    args = []
+    for i, mac in enumerate(NIC_MACS):
+        args += ["-netdev", f"hubport,id=p{i},hubid=0", "-device", f"virtio-net-pci,netdev=p{i},mac={mac}"]
+    return args
+
+
+def qemu_command(image: GuestImage, job_disk: Path, workdir: Path, memory_mb: int, cpus: int,
+                 nics: bool = False) -> list[str]:
+    """The qemu command line: TCG, one NVMe controller with two namespaces, three UARTs; no network
+    device, or with ``nics`` the guest's own two-NIC hub (:func:`nic_args`)."""
     cmdline = (
         f"console=ttyS0,115200 root=PARTUUID={ROOT_PARTUUID} rootfstype=ext4 rootwait rw "
         "init=/sbin/netlat-vm-init "
@@ -216,7 +237,7 @@ def qemu_command(image: GuestImage, job_disk: Path, workdir: Path, memory_mb: in
         "qemu-system-x86_64",
         "-accel", "tcg,thread=multi", "-cpu", "qemu64",
         "-m", str(memory_mb), "-smp", str(cpus),
-        "-display", "none", "-monitor", "none", "-nic", "none", "-no-reboot",
+        "-display", "none", "-monitor", "none", *nic_args(nics), "-no-reboot",
         "-kernel", str(image.kernel), "-append", cmdline,
         "-device", "nvme,id=nvme0,serial=netlat0",
         "-drive", f"file={image.rootfs},if=none,id=rootdisk,format=raw,snapshot=on",
@@ -239,20 +260,22 @@ def run_in_guest(
     stream: TextIO | None = sys.stdout,
     memory_mb: int = 2048,
     cpus: int | None = None,
+    nics: bool = False,
 ) -> GuestRun:
     """Boot the guest, run ``script`` (sh) as root in /job/tree with the project on PYTHONPATH.
 
     Streams the job's output to ``stream``, copies the job's $NETLAT_VM_OUT files into
     ``out_dir/out``, returns its exit status. Raises VmTimeout past ``timeout_s`` (the guest is
-    killed) and VmError when the guest ends without reporting a status.
+    killed) and VmError when the guest ends without reporting a status. ``nics`` gives the guest
+    two virtio-net NICs on a qemu hub of their own (off by default: no network device at all).
     """
     image = ensure_image(suite, stream if stream is not None else sys.stderr)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="netlat-vm-") as tmp:
         workdir = Path(tmp)
-        job_disk = make_job_disk(workdir, script, tree)
-        cmd = qemu_command(image, job_disk, workdir, memory_mb, cpus or SUITE_CPUS[suite])
+        job_disk = make_job_disk(workdir, script, tree, nics)
+        cmd = qemu_command(image, job_disk, workdir, memory_mb, cpus or SUITE_CPUS[suite], nics)
         started = time.monotonic()
         lines: list[str] = []
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -313,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build-only", action="store_true", help="build or find the cached image, then exit")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds before the guest is killed")
     parser.add_argument("--out", type=Path, default=None, help="where the job's out/ files go")
+    parser.add_argument("--nics", action="store_true",
+                        help="two virtio-net NICs on a qemu hub of the guest's own (no host network)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="shell command run in /job/tree")
     args = parser.parse_args(argv)
     try:
@@ -324,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         if not command:
             parser.error("give a command to run in the guest")
         out = args.out or Path(tempfile.mkdtemp(prefix="netlat-vm-out-"))
-        run = run_in_guest(command, out, suite=args.suite, timeout_s=args.timeout)
+        run = run_in_guest(command, out, suite=args.suite, timeout_s=args.timeout, nics=args.nics)
     except VmError as exc:
         print(f"vm: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,15 @@ One compile per plan (30-40 s under TCG), then three scenarios measured as snaps
 - ``tbf``: the same with a tbf qdisc on the sending veth, sized so that each request waits a
   predictable time behind its filler (the injected delay that must land in the qdisc stage).
 
+When the harness gave the guest its two NICs (``NETLAT_VM_NICS``, see nics.py), three more over a
+real driver (virtio-net: TX ring, NAPI poll, GRO, TX completion), each with the kernel's own
+counters around it (``evidence``: our programs' run and skip counts, witness kprobes' misses,
+softnet/RPS, interrupts, /proc/net/snmp):
+
+- ``nic``: request/response between the two NICs' namespaces, exact counts per stage;
+- ``nic_bulk``: one bulk TCP transfer; TCP_INFO of both sockets is the witness for bytes and segments;
+- ``nic_tbf``: the filler/request traffic of ``tbf`` with the tbf on the client's NIC.
+
 Writes ``$NETLAT_VM_OUT/plan-<probes>.json``: per scenario the headless summary document of the
 delta plus the ground truth (what the traffic did, the tbf parameters). The host-side tests
 (tests/vm/test_vm_plans.py) make the assertions, so a figure can be checked without a reboot.
@@ -26,6 +35,9 @@ import sys
 import time
 from pathlib import Path
 
+import nics
+
+from tui.bpf.stats import program_misses, program_stats
 from tui.model.filters import Filters
 from tui.model.summary import snapshot_summary
 from tui.sources.live import LiveSource
@@ -49,6 +61,17 @@ REQUEST_FRAME = VETH_REQUEST + 14 + 20 + 32  # Ethernet, IPv4, TCP with the time
 VETH_EXCHANGES = 60
 # Long enough for the bucket to refill (1500 bytes at 1 Mbit/s = 12 ms) before the next filler.
 VETH_PAUSE_S = 0.03
+# Over the NICs: 64-byte request/response as in DESIGN.md's first try, 1000 exchanges rather than
+# 200 so that a loss of one packet in 200 (the kprobe plan's, see vm_figures) shows in every run;
+# and a bulk transfer modest enough for TCG (4 MB take about 0.3 s).
+NIC_EXCHANGES, NIC_MESSAGE = 1000, 64
+NIC_BULK_BYTES = 4 << 20
+# tbf on the client's NIC: 250 kbit/s, so each request waits 31 ms behind its filler. At 1 Mbit/s
+# (7.7 ms) 6-7 of 60 requests crossed the tbf without the wait on the two-vCPU guest: under TCG on
+# a busy host a vCPU can stall for milliseconds between the filler and the request (seen: 2-187
+# device-stage samples over 2.3 ms with no tbf at all), long enough for the bucket to refill.
+# The pause lets the bucket refill (1500 bytes at 250 kbit/s = 48 ms) before the next filler.
+NIC_TBF_RATE_BIT, NIC_TBF_PAUSE_S = 250_000, 0.06
 
 
 def _free_port() -> int:
@@ -156,25 +179,93 @@ def netns_down() -> None:
         subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL, check=False)
 
 
-def veth(port: int, with_tbf: bool) -> dict:
+def veth(port: int, with_tbf: bool, ns_client: str = NS_CLIENT, dev_client: str = DEV_CLIENT,
+         ns_server: str = NS_SERVER, addr_server: str = ADDR_SERVER, rate_bit: int = TBF_RATE_BIT,
+         pause_s: float = VETH_PAUSE_S) -> dict:
+    """Filler + request/response from the client's namespace, over the veth pair or (other
+    arguments) the NICs; with_tbf puts a tbf of ``rate_bit`` on the client's device."""
     if with_tbf:
-        _sh("ip", "netns", "exec", NS_CLIENT, "tc", "qdisc", "replace", "dev", DEV_CLIENT, "root", "tbf",
-            "rate", f"{TBF_RATE_BIT}bit", "burst", str(TBF_BURST), "limit", "100000")
-    qdisc = subprocess.run(["ip", "netns", "exec", NS_CLIENT, "tc", "qdisc", "show", "dev", DEV_CLIENT],
+        _sh("ip", "netns", "exec", ns_client, "tc", "qdisc", "replace", "dev", dev_client, "root", "tbf",
+            "rate", f"{rate_bit}bit", "burst", str(TBF_BURST), "limit", "100000")
+    qdisc = subprocess.run(["ip", "netns", "exec", ns_client, "tc", "qdisc", "show", "dev", dev_client],
                            capture_output=True, text=True).stdout.strip()
     response = 300
-    server = _start_server(port, VETH_EXCHANGES, VETH_REQUEST, response, host=ADDR_SERVER, netns=NS_SERVER)
-    client = _client(port, VETH_EXCHANGES, VETH_REQUEST, response, host=ADDR_SERVER, netns=NS_CLIENT,
-                     pause=VETH_PAUSE_S, filler=FILLER_PAYLOAD)
+    server = _start_server(port, VETH_EXCHANGES, VETH_REQUEST, response, host=addr_server, netns=ns_server)
+    client = _client(port, VETH_EXCHANGES, VETH_REQUEST, response, host=addr_server, netns=ns_client,
+                     pause=pause_s, filler=FILLER_PAYLOAD)
     reports = _finish(client) + _finish(server)
     truth = {"port": port, "exchanges": VETH_EXCHANGES, "request": VETH_REQUEST, "response": response,
              "filler_frame": FILLER_FRAME, "request_frame": REQUEST_FRAME, "qdisc": qdisc,
              **_kernel_counts(reports)}
     if with_tbf:
         deficit = REQUEST_FRAME - (TBF_BURST - FILLER_FRAME)
-        truth.update(tbf_rate_bit=TBF_RATE_BIT, tbf_burst=TBF_BURST,
-                     expected_wait_us=round(deficit * 8 / TBF_RATE_BIT * 1e6, 1))
+        truth.update(tbf_rate_bit=rate_bit, tbf_burst=TBF_BURST,
+                     expected_wait_us=round(deficit * 8 / rate_bit * 1e6, 1))
     return truth
+
+
+def nic_exchanges(port: int) -> dict:
+    """Request/response over the NICs: every packet crosses the virtio-net driver both ways."""
+    server = _start_server(port, NIC_EXCHANGES, NIC_MESSAGE, NIC_MESSAGE, host=nics.ADDR_SERVER,
+                           netns=nics.NS_SERVER)
+    client = _client(port, NIC_EXCHANGES, NIC_MESSAGE, NIC_MESSAGE, host=nics.ADDR_SERVER,
+                     netns=nics.NS_CLIENT)
+    reports = _finish(client) + _finish(server)
+    return {"port": port, "exchanges": NIC_EXCHANGES, "request": NIC_MESSAGE, "response": NIC_MESSAGE,
+            **_kernel_counts(reports), "tcp_info": reports}
+
+
+def nic_bulk(port: int) -> dict:
+    """One bulk transfer client -> server; each side's TCP_INFO taken once every byte is across."""
+    prefix = ["ip", "netns", "exec"]
+    server = subprocess.Popen([*prefix, nics.NS_SERVER, *TRAFFIC, "sink", "--host", nics.ADDR_SERVER,
+                               "--port", str(port), "--bytes", str(NIC_BULK_BYTES)],
+                              stdout=subprocess.PIPE, text=True)
+    if server.stdout.readline().strip() != "ready":
+        server.kill()
+        raise RuntimeError("bulk sink did not start")
+    client = subprocess.Popen([*prefix, nics.NS_CLIENT, *TRAFFIC, "bulk", "--host", nics.ADDR_SERVER,
+                               "--port", str(port), "--bytes", str(NIC_BULK_BYTES)],
+                              stdout=subprocess.PIPE, text=True)
+    sender, receiver = _finish(client) + _finish(server)
+    return {"port": port, "bytes": NIC_BULK_BYTES, "sender": sender, "receiver": receiver}
+
+
+class Evidence:
+    """The kernel's own counters around one NIC scenario: per program of ours, runs (BPF stats on)
+    and skipped runs (recursion_misses); our witness kprobes' hits and misses; softnet (RPS);
+    the NICs' interrupts per CPU; each namespace's TCP segment counters."""
+
+    def __init__(self, source: LiveSource, irqs: list[int]) -> None:
+        self.source, self.irqs = source, irqs
+        self.witness = nics.witnesses_on()
+        self.before = self._read()
+
+    def _read(self) -> dict:
+        bpf = self.source._bpf  # the kernel's view of our programs (no public accessor)
+        return {"runs": {k: v[0] for k, v in program_stats(bpf).items()},
+                "misses": program_misses(bpf),
+                "witness": nics.witness_counts() if self.witness else {},
+                "softnet": nics.softnet(), "irqs": nics.interrupts(self.irqs),
+                "snmp": {ns: nics.snmp(ns) for ns in (nics.NS_CLIENT, nics.NS_SERVER)}}
+
+    def close(self) -> dict:
+        after = self._read()
+        nics.witnesses_off()
+        b = self.before
+
+        def sub(new: dict, old: dict) -> dict:
+            return {k: v - old.get(k, 0) for k, v in new.items()}
+
+        return {
+            "runs": sub(after["runs"], b["runs"]),
+            "misses": {k: v for k, v in sub(after["misses"], b["misses"]).items() if v},
+            "witness": {k: sub(v, b["witness"].get(k, {})) for k, v in after["witness"].items()},
+            "softnet": [sub(n, o) for n, o in zip(after["softnet"], b["softnet"], strict=True)],
+            "irqs": {irq: [n - o for n, o in zip(v, b["irqs"].get(irq, [0] * len(v)), strict=True)]
+                     for irq, v in after["irqs"].items()},
+            "snmp": {ns: sub(v, b["snmp"][ns]) for ns, v in after["snmp"].items()},
+        }
 
 
 def _kernel_kprobes() -> list[str]:
@@ -197,6 +288,43 @@ def _poll(source: LiveSource):
             return snap
         time.sleep(0.2)
     raise RuntimeError("the live source gave no snapshot")
+
+
+def nic_scenarios(source: LiveSource, port: int, macs: list[str], scenarios: dict, probes: str) -> dict:
+    """The NIC scenarios, each measured as a snapshot delta with its Evidence. A failed setup or
+    scenario is written down (``error``) and the run goes on: the host-side tests say what failed."""
+    started = time.monotonic()
+    try:
+        setup = nics.nics_up(macs)
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+        return {"error": f"NIC setup failed: {exc}"}
+    devs = {nic["netns"]: dev for dev, nic in setup["nics"].items()}
+    irqs = [irq for nic in setup["nics"].values() for irq in nic["irqs"]]
+    steps = (("nic", lambda: nic_exchanges(port)),
+             ("nic_bulk", lambda: nic_bulk(port)),
+             ("nic_tbf", lambda: veth(port, True, nics.NS_CLIENT, devs[nics.NS_CLIENT], nics.NS_SERVER,
+                                      nics.ADDR_SERVER, NIC_TBF_RATE_BIT, NIC_TBF_PAUSE_S)))
+    Path("/proc/sys/kernel/bpf_stats_enabled").write_text("1")
+    try:
+        for name, run in steps:
+            base = _poll(source)
+            evidence = Evidence(source, irqs)
+            t0 = time.monotonic()
+            try:
+                truth = run()
+            except (OSError, RuntimeError, subprocess.SubprocessError, ValueError) as exc:
+                nics.witnesses_off()
+                scenarios[name] = {"error": f"{name}: {exc}"}
+                continue
+            time.sleep(0.5)
+            snap = _poll(source)
+            summary = snapshot_summary(snap.since(base), time.monotonic() - t0)
+            scenarios[name] = {"truth": truth, "summary": summary, "evidence": evidence.close()}
+            print(f"plan_checks: {probes} {name} done in {time.monotonic() - t0:.1f} s", flush=True)
+    finally:
+        Path("/proc/sys/kernel/bpf_stats_enabled").write_text("0")
+    setup["seconds"] = round(time.monotonic() - started, 1)
+    return setup
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,9 +358,13 @@ def main(argv: list[str] | None = None) -> int:
             base = snap
             result["scenarios"][name] = {"truth": truth, "summary": summary}
             print(f"plan_checks: {args.probes} {name} done", flush=True)
+        macs = os.environ.get("NETLAT_VM_NICS", "").split()
+        if macs:
+            result["nic_setup"] = nic_scenarios(source, port, macs, result["scenarios"], args.probes)
     finally:
         source.close()
         netns_down()
+        nics.nics_down()
     result["kprobes_after_close"] = _kernel_kprobes()
     result["bpf_progs_after_close"] = _bpf_prog_count()
     (out / f"plan-{args.probes}.json").write_text(json.dumps(result, indent=1))
