@@ -53,7 +53,9 @@ class LatencyHistogram(Vertical):
 
     DEFAULT_CSS = """
     LatencyHistogram { height: 1fr; min-height: 8; }
-    LatencyHistogram > .caption { height: auto; max-height: 2; padding: 0 1; }
+    LatencyHistogram > .caption {
+        height: auto; max-height: 2; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     LatencyHistogram > PlotextPlot { height: 1fr; }
     """
 
@@ -116,10 +118,14 @@ class LatencyHistogram(Vertical):
         self.plot.refresh()
 
     def _caption(self, hist: Histogram, pct: dict[float, float | None], top: int) -> Text:
-        text = Text.assemble((self._title, "bold"), f"  n={fmt_count(hist.total)}")
-        for q, name, color in MARKERS:
-            text.append(f"  {name} ", style=color)
-            text.append(fmt_ns(pct[q]))
-        text.append("  max ", style="magenta")
-        text.append(fmt_ns(top))
+        """Two lines that never wrap: the title and packet count, then the percentiles and max
+        (p90 left out where the panel is too narrow for all four)."""
+        figures = [(name, color, pct[q]) for q, name, color in MARKERS] + [("max", "magenta", top)]
+        room = self.size.width - 2
+        if sum(len(f"{name} {fmt_ns(v)} ") for name, _, v in figures) > room:
+            figures = [f for f in figures if f[0] != "p90"]
+        text = Text.assemble((self._title, "bold"), f"  n={fmt_count(hist.total)}\n")
+        for i, (name, color, value) in enumerate(figures):
+            text.append(f"{' ' if i else ''}{name} ", style=color)
+            text.append(fmt_ns(value))
         return text

@@ -49,7 +49,7 @@ class LayerBars(Widget):
     """Stage bars scaled to the largest p99 so the layer where time goes stands out."""
 
     DEFAULT_CSS = """
-    LayerBars { height: auto; min-height: 4; padding: 0 1; }
+    LayerBars { height: auto; min-height: 4; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
