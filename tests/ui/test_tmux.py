@@ -141,8 +141,9 @@ def wait_gone(pid: int, timeout: float = 60) -> None:
 
 
 def caption(screen: str, path: str) -> re.Match[str] | None:
-    """The histogram caption, e.g. ``send · send total  n=6.0k  p50 3.46us``."""
-    return re.search(rf"{path} · ([^\n]*?)\s+n=([\d.]+k?M?)\s+p50\s+([\d.]+[nmu]?s)", screen)
+    """The histogram caption, e.g. ``send · send total  n=6.0k`` and below it ``p50 3.46us ...``
+    (other panels may share those screen lines)."""
+    return re.search(rf"{path} · ([^\n]*?)\s+n=([\d.]+k?M?)[^\n]*\n\s*p50\s+([\d.]+[nmu]?s)", screen)
 
 
 def running_for(screen: str) -> float:
