@@ -242,10 +242,11 @@ def check_tbf_delay(result: Doc, scenario: str = "tbf", plain_scenario: str = "v
     waited = median_at_least(qdisc, slow)
     assert 0.8 * expected <= waited <= 1.5 * expected, f"median wait {waited} us, expected {expected} us"
     # Under TCG a vCPU stall can hold a packet that long without any tbf (seen: 1 in 2000 over the
-    # NICs with two vCPUs): one per 500 packets, so none over the veth pair's 120.
+    # NICs with two vCPUs; 1 in 120 over the veth pair once, one vCPU on a host loaded by three
+    # other guests): one per 500 packets and at least one, far from the 60 a misplaced wait makes.
     unqueued = stat(plain, "send", "qdisc")
     stray = count_at_least(unqueued, slow)
-    assert stray <= unqueued["count"] // 500, f"{stray} slow qdisc samples without tbf"
+    assert stray <= max(1, unqueued["count"] // 500), f"{stray} slow qdisc samples without tbf"
     # Any other stage: had it taken the wait, every request (60 more samples) would sit near the
     # expected wait there. Under TCG a reader's wake-up alone can take milliseconds (socket queue:
     # 17 to 41 more such samples seen with tbf than without), so the reader's own stages (socket
