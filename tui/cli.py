@@ -22,6 +22,8 @@ examples:
   sudo netlat-tui                          live dashboard of all TCP/UDP traffic
   sudo netlat-tui --workload loopback      ... with a built-in loopback load to look at
   sudo netlat-tui --port 443 --comm nginx  only nginx's port-443 sockets
+  sudo netlat-tui --cgroup system.slice/nginx.service   one service (its group and below)
+  sudo netlat-tui --netns blue             one network namespace (ip netns name, inode or path)
   sudo netlat-tui --sample 16              follow 1 packet in 16 (busy hosts)
   sudo netlat-tui --headless --duration 5 --json   one JSON summary for scripts
   sudo netlat-tui --record run.jsonl       record snapshots while watching
@@ -88,6 +90,11 @@ def _add_filter_options(p: argparse.ArgumentParser) -> None:
     flt.add_argument("--family", help="4 or 6")
     flt.add_argument("--protocol", help="tcp or udp")
     flt.add_argument("--iface", help="network interface name")
+    flt.add_argument("--cgroup", metavar="PATH",
+                     help="cgroup v2 group and its descendants: absolute, or relative to the cgroup2 "
+                          "mount (the socket's own group: the one of the process that created it)")
+    flt.add_argument("--netns", metavar="NAME|INODE|PATH",
+                     help="network namespace: ip netns name, inode, or /proc/PID/ns/net")
 
 
 def _add_metrics_options(group: argparse._ArgumentGroup) -> None:
@@ -154,6 +161,7 @@ def filters_from_args(args: argparse.Namespace) -> Filters:
         return Filters.parse(
             pid=args.pid, comm=args.comm, port=args.port, lport=args.lport, rport=args.rport,
             addr=args.addr, family=args.family, protocol=args.protocol, iface=args.iface,
+            cgroup=args.cgroup, netns=args.netns,
         )
     except FilterError as exc:
         raise UserError(str(exc)) from None

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.kernel
 def test_kprobe_plan_programs_pass_the_verifier(require_kernel, task_storage: bool) -> None:
     bcc = require_kernel
     plan = plans.kprobe_plan(optional_tracepoints=("net:napi_gro_receive_entry",))
-    text = build_source(plan, Filters.parse(port="443", comm="nginx"), sample=4,
+    every_kind = Filters.parse(port="443", comm="nginx", cgroup="/", netns="/proc/self/ns/net")
+    text = build_source(plan, every_kind, sample=4,
                         task_storage=task_storage)
     b = bcc.BPF(text=text.encode())
     try:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
 from tui.bpf.program import filter_defines
-from tui.model.filters import FilterError, Filters
+from tui.model.filters import CgroupFilter, FilterError, Filters, NetnsFilter
 
 
 @pytest.mark.parametrize(
@@ -37,6 +38,8 @@ def test_bad_values_are_rejected_with_one_line(raw: dict[str, str], message: str
 def test_defines_are_numbers_and_byte_lists_only() -> None:
     f = Filters.parse(pid="42", comm="nginx", port="443", lport="80", rport="8080",
                       addr="2001:db8::1", protocol="udp", iface="eth0")
+    # groups and namespaces are resolved on the host first (tests/unit/test_attribution.py)
+    f = replace(f, cgroup=CgroupFilter("/a/b", 4242, 2), netns=NetnsFilter(4026531840, "blue"))
     text = filter_defines(f)
     for line in text.splitlines():
         assert re.fullmatch(r"#define FILTER_[A-Z_]+ (\d+|\{[\d, ]+\})", line), line
@@ -48,6 +51,9 @@ def test_defines_are_numbers_and_byte_lists_only() -> None:
     assert "#define FILTER_ADDR_LEN 16\n" in text
     assert "#define FILTER_COMM {110, 103, 105, 110, 120, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}\n" in text
     assert "#define FILTER_COMM_LEN 6\n" in text  # "nginx" and its NUL
+    assert "#define FILTER_CGROUP_ID 4242\n" in text
+    assert "#define FILTER_CGROUP_LEVEL 2\n" in text
+    assert "#define FILTER_NETNS 4026531840\n" in text
     assert "#define FILTER_IFACE_LEN 5\n" in text
 
 

@@ -13,6 +13,7 @@ never loaded), so ``doctor`` can show where headers and kernel disagree.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -50,6 +51,22 @@ PROBE_FIELDS: dict[str, str] = {
     "sock_common.skc_v6_daddr": "OFF_SKC_V6_DADDR",
     "sock_common.skc_v6_rcv_saddr": "OFF_SKC_V6_RCV_SADDR",
     "sock.__sk_common": "OFF_SK_COMMON",
+}
+
+#: Fields that attribute a socket to its workload: its own cgroup v2 (``sk_cgrp_data``, a
+#: ``struct cgroup *`` since 5.15), that cgroup's id (its kernfs node id: the directory's inode),
+#: level and ancestors (descendant filters), and its network namespace's inode. A kernel without
+#: one of them still runs the probes; :func:`workload_offsets` leaves it out and the C says
+#: what it attributes instead (netlat_common.bpf.c).
+WORKLOAD_FIELDS: dict[str, str] = {
+    "sock.sk_cgrp_data": "OFF_SK_CGRP_DATA",
+    "sock_cgroup_data.cgroup": "OFF_SKCD_CGROUP",
+    "cgroup.kn": "OFF_CGROUP_KN",
+    "cgroup.level": "OFF_CGROUP_LEVEL",
+    "cgroup.ancestors": "OFF_CGROUP_ANCESTORS",
+    "kernfs_node.id": "OFF_KERNFS_NODE_ID",
+    "sock_common.skc_net": "OFF_SKC_NET",
+    "net.ns.inum": "OFF_NET_NS_INUM",
 }
 
 
@@ -196,10 +213,30 @@ def probe_offsets() -> dict[str, int]:
         return {field: btf.offset(field) for field in PROBE_FIELDS}
 
 
+@cache
+def workload_offsets() -> dict[str, int]:
+    """Offsets of the :data:`WORKLOAD_FIELDS` this kernel has (none without BTF)."""
+    out: dict[str, int] = {}
+    try:
+        with KernelBtf() as btf:
+            for field in WORKLOAD_FIELDS:
+                with contextlib.suppress(BtfError):
+                    out[field] = btf.offset(field)
+    except BtfError:
+        return {}
+    return out
+
+
 def c_defines(offsets: dict[str, int] | None = None) -> str:
     """``#define OFF_... n`` lines for the BPF C, from the running kernel's BTF."""
     offsets = probe_offsets() if offsets is None else offsets
     return "".join(f"#define {PROBE_FIELDS[f]} {offsets[f]}\n" for f in PROBE_FIELDS)
+
+
+def workload_defines(offsets: dict[str, int] | None = None) -> str:
+    """``#define OFF_... n`` for the workload fields present (an absent one stays undefined)."""
+    offsets = workload_offsets() if offsets is None else offsets
+    return "".join(f"#define {c} {offsets[f]}\n" for f, c in WORKLOAD_FIELDS.items() if f in offsets)
 
 
 _HEADER_PROGRAM = """\

@@ -56,6 +56,9 @@ struct sock_stats {
 	u8 laddr[16];
 	u8 raddr[16];
 	char comm[16];
+	u64 cgroup_id; /* the socket's own cgroup v2: its id, the inode of its directory; 0 = unknown */
+	u32 netns;     /* inode of the socket's network namespace; 0 = unknown */
+	u32 pad3;
 	u32 send_hist[NETLAT_SOCK_STORE];
 	u32 recv_hist[NETLAT_SOCK_STORE];
 };
@@ -76,6 +79,9 @@ struct event {
 	u8 laddr[16];
 	u8 raddr[16];
 	char comm[16];
+	u64 cgroup_id; /* the socket's own cgroup v2 (see struct sock_stats); 0 = unknown */
+	u32 netns;
+	u32 pad;
 };
 
 /* Bucket of a latency in ns: the C twin of tui.model.histogram.bucket_index(). */

@@ -146,6 +146,88 @@ static __always_inline void sk_addrs(u64 sk, u16 family, u8 *laddr, u8 *raddr)
 	}
 }
 
+/* ---- workload: the socket's own cgroup v2 and network namespace ---- */
+
+/* A socket belongs to the cgroup of the process that created it (sk->sk_cgrp_data, set at socket
+ * creation; an accepted socket inherits its listener's), whoever runs when a packet moves: receive
+ * work runs in softirq, in no process's context, and deferred sends leave from timers and ACKs.
+ * The cgroup's id is its kernfs node id, the inode of its directory in the cgroup2 mount. Mini
+ * sockets (request and timewait) end after sock_common and have no cgroup: they count as none.
+ * Without sk_cgrp_data in the kernel's BTF, a socket is attributed to the cgroup of the process
+ * that made its first send or receive call (process context), and --cgroup is refused. */
+#if defined(OFF_SK_CGRP_DATA) && defined(OFF_SKCD_CGROUP) && defined(OFF_CGROUP_KN) && \
+	defined(OFF_KERNFS_NODE_ID)
+#define HAVE_SK_CGROUP 1
+static __always_inline u64 sk_cgroup(u64 sk)
+{
+	u64 cg = 0;
+	READ(cg, sk, OFF_SK_CGRP_DATA + OFF_SKCD_CGROUP);
+	return cg;
+}
+
+static __always_inline u64 cgroup_id_of(u64 cg)
+{
+	u64 kn = 0, id = 0;
+	if (!cg)
+		return 0;
+	READ(kn, cg, OFF_CGROUP_KN);
+	if (kn)
+		READ(id, kn, OFF_KERNFS_NODE_ID);
+	return id;
+}
+#endif
+
+/* The cgroup id of a full socket (not a mini socket), 0 when unknown. */
+static __always_inline u64 sk_cgroup_id(u64 sk)
+{
+#ifdef HAVE_SK_CGROUP
+	return cgroup_id_of(sk_cgroup(sk));
+#else
+	return 0;
+#endif
+}
+
+/* Inode of the socket's network namespace (sock_common: mini sockets too), 0 when unknown. */
+static __always_inline u32 sk_netns(u64 sk)
+{
+#if defined(OFF_SKC_NET) && defined(OFF_NET_NS_INUM)
+	u64 net = 0;
+	u32 inum = 0;
+	READ(net, sk, OFF_SK_COMMON + OFF_SKC_NET);
+	if (net)
+		READ(inum, net, OFF_NET_NS_INUM);
+	return inum;
+#else
+	return 0;
+#endif
+}
+
+static __always_inline int mini_socket(u8 state)
+{
+	return state == TCP_TIME_WAIT_ || state == TCP_NEW_SYN_RECV_;
+}
+
+#ifdef FILTER_CGROUP_ID
+/* The socket's cgroup is FILTER_CGROUP_ID or one of its descendants: its ancestor at the filter's
+ * level (cgroup->ancestors[], the cgroup itself at its own level) is that group. */
+static __always_inline int cgroup_match(u64 sk, u8 state)
+{
+	u64 cg, anc = 0;
+	int level = -1;
+
+	if (mini_socket(state))
+		return 0;
+	cg = sk_cgroup(sk);
+	if (!cg)
+		return 0;
+	READ(level, cg, OFF_CGROUP_LEVEL);
+	if (level < FILTER_CGROUP_LEVEL)
+		return 0;
+	READ(anc, cg, OFF_CGROUP_ANCESTORS + 8 * FILTER_CGROUP_LEVEL);
+	return cgroup_id_of(anc) == FILTER_CGROUP_ID;
+}
+#endif
+
 /* ---- filters (constants from validated user input) ---- */
 
 /* Byte comparisons below accumulate differences without branching: a branch per byte makes the
@@ -170,7 +252,8 @@ static __always_inline int addr_match(u64 sk, u16 family)
 #endif
 
 #if defined(FILTER_FAMILY) || defined(FILTER_PROTO) || defined(FILTER_PORT) || \
-	defined(FILTER_LPORT) || defined(FILTER_RPORT) || defined(FILTER_ADDR_FAMILY)
+	defined(FILTER_LPORT) || defined(FILTER_RPORT) || defined(FILTER_ADDR_FAMILY) || \
+	defined(FILTER_CGROUP_ID) || defined(FILTER_NETNS)
 #define HAVE_SK_FILTER 1
 #endif
 
@@ -205,6 +288,14 @@ static __always_inline int sk_wanted(u64 sk, struct skinfo *si)
 #endif
 #ifdef FILTER_ADDR_FAMILY
 	if (!addr_match(sk, si->family))
+		return 0;
+#endif
+#ifdef FILTER_NETNS
+	if (sk_netns(sk) != FILTER_NETNS)
+		return 0;
+#endif
+#ifdef FILTER_CGROUP_ID
+	if (!cgroup_match(sk, si->state))
 		return 0;
 #endif
 	return 1;
@@ -284,6 +375,12 @@ static __always_inline struct sock_stats *sock_entry(u64 sk, struct skinfo *si, 
 	fresh->rport = si->rport;
 	bpf_get_current_comm(&fresh->comm, sizeof(fresh->comm));
 	sk_addrs(sk, si->family, fresh->laddr, fresh->raddr);
+#ifdef HAVE_SK_CGROUP
+	fresh->cgroup_id = sk_cgroup_id(sk);
+#else
+	fresh->cgroup_id = bpf_get_current_cgroup_id(); /* process context: the caller's cgroup */
+#endif
+	fresh->netns = sk_netns(sk);
 	return fresh;
 }
 
@@ -339,7 +436,8 @@ static __always_inline void event_task(struct event *ev, u64 pid_tgid)
 	bpf_get_current_comm(&ev->comm, sizeof(ev->comm));
 }
 
-/* The socket an event belongs to: protocol, family, ports and addresses (left 0 if not TCP/UDP). */
+/* The socket an event belongs to: protocol, family, ports, addresses, cgroup and network
+ * namespace (left 0 if not TCP/UDP). */
 static __always_inline void event_sock(struct event *ev, u64 sk)
 {
 	struct skinfo si = {};
@@ -349,6 +447,9 @@ static __always_inline void event_sock(struct event *ev, u64 sk)
 		ev->lport = si.lport;
 		ev->rport = si.rport;
 		sk_addrs(sk, si.family, ev->laddr, ev->raddr);
+		if (!mini_socket(si.state))
+			ev->cgroup_id = sk_cgroup_id(sk);
+		ev->netns = sk_netns(sk);
 	}
 }
 

@@ -14,7 +14,14 @@ import ipaddress
 from importlib.resources import files
 
 from tui.bpf import plans
-from tui.bpf.btf import BtfError, KernelBtf, c_defines, probe_offsets
+from tui.bpf.btf import (
+    BtfError,
+    KernelBtf,
+    c_defines,
+    probe_offsets,
+    workload_defines,
+    workload_offsets,
+)
 from tui.bpf.plans import Plan
 from tui.model import histogram
 from tui.model.filters import Filters
@@ -132,7 +139,41 @@ def filter_defines(filters: Filters) -> str:
     if filters.iface is not None:
         out.append(f"#define FILTER_IFACE {_bytes(filters.iface.encode(), 16)}")
         out.append(f"#define FILTER_IFACE_LEN {min(len(filters.iface.encode()) + 1, 16)}")
+    if filters.netns is not None:
+        out.append(f"#define FILTER_NETNS {int(filters.netns.inode)}")
+    if filters.cgroup is not None:
+        out.append(f"#define FILTER_CGROUP_ID {int(filters.cgroup.id)}")
+        out.append(f"#define FILTER_CGROUP_LEVEL {int(filters.cgroup.level)}")
     return "".join(line + "\n" for line in out)
+
+
+#: What --cgroup and --netns need from the kernel's BTF (tui.bpf.btf.WORKLOAD_FIELDS).
+_CGROUP_FILTER_FIELDS = ("sock.sk_cgrp_data", "sock_cgroup_data.cgroup", "cgroup.kn", "cgroup.level",
+                         "cgroup.ancestors", "kernfs_node.id")
+_NETNS_FILTER_FIELDS = ("sock_common.skc_net", "net.ns.inum")
+#: What reading a socket's cgroup id needs (HAVE_SK_CGROUP in netlat_common.bpf.c).
+_SK_CGROUP_FIELDS = ("sock.sk_cgrp_data", "sock_cgroup_data.cgroup", "cgroup.kn", "kernfs_node.id")
+
+
+def workload_notes(workload: dict[str, int]) -> list[str]:
+    """What is attributed how when the kernel lacks a field of the socket's cgroup or namespace."""
+    notes = []
+    if any(f not in workload for f in _SK_CGROUP_FIELDS):
+        notes.append("no socket cgroup in this kernel's BTF (sock.sk_cgrp_data): a socket is "
+                     "attributed to the cgroup of the process that first sent or read on it; "
+                     "sampled packets name no cgroup; --cgroup is refused")
+    if any(f not in workload for f in _NETNS_FILTER_FIELDS):
+        notes.append("no socket network namespace in this kernel's BTF: netns not attributed")
+    return notes
+
+
+def check_workload_filters(filters: Filters, workload: dict[str, int]) -> None:
+    """BtfError (one line) when a cgroup or netns filter needs a field this kernel lacks."""
+    for name, wanted, fields in (("--cgroup", filters.cgroup, _CGROUP_FILTER_FIELDS),
+                                 ("--netns", filters.netns, _NETNS_FILTER_FIELDS)):
+        missing = [f for f in fields if f not in workload]
+        if wanted is not None and missing:
+            raise BtfError(f"{name} needs {', '.join(missing)} in the kernel BTF, which this kernel lacks")
 
 
 @functools.cache
@@ -157,17 +198,21 @@ def build_source(
     offsets: dict[str, int] | None = None,
     optional_hooks: tuple[str, ...] = (),
     task_storage: bool = False,
+    workload: dict[str, int] | None = None,
 ) -> str:
     """The complete C text BCC compiles for ``plan`` (what ``--ebpf`` prints)."""
     if not isinstance(sample, int) or sample < 1:
         raise ValueError(f"bad sample {sample!r}")
     offs = probe_offsets() if offsets is None else offsets
+    workload = workload_offsets() if workload is None else workload
+    check_workload_filters(filters or Filters(), workload)
     head_fields = ("skc_daddr", "skc_rcv_saddr", "skc_dport", "skc_num", "skc_family", "skc_state")
     if any(offs[f"sock_common.{f}"] + 2 > SKC_HEAD for f in head_fields):
         raise BtfError("unexpected struct sock_common layout: the probes read its first 24 bytes")
     head = [
         f"/* netlat-tui: plan {plan.info.name}; generated, do not edit */",
         c_defines(offs).rstrip("\n"),
+        workload_defines(workload).rstrip("\n"),
         f"#define SAMPLE_EVERY {sample}",
         f"#define AGE_LIMIT_NS {AGE_LIMIT_NS}ULL",
         f"#define EVENTS_PER_SEC {EVENTS_PER_SEC}",

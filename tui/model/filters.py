@@ -83,6 +83,55 @@ def parse_protocol(text: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class CgroupFilter:
+    """A cgroup v2 group and its descendants; ``str()`` is its path (what the dialog shows)."""
+
+    path: str  #: below the cgroup2 mount, "/" = root
+    id: int  #: inode of its directory (compiled into the probes)
+    level: int  #: depth below the root (compiled into the probes)
+
+    def __str__(self) -> str:
+        return self.path
+
+    def covers(self, path: str) -> bool:
+        """Whether a socket in cgroup ``path`` is this group or one of its descendants."""
+        return self.path == "/" or path == self.path or path.startswith(self.path + "/")
+
+
+@dataclass(frozen=True, slots=True)
+class NetnsFilter:
+    """A network namespace; ``str()`` is its name, or its inode when it has none."""
+
+    inode: int
+    name: str = ""
+
+    def __str__(self) -> str:
+        return self.name or str(self.inode)
+
+
+def parse_cgroup(text: str) -> CgroupFilter:
+    """A cgroup by path: absolute, or relative to the cgroup2 mount; it must exist here."""
+    from tui.attribution import AttributionError, resolve_cgroup
+
+    try:
+        group = resolve_cgroup(str(text))
+    except AttributionError as exc:
+        raise FilterError(str(exc)) from None
+    return CgroupFilter(group.path, group.id, group.level)
+
+
+def parse_netns(text: str) -> NetnsFilter:
+    """A network namespace by ``ip netns`` name, inode or path; it must exist here."""
+    from tui.attribution import AttributionError, resolve_netns
+
+    try:
+        ns = resolve_netns(str(text))
+    except AttributionError as exc:
+        raise FilterError(str(exc)) from None
+    return NetnsFilter(ns.inode, ns.name)
+
+
+@dataclass(frozen=True, slots=True)
 class Filters:
     """Validated filters; None means "any". Build with :meth:`parse`, not by hand."""
 
@@ -95,6 +144,8 @@ class Filters:
     family: int | None = None
     protocol: str | None = None
     iface: str | None = None
+    cgroup: CgroupFilter | None = None  #: the socket's cgroup is this group or below it
+    netns: NetnsFilter | None = None  #: the socket's network namespace
 
     _PARSERS = {
         "pid": parse_pid,
@@ -106,6 +157,8 @@ class Filters:
         "family": parse_family,
         "protocol": parse_protocol,
         "iface": parse_iface,
+        "cgroup": parse_cgroup,
+        "netns": parse_netns,
     }
 
     @classmethod
@@ -152,6 +205,8 @@ class Filters:
             self.addr is None or self.addr in (item.laddr, item.raddr),
             self.family is None or (6 if ":" in item.laddr else 4) == self.family,
             self.protocol is None or item.protocol.lower() == self.protocol,
+            self.cgroup is None or self.cgroup.covers(item.cgroup),
+            self.netns is None or item.netns == self.netns.inode,
         )
         return all(checks)
 

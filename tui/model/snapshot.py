@@ -105,6 +105,12 @@ class SocketStats:
     send_hist: Histogram = field(default_factory=lambda: Histogram.empty(SOCKET_SUB_BITS))
     recv_hist: Histogram = field(default_factory=lambda: Histogram.empty(SOCKET_SUB_BITS))
     max_ns: int = 0
+    #: the socket's own cgroup v2 (the creating process's group, not whoever runs when a packet
+    #: moves): its id (directory inode), its path below the cgroup2 mount ("" when unknown)
+    cgroup_id: int = 0
+    cgroup: str = ""
+    netns: int = 0  #: inode of the socket's network namespace (0 when unknown)
+    netns_name: str = ""  #: its ``ip netns`` name, "" when it has none
 
     @property
     def local(self) -> str:
@@ -154,6 +160,10 @@ class PacketEvent:
     stages_ns: Mapping[str, int]
     total_ns: int
     deferred: bool = False  #: send path: left outside the send syscall (softirq, timer)
+    cgroup_id: int = 0  #: the socket's own cgroup v2 id (see SocketStats)
+    cgroup: str = ""
+    netns: int = 0
+    netns_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)

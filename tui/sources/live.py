@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from tui.attribution import CgroupNames, netns_names
 from tui.bpf import plans
 from tui.bpf.compile_output import captured_stderr, error_line
 from tui.bpf.plans import COUNTERS, PATH_INDEX, SLOTS, SLOTS_PER_PATH, Plan, program_path
@@ -107,6 +108,8 @@ class LiveSource(SourceContext):
         self._events_delivered = 0
         self._socket_cache: dict[int, tuple[tuple[int, ...], SocketStats]] = {}
         self._uses_ringbuf = True
+        self._cgroups = CgroupNames()
+        self._netns_names: dict[int, str] = {}
 
     # ---- building ----
 
@@ -115,7 +118,8 @@ class LiveSource(SourceContext):
 
         ``task_storage`` overrides feature detection (the start() fallback turns it off)."""
         from tui.bpf import features as kfeatures
-        from tui.bpf.program import build_source
+        from tui.bpf.btf import workload_offsets
+        from tui.bpf.program import build_source, workload_notes
 
         notes: list[str] = list(preflight())
         feats = kfeatures.detect()
@@ -131,6 +135,7 @@ class LiveSource(SourceContext):
         offsets = btf_rule()
         if offsets.message not in notes:  # preflight warned of it already
             notes.append(offsets.message)
+        notes += workload_notes(workload_offsets())
         if self.sample > 1:
             notes.append(f"--sample {self.sample}: 1 send call and 1 received packet in {self.sample} "
                          "are followed; counts and socket counters cover the followed ones")
@@ -228,14 +233,20 @@ class LiveSource(SourceContext):
                 laddr=_addr(ev.laddr, family), lport=int(ev.lport),
                 raddr=_addr(ev.raddr, family), rport=int(ev.rport),
                 length=int(ev.len), stages_ns=stages, total_ns=int(ev.total_ns),
-                deferred=bool(ev.deferred),
+                deferred=bool(ev.deferred), **self._workload(int(ev.cgroup_id), int(ev.netns)),
             )
         )
+
+    def _workload(self, cgroup_id: int, netns: int) -> dict[str, Any]:
+        """The cgroup and network namespace fields of a socket or event, names resolved here."""
+        return {"cgroup_id": cgroup_id, "cgroup": self._cgroups.path(cgroup_id), "netns": netns,
+                "netns_name": self._netns_names.get(netns, "")}
 
     def poll(self) -> Snapshot | None:
         bpf, plan = self._bpf, self.plan
         if bpf is None or plan is None:
             raise SourceError("live source polled before start()")
+        self._netns_names = netns_names()  # a handful of stat() calls: namespaces come and go
         if self._uses_ringbuf:
             bpf.ring_buffer_consume()
         else:
@@ -332,7 +343,7 @@ class LiveSource(SourceContext):
                 rx_packets=int(s.rx_packets), rx_bytes=int(s.rx_bytes),
                 send_hist=Histogram(tuple(s.send_hist[:sock_buckets]), SOCKET_SUB_BITS),
                 recv_hist=Histogram(tuple(s.recv_hist[:sock_buckets]), SOCKET_SUB_BITS),
-                max_ns=int(s.max),
+                max_ns=int(s.max), **self._workload(int(s.cgroup_id), int(s.netns)),
             )
             current[ident] = (moved, stats)
         self._socket_cache = current
