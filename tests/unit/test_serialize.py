@@ -72,6 +72,8 @@ def _broken(raw: dict, mutate) -> dict:
         (lambda d: _buckets(d).__setitem__("3", -2), "expected a count"),
         (lambda d: d["sockets"][0].__setitem__("lport", "443"), "sockets[0].lport: expected int"),
         (lambda d: d["events"][0].__setitem__("path", "sideways"), "events[0].path"),
+        (lambda d: d["sockets"][0].__setitem__("cgroup_id", -1), "sockets[0].cgroup_id: negative"),
+        (lambda d: d["events"][0].__setitem__("netns_name", 7), "events[0].netns_name: expected str"),
         (lambda d: d["plan"].__setitem__("sample", 0), "plan.sample"),
         (lambda d: d["meta"].__setitem__("notes", [1]), "meta.notes"),
     ],
@@ -89,3 +91,15 @@ def test_header_round_trip_and_rejections() -> None:
         check_header({"format": FORMAT, "version": 99, "interval_s": 1})
     with pytest.raises(SerializeError, match="interval_s"):
         check_header({"format": FORMAT, "version": VERSION, "interval_s": 0})
+
+
+def test_a_recording_without_workloads_loads_with_none_known(raw: dict) -> None:
+    """Recordings made before sockets carried their cgroup and namespace still replay."""
+    old = copy.deepcopy(raw)
+    for item in (*old["sockets"], *old["events"]):
+        for key in ("cgroup_id", "cgroup", "netns", "netns_name"):
+            item.pop(key)
+    snap = snapshot_from_dict(old)
+    assert snap.sockets and all((s.cgroup, s.cgroup_id, s.netns, s.netns_name) == ("", 0, 0, "")
+                                for s in snap.sockets)
+    assert snapshot_from_dict(raw).sockets[0].cgroup.startswith("/")

@@ -63,7 +63,7 @@ def _socket_to_dict(s: SocketStats) -> dict[str, Any]:
         "tx_packets": s.tx_packets, "tx_bytes": s.tx_bytes,
         "rx_packets": s.rx_packets, "rx_bytes": s.rx_bytes,
         "send_hist": hist_to_dict(s.send_hist), "recv_hist": hist_to_dict(s.recv_hist),
-        "max_ns": s.max_ns,
+        "max_ns": s.max_ns, **_workload_to_dict(s),
     }
 
 
@@ -72,7 +72,23 @@ def _event_to_dict(e: PacketEvent) -> dict[str, Any]:
         "time_ns": e.time_ns, "path": e.path, "pid": e.pid, "comm": e.comm, "protocol": e.protocol,
         "laddr": e.laddr, "lport": e.lport, "raddr": e.raddr, "rport": e.rport, "length": e.length,
         "stages_ns": dict(e.stages_ns), "total_ns": e.total_ns, "deferred": e.deferred,
+        **_workload_to_dict(e),
     }
+
+
+#: A socket's or event's cgroup and network namespace: optional in a recording (older ones lack them).
+_WORKLOAD_FIELDS: tuple[tuple[str, type], ...] = (
+    ("cgroup_id", int), ("cgroup", str), ("netns", int), ("netns_name", str),
+)
+
+
+def _workload_to_dict(item: SocketStats | PacketEvent) -> dict[str, Any]:
+    return {key: getattr(item, key) for key, _ in _WORKLOAD_FIELDS}
+
+
+def _workload_from_dict(obj: Any, where: str) -> dict[str, Any]:
+    return {key: (_count(obj, key, where) if kind is int else _field(obj, key, kind, where))
+            for key, kind in _WORKLOAD_FIELDS if isinstance(obj, dict) and key in obj}
 
 
 def snapshot_to_dict(snap: Snapshot) -> dict[str, Any]:
@@ -232,7 +248,7 @@ def _socket_from_dict(obj: Any, where: str) -> SocketStats:
         rx_packets=_count(obj, "rx_packets", where), rx_bytes=_count(obj, "rx_bytes", where),
         send_hist=hist_from_dict(_field(obj, "send_hist", dict, where), f"{where}.send_hist"),
         recv_hist=hist_from_dict(_field(obj, "recv_hist", dict, where), f"{where}.recv_hist"),
-        max_ns=_count(obj, "max_ns", where),
+        max_ns=_count(obj, "max_ns", where), **_workload_from_dict(obj, where),
     )
 
 
@@ -251,6 +267,7 @@ def _event_from_dict(obj: Any, where: str) -> PacketEvent:
         raddr=_field(obj, "raddr", str, where), rport=_count(obj, "rport", where),
         length=_count(obj, "length", where), stages_ns=dict(stages),
         total_ns=_count(obj, "total_ns", where), deferred=_field(obj, "deferred", bool, where),
+        **_workload_from_dict(obj, where),
     )
 
 

@@ -47,6 +47,26 @@ _SHAPES: dict[str, tuple[float, float]] = {
 DEMO_STEP: tuple[str, int, float] = ("qdisc", 12, 1_500.0)
 
 
+#: Each demo process's workload: its cgroup (id, path below the cgroup2 mount) and network
+#: namespace (inode, ip netns name): a systemd unit, a Docker container, a Kubernetes pod's
+#: container and a pod, so the socket table's groups show each kind of short name.
+_WORKLOADS: dict[str, dict[str, object]] = {
+    comm: {"cgroup_id": cg_id, "cgroup": path, "netns": ns, "netns_name": ns_name}
+    for comm, (cg_id, path, ns, ns_name) in {
+        "nginx": (2101, "/system.slice/nginx.service", 4026531840, ""),
+        "redis-server": (2202, "/system.slice/docker-3f2a9c1e7b5d4a6c8e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b"
+                               "5c6d7e8f9a0b1c2d.scope", 4026532301, ""),
+        "postgres": (2303, "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod7c1e2d3f_"
+                           "4a5b_6c7d_8e9f_0a1b2c3d4e5f.slice/cri-containerd-9b8a7c6d5e4f3a2b1c0d9e8f"
+                           "7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f.scope", 4026532417,
+                     "cni-7c1e2d3f-4a5b-6c7d-8e9f-0a1b2c3d4e5f"),
+        "coredns": (2404, "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod5e6f7a8b_"
+                          "9c0d_1e2f_3a4b_5c6d7e8f9a0b.slice", 4026532519,
+                    "cni-5e6f7a8b-9c0d-1e2f-3a4b-5c6d7e8f9a0b"),
+    }.items()
+}
+
+
 @dataclass
 class _Flow:
     key: int
@@ -193,7 +213,7 @@ class SyntheticSource(ItemFilters, SourceContext):
                             laddr=flow.laddr, lport=flow.lport, raddr=flow.raddr,
                             rport=flow.rport, length=flow.size,
                             stages_ns=split, total_ns=total,
-                            deferred=deferred,
+                            deferred=deferred, **_WORKLOADS[flow.comm],  # type: ignore[arg-type]
                         )
                     )
         self._events_total += len(events)
@@ -225,7 +245,7 @@ class SyntheticSource(ItemFilters, SourceContext):
                 tx_packets=s["tx"], tx_bytes=s["txb"], rx_packets=s["rx"], rx_bytes=s["rxb"],
                 send_hist=Histogram(tuple(s[SEND]), SOCKET_SUB_BITS),
                 recv_hist=Histogram(tuple(s[RECV]), SOCKET_SUB_BITS),
-                max_ns=s["max"],
+                max_ns=s["max"], **_WORKLOADS[f.comm],  # type: ignore[arg-type]
             )
             for f in _FLOWS
             for s in (self._sockets[f.key],)
