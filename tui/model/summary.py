@@ -9,7 +9,11 @@ Schema (``schema`` = "netlat-tui/summary/2"; times in microseconds, floats):
                       "stages": {key: STAT}, "totals": {key: STAT}}},
      "sockets": [{"pid", "comm", "protocol", "family", "local", "remote",
                   "tx_packets", "tx_bytes", "rx_packets", "rx_bytes",
-                  "send": STAT, "recv": STAT}],
+                  "send": STAT, "recv": STAT,
+                  "cgroup", "cgroup_id", "workload", "netns", "netns_name"}],
+     "groups": [{"cgroup", "workload", "sockets", "netns": [str],
+                 "tx_packets", "tx_bytes", "rx_packets", "rx_bytes", "tx_packets_s", "rx_packets_s",
+                 "send": STAT, "recv": STAT}],
      "events": {"delivered": int, "lost": int},
      "interval_s": float | None,
      "timeline": [{"start_s", "end_s",
@@ -33,6 +37,14 @@ stage and total of each path (count 0 and null percentiles where nothing was cou
 comparison, when there is no timeline): ``verdict`` is the one for both paths, ``verdicts`` each
 path's own.
 
+Workloads: a socket's ``cgroup`` is the full path of its own cgroup v2 below the cgroup2 mount (the
+group of the process that created it; null when unknown), ``cgroup_id`` that group's id (the inode
+of its directory), ``workload`` its short name (a container, pod or unit when the path shows one,
+tui.model.groups), ``netns`` the inode of its network namespace and ``netns_name`` its ``ip netns``
+name (null when it has none). ``groups`` sums every socket of the document per cgroup (busiest
+first): counts, packets per second over ``duration_s`` and each path's latency. These keys were
+added to version 2; none of its other keys changed.
+
 Counters of the live source (cumulative over the document's window): ``packets``, ``bytes``;
 send only: ``deferred`` (left outside the send syscall), ``udp``; both: ``stale`` (older than the
 age limit, ignored), ``evicted`` (a packet in flight overwritten), ``events_sent``,
@@ -46,13 +58,15 @@ from dataclasses import asdict
 from typing import Any
 
 from tui.model.filters import Filters
+from tui.model.groups import group_sockets, short_name
 from tui.model.histogram import Histogram
-from tui.model.snapshot import PATHS, Snapshot, StageSpec
+from tui.model.snapshot import PATHS, RECV, SEND, Snapshot, SocketStats, StageSpec
 from tui.model.timeline import DEFAULT_WINDOW_S, Interval, StagePoint, Timeline
 from tui.model.verdict import overall, verdict
 
 SCHEMA = "netlat-tui/summary/2"
 TOP_SOCKETS = 20
+TOP_GROUPS = 50
 #: Seconds of the newest timeline window the verdict judges (the dashboard's default window).
 VERDICT_WINDOW_S = DEFAULT_WINDOW_S
 
@@ -122,6 +136,28 @@ def verdict_summary(
     return {"verdict": overall(current, previous, filters).to_dict(), "verdicts": each}
 
 
+def workload_summary(sock: SocketStats) -> dict[str, Any]:
+    """A socket's cgroup (full path, id, short name) and network namespace (inode, name)."""
+    return {"cgroup": sock.cgroup or None, "cgroup_id": sock.cgroup_id or None,
+            "workload": short_name(sock.cgroup) if sock.cgroup else None,
+            "netns": sock.netns or None, "netns_name": sock.netns_name or None}
+
+
+def groups_summary(snap: Snapshot, seconds: float) -> list[dict[str, Any]]:
+    """Every socket of the document summed per cgroup (busiest first, TOP_GROUPS at most)."""
+    def rate(n: int) -> float | None:
+        return round(n / seconds, 3) if seconds > 0 else None
+
+    return [
+        {"cgroup": g.key, "workload": g.name, "sockets": g.sockets, "netns": list(g.netns),
+         "tx_packets": g.packets(SEND), "tx_bytes": g.bytes(SEND), "rx_packets": g.packets(RECV),
+         "rx_bytes": g.bytes(RECV), "tx_packets_s": rate(g.packets(SEND)),
+         "rx_packets_s": rate(g.packets(RECV)),
+         "send": hist_stat(g.hist(SEND)), "recv": hist_stat(g.hist(RECV))}
+        for g in group_sockets(snap.sockets)[:TOP_GROUPS]
+    ]
+
+
 def snapshot_summary(
     snap: Snapshot,
     duration_s: float | None = None,
@@ -154,9 +190,11 @@ def snapshot_summary(
             "rx_bytes": s.rx_bytes,
             "send": hist_stat(s.send_hist),
             "recv": hist_stat(s.recv_hist),
+            **workload_summary(s),
         }
         for s in busiest[:TOP_SOCKETS]
     ]
+    seconds = snap.time_s if duration_s is None else duration_s
     return {
         "schema": SCHEMA,
         "source": snap.meta.source,
@@ -173,6 +211,7 @@ def snapshot_summary(
         },
         "paths": paths,
         "sockets": sockets,
+        "groups": groups_summary(snap, seconds),
         "events": {"delivered": snap.events_total, "lost": snap.events_lost},
         "interval_s": timeline.interval_s if timeline is not None else None,
         "timeline": [interval_summary(i, snap) for i in timeline.intervals()]
