@@ -24,6 +24,7 @@ VIEWS = (
     ("send.svg", (120, 36), ()),
     ("receive.svg", (120, 36), ("r",)),
     ("socket.svg", (120, 36), ("r", "d")),
+    ("groups.svg", (120, 36), ("g",)),
     ("help.svg", (100, 32), ("question_mark",)),
     ("send-80x24.svg", (80, 24), ()),
     ("heatmap-80x24.svg", (80, 24), ("h",)),

@@ -67,10 +67,13 @@ class NetlatApp(App[int]):
         Binding("space,p", "toggle_pause", "pause", key_display="space",
                 tooltip="freeze the view (replay and demo data stop; live probes keep counting)"),
         Binding("c", "clear", "clear", tooltip="count from now on (the header says 'since clear')"),
-        Binding("f", "filter", "filter", tooltip="filter by pid, port, comm, protocol, address"),
+        Binding("f", "filter", "filter",
+                tooltip="filter by pid, port, comm, protocol, address, cgroup, netns"),
         Binding("o", "sort", "sort", tooltip="sort the socket table by the next column"),
         Binding("d", "drill", "socket",
                 tooltip="drill into the selected socket (enter on a row does the same)"),
+        Binding("g", "toggle_groups", "groups",
+                tooltip="one table row per cgroup (container, pod, unit), or per socket"),
         Binding("v", "next_stage", "stage", tooltip="histogram: next stage or total of the path"),
         Binding("t", "next_window", "window",
                 tooltip="figures over the last 1 s, 10 s, 60 s, or since start/clear (default 10 s)"),
@@ -243,13 +246,24 @@ class NetlatApp(App[int]):
         self.runner.step(snapshots)
 
     def action_sort(self) -> None:
-        table = self.dashboard.query_one(SocketTable)
-        self.notify(f"sockets sorted by {table.cycle_sort()}", timeout=2)
+        dashboard = self.dashboard
+        what = "groups" if dashboard.grouped else "sockets"
+        self.notify(f"{what} sorted by {dashboard.table.cycle_sort()}", timeout=2)
+
+    def action_toggle_groups(self) -> None:
+        self.dashboard.toggle_class("-groups")
+        self.publish()
+        what = "one row per cgroup" if self.dashboard.grouped else "one row per socket"
+        self.notify(f"table: {what}", timeout=2)
 
     def action_drill(self) -> None:
         if isinstance(self.screen, SocketScreen):
             return
-        key = self.dashboard.query_one(SocketTable).selected_key()
+        if self.dashboard.grouped:
+            self.notify("groups have no drill-down: g lists the sockets again", severity="warning",
+                        timeout=3)
+            return
+        key = self.dashboard.table.selected_key()
         if key is None:
             self.notify("no socket to show yet", severity="warning", timeout=2)
             return

@@ -164,6 +164,13 @@ async def test_filter_dialog_rejects_bad_input_then_filters_the_view() -> None:
         await pilot.press("enter")
         assert "bad comm" in str(app.screen.query_one("#error", Static).render())
         app.screen.query_one("#f-comm", Input).value = ""
+        # a group or namespace must exist here: the same one-line errors as --cgroup and --netns
+        for field, value, message in (("netns", "no-such-ns", "no network namespace named 'no-such-ns'"),
+                                      ("cgroup", "no-such.slice/x", "cgroup")):
+            app.screen.query_one(f"#f-{field}", Input).value = value
+            await pilot.press("enter")
+            assert message in str(app.screen.query_one("#error", Static).render())
+            app.screen.query_one(f"#f-{field}", Input).value = ""
         await pilot.press("enter")
         assert not isinstance(app.screen, FilterDialog)
         assert app.viewer.filters == Filters(pid=4242)

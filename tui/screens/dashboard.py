@@ -12,6 +12,7 @@ from tui.model.snapshot import PathStats
 from tui.model.timeline import window_name
 from tui.view.frame import Frame, View
 from tui.widgets.event_log import EventLog
+from tui.widgets.groups import GroupTable, group_rows
 from tui.widgets.heatmap import LatencyHeatmap
 from tui.widgets.histogram import LatencyHistogram
 from tui.widgets.layer_bars import LayerBars, LayerRow
@@ -55,8 +56,19 @@ class DashboardScreen(Screen):
             yield LatencyHeatmap(id="heatmap")
             yield LayerBars(id="layers")
         yield SocketTable(id="sockets")
+        yield GroupTable(id="groups")
         yield EventLog(id="events")
         yield Footer()
+
+    @property
+    def grouped(self) -> bool:
+        """Whether the table shows one row per cgroup (the ``g`` key) rather than per socket."""
+        return self.has_class("-groups")
+
+    @property
+    def table(self) -> SocketTable:
+        """The table on screen: the sockets, or their groups."""
+        return self.query_one(GroupTable) if self.grouped else self.query_one("#sockets", SocketTable)
 
     def on_mount(self) -> None:
         self.query_one(LatencyHistogram).loading = True
@@ -88,7 +100,12 @@ class DashboardScreen(Screen):
                 f"{stage.spec.label if stage else view.stage_key} over time",
             )
             bars.update_trends(view.timeline.trends(view.path), "p99 trend")
-        self.query_one(SocketTable).update_snapshot(
-            socket_rows(view.shown, view.current, view.previous, view.path)
-        )
+        if self.grouped:
+            self.query_one(GroupTable).update_snapshot(
+                group_rows(view.shown, view.current, view.previous, view.path)
+            )
+        else:
+            self.query_one("#sockets", SocketTable).update_snapshot(
+                socket_rows(view.shown, view.current, view.previous, view.path)
+            )
         self.query_one(EventLog).update_snapshot(frame.new_events)

@@ -1,4 +1,5 @@
-"""Filter dialog: pid, port, comm, protocol, address; validated with the same parsers as the CLI."""
+"""Filter dialog: pid, port, comm, protocol, address, cgroup, netns; validated with the same parsers
+as the CLI (an unknown group or namespace is the same one-line error)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ FIELDS = (
     ("comm", "comm", "process name, e.g. nginx"),
     ("protocol", "protocol", "tcp or udp"),
     ("addr", "address", "local or remote IP"),
+    ("cgroup", "cgroup", "group and below, e.g. system.slice/nginx.service"),
+    ("netns", "netns", "ip netns name, inode or /proc/PID/ns/net"),
 )
 
 

@@ -16,7 +16,9 @@ ABOUT = (
     "window chosen with t (last 1 s, 10 s, 60 s, or since start / the last clear). The heatmap "
     "has one column per interval; a lone slow packet still shows. The verdict line names the stage "
     "that dominates the path, or whose p99 rose most against the window before, and what to run "
-    "next. Sampled events are 1 packet in N (--sample); counters are never sampled."
+    "next. Sampled events are 1 packet in N (--sample); counters are never sampled. A socket's group "
+    "is its own cgroup (the one of the process that created it), also for packets received in "
+    "softirq, where no process runs."
 )
 
 

@@ -11,6 +11,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from tui.model.groups import short_name
 from tui.model.histogram import Histogram
 from tui.model.snapshot import RECV, SEND, PacketEvent, SocketStats
 from tui.view.frame import Frame, View
@@ -43,10 +44,22 @@ def sampled_layer_rows(
     return rows, len(mine)
 
 
+def workload_lines(sock: SocketStats) -> str:
+    """The socket's workload and namespace, then its own cgroup's full path (two lines)."""
+    netns = "unknown"
+    if sock.netns:
+        netns = f"{sock.netns_name} ({sock.netns})" if sock.netns_name else str(sock.netns)
+    if sock.cgroup:
+        return f" {short_name(sock.cgroup)} · netns {netns}\n cgroup {sock.cgroup}\n"
+    group = f"id {sock.cgroup_id}, not under the cgroup2 mount" if sock.cgroup_id else "unknown"
+    return f" netns {netns}\n cgroup {group}\n"
+
+
 def socket_summary(sock: SocketStats) -> Text:
     text = Text.assemble(
         (f" {sock.comm} ", "bold reverse"),
         f" pid {sock.pid}  {sock.protocol}  {sock.local} ⇄ {sock.remote}\n",
+        workload_lines(sock),
     )
     for path, pkts, nbytes in (
         (SEND, sock.tx_packets, sock.tx_bytes),

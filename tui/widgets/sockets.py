@@ -8,6 +8,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
+from tui.model.groups import netns_label, short_name
 from tui.model.snapshot import SEND, Snapshot, SocketStats
 from tui.widgets.units import capped, fmt_bytes, fmt_count, fmt_ns
 
@@ -30,6 +31,8 @@ class SocketRow:
     p50: float | None
     p99: float | None
     max: float | None
+    group: str = ""  #: short name of the socket's cgroup (container, pod, unit)
+    netns: str = ""  #: its network namespace: ip netns name, else inode
 
 
 def socket_rows(
@@ -62,6 +65,7 @@ def socket_rows(
                 local=sock.local, remote=sock.remote, pkts_s=rate_p, bytes_s=rate_b,
                 p50=capped(hist.percentile(50), sock.max_ns), p99=capped(hist.percentile(99), sock.max_ns),
                 max=float(top) if hist and top else None,
+                group=short_name(sock.cgroup) if sock.cgroup else "", netns=netns_label(sock),
             )
         )
     rows.sort(key=lambda r: (r.pkts_s, r.p99 or 0), reverse=True)
@@ -99,13 +103,17 @@ COLUMNS: tuple[tuple[str, str, Any], ...] = (
     ("bytes_s", "bytes/s", lambda r: Cell(round(r.bytes_s), fmt_bytes(r.bytes_s), right=True)),
     ("p50", "p50", lambda r: Cell(r.p50, fmt_ns(r.p50), right=True)),
     ("p99", "p99", lambda r: Cell(r.p99, fmt_ns(r.p99), right=True)),
+    # the workload right after the latency it suffers: in view at 80 columns, max scrolls
+    ("group", "group", lambda r: Cell(r.group, r.group)),
     ("max", "max", lambda r: Cell(r.max, fmt_ns(r.max), right=True)),
     ("local", "local", lambda r: Cell(r.local, r.local)),
     ("remote", "remote", lambda r: Cell(r.remote, r.remote)),
+    ("netns", "netns", lambda r: Cell(r.netns, r.netns)),
 )
 #: the order the sort key cycles through; numbers sort descending, names ascending
-SORT_ORDER = ("pkts_s", "p99", "p50", "max", "bytes_s", "pid", "comm", "local", "remote", "proto")
-_ASCENDING = {"pid", "comm", "proto", "local", "remote"}
+SORT_ORDER = ("pkts_s", "p99", "p50", "max", "bytes_s", "pid", "comm", "group", "local", "remote",
+              "proto", "netns")
+_ASCENDING = {"pid", "comm", "proto", "local", "remote", "group", "netns"}
 
 
 class SocketTable(DataTable):
@@ -114,16 +122,20 @@ class SocketTable(DataTable):
     DEFAULT_CSS = """
     SocketTable { height: 1fr; min-height: 4; }
     """
+    #: column key, heading, (row -> Cell); the sort cycle; the columns sorted ascending
+    columns_spec: tuple[tuple[str, str, Any], ...] = COLUMNS
+    sort_cycle: tuple[str, ...] = SORT_ORDER
+    ascending: frozenset[str] = frozenset(_ASCENDING)
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
-        self.sort_column = SORT_ORDER[0]
+        self.sort_column = self.sort_cycle[0]
 
     def on_mount(self) -> None:
-        for key, heading, _ in COLUMNS:
+        for key, heading, _ in self.columns_spec:
             self.add_column(heading, key=key)
 
-    def update_snapshot(self, rows: list[SocketRow]) -> None:
+    def update_snapshot(self, rows: list[Any]) -> None:
         """Add, update in place and drop rows by socket key, then re-apply the sort."""
         at_key = self.selected_key()
         wanted = {str(r.key): r for r in rows}
@@ -131,11 +143,11 @@ class SocketTable(DataTable):
             self.remove_row(row_key)
         present = {k.value for k in self.rows}
         for key, row in wanted.items():
-            cells = [make(row) for _, _, make in COLUMNS]
+            cells = [make(row) for _, _, make in self.columns_spec]
             if key not in present:
                 self.add_row(*cells, key=key)
                 continue
-            for (column, _, _), cell in zip(COLUMNS, cells, strict=True):
+            for (column, _, _), cell in zip(self.columns_spec, cells, strict=True):
                 if self.get_cell(key, column) != cell:
                     self.update_cell(key, column, cell, update_width=True)
         self.apply_sort()
@@ -150,7 +162,8 @@ class SocketTable(DataTable):
 
     def cycle_sort(self) -> str:
         """Sort by the next column in SORT_ORDER; returns its heading."""
-        self.sort_column = SORT_ORDER[(SORT_ORDER.index(self.sort_column) + 1) % len(SORT_ORDER)]
+        order = self.sort_cycle
+        self.sort_column = order[(order.index(self.sort_column) + 1) % len(order)]
         self.sort_by(self.sort_column)
         return self.heading(self.sort_column)
 
@@ -162,11 +175,10 @@ class SocketTable(DataTable):
             self.move_cursor(row=self.get_row_index(at_key), animate=False)
 
     def apply_sort(self) -> None:
-        self.sort(self.sort_column, key=Cell.sort_key, reverse=self.sort_column not in _ASCENDING)
+        self.sort(self.sort_column, key=Cell.sort_key, reverse=self.sort_column not in self.ascending)
 
-    @staticmethod
-    def heading(column: str) -> str:
-        return next(h for k, h, _ in COLUMNS if k == column)
+    def heading(self, column: str) -> str:
+        return next(h for k, h, _ in self.columns_spec if k == column)
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         event.stop()
