@@ -107,7 +107,8 @@ def attached(stack: ExitStack, **filters: str) -> LiveSource:
 
 
 def figures(snap: Snapshot) -> dict[str, int]:
-    return {"send total": count(snap, SEND, "total"), "recv e2e": count(snap, RECV, "e2e")}
+    return {"send total": count(snap, SEND, "total"), "recv e2e": count(snap, RECV, "e2e"),
+            "recv stack": count(snap, RECV, "stack")}
 
 
 def test_each_socket_and_sampled_packet_names_its_cgroup_and_namespace(tree: Tree) -> None:
@@ -151,6 +152,7 @@ def test_cgroup_filters_keep_exactly_their_groups_packets_with_descendants(tree:
         "a/inner": N,
         "b": N + 2 * m,  # the first connection's client, both ends of the second
     }
+    servers = {"": 2, "a": 1, "a/inner": 1, "b": 1}
     for sub, snap in snaps.items():
         got = figures(snap)
         print(f"--cgroup {tree.rel(sub)}: {got}, expected {expected[sub]} each")
@@ -158,6 +160,10 @@ def test_cgroup_filters_keep_exactly_their_groups_packets_with_descendants(tree:
             assert_counted(snap, SEND, key, expected[sub])
         for key in ("sock_queue", "copy", "e2e"):
             assert_counted(snap, RECV, key, expected[sub])
+        # Up to the socket: recorded in the receive softirq, which on loopback runs in the
+        # SENDER's task (b's client for a's server): only the socket's own group can get these
+        # right. A server also gets its client's FIN (queued, never read).
+        assert_counted(snap, RECV, "stack", expected[sub] + servers[sub])
         assert snap.sockets
         assert all(s.cgroup == tree.rel(sub) or s.cgroup.startswith(tree.rel(sub) + "/")
                    for s in snap.sockets), [s.cgroup for s in snap.sockets]
