@@ -15,6 +15,8 @@ PURE_MODULES = [
     "tui.model.timeline",
     "tui.model.heatmap",
     "tui.model.verdict",
+    "tui.model.groups",
+    "tui.attribution",
     "tui.sources.base",
     "tui.sources.synthetic",
     "tui.sources.runner",
