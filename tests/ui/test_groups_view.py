@@ -72,6 +72,7 @@ async def test_drill_down_names_the_sockets_cgroup_and_namespace() -> None:
         key = int(app.dashboard.query_one("#sockets", SocketTable).selected_key())
         sock = next(s for s in app.viewer.view.shown.sockets if s.key == key)
         await pilot.press("d")
+        path = app.screen.query_one("#sock-cgroup", Static)
+        await until(pilot, lambda: sock.cgroup in str(path.render()), "the cgroup path")
         summary = app.screen.query_one("#sock-summary", Static)
-        await until(pilot, lambda: sock.cgroup in str(summary.render()), "the cgroup path")
         assert f"netns {sock.netns_name or sock.netns}" in str(summary.render())

@@ -44,22 +44,28 @@ def sampled_layer_rows(
     return rows, len(mine)
 
 
-def workload_lines(sock: SocketStats) -> str:
-    """The socket's workload and namespace, then its own cgroup's full path (two lines)."""
+def workload_line(sock: SocketStats) -> str:
+    """The socket's workload (short name of its own cgroup) and network namespace."""
     netns = "unknown"
     if sock.netns:
         netns = f"{sock.netns_name} ({sock.netns})" if sock.netns_name else str(sock.netns)
+    return f" {short_name(sock.cgroup)} · netns {netns}\n" if sock.cgroup else f" netns {netns}\n"
+
+
+def cgroup_line(sock: SocketStats) -> str:
+    """The full path of the socket's own cgroup below the cgroup2 mount (folded, never wrapped)."""
     if sock.cgroup:
-        return f" {short_name(sock.cgroup)} · netns {netns}\n cgroup {sock.cgroup}\n"
-    group = f"id {sock.cgroup_id}, not under the cgroup2 mount" if sock.cgroup_id else "unknown"
-    return f" netns {netns}\n cgroup {group}\n"
+        return f" cgroup {sock.cgroup}"
+    if sock.cgroup_id:
+        return f" cgroup id {sock.cgroup_id}, not under the cgroup2 mount"
+    return " cgroup unknown"
 
 
 def socket_summary(sock: SocketStats) -> Text:
     text = Text.assemble(
         (f" {sock.comm} ", "bold reverse"),
         f" pid {sock.pid}  {sock.protocol}  {sock.local} ⇄ {sock.remote}\n",
-        workload_lines(sock),
+        workload_line(sock),
     )
     for path, pkts, nbytes in (
         (SEND, sock.tx_packets, sock.tx_bytes),
@@ -70,6 +76,7 @@ def socket_summary(sock: SocketStats) -> Text:
             f" {path:<4} {fmt_count(pkts):>7} pkts {fmt_bytes(nbytes):>9}"
             f"  p50 {fmt_ns(hist.percentile(50)):>7}  p99 {fmt_ns(hist.percentile(99)):>7}\n"
         )
+    text.rstrip()  # the cgroup line follows (#sock-cgroup)
     return text
 
 
@@ -83,6 +90,9 @@ class SocketScreen(Screen):
 
     DEFAULT_CSS = """
     SocketScreen #sock-summary { height: auto; background: $boost; }
+    SocketScreen #sock-cgroup {
+        height: auto; background: $boost; text-wrap: nowrap; text-overflow: fold; margin-bottom: 1;
+    }
     SocketScreen #sock-charts { height: 1fr; }
     SocketScreen #sock-charts > * { width: 1fr; }
     """
@@ -93,6 +103,7 @@ class SocketScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="sock-summary")
+        yield Static("", id="sock-cgroup")
         with Horizontal(id="sock-charts"):
             yield LatencyHistogram(id="sock-histogram")
             yield LayerBars(id="sock-layers")
@@ -110,8 +121,10 @@ class SocketScreen(Screen):
         summary = self.query_one("#sock-summary", Static)
         if sock is None:
             summary.update(" this socket is gone (closed, evicted or filtered out); escape to go back")
+            self.query_one("#sock-cgroup", Static).update("")
             return
         summary.update(socket_summary(sock))
+        self.query_one("#sock-cgroup", Static).update(cgroup_line(sock))
         self.query_one(LatencyHistogram).update_snapshot(
             f"{sock.comm} {view.path} latency", sock.hist(view.path)
         )
