@@ -130,3 +130,22 @@ def test_the_report_is_made_of_the_findings_in_order() -> None:
     assert (doc["ok"], doc["reason"], doc["fix"]) == (True, None, None)
     assert doc["checks"][2] == {"name": "sub", "status": "ok", "detail": "x", "fix": "", "required": False,
                                 "sub": True}
+
+
+def test_workloads_say_where_cgroups_are_and_what_a_kernel_without_socket_cgroups_gets(
+    monkeypatch: MonkeyPatch,
+) -> None:
+    from tui import attribution
+    from tui.bpf import btf
+
+    monkeypatch.setattr(attribution, "cgroup2_mount", lambda: "/sys/fs/cgroup/unified")
+    monkeypatch.setattr(btf, "workload_offsets", lambda: dict.fromkeys(btf.WORKLOAD_FIELDS, 8))
+    got = checks.check_workloads()
+    assert [(c.name, c.status) for c in got.checks] == [("cgroup2 mount", OK), ("socket workload", OK)]
+    assert got.facts == {"features": {"workloads": {"cgroup2_mount": "/sys/fs/cgroup/unified", "notes": []}}}
+
+    monkeypatch.setattr(attribution, "cgroup2_mount", lambda: None)
+    monkeypatch.setattr(btf, "workload_offsets", lambda: {"sock_common.skc_net": 48, "net.ns.inum": 176})
+    mount, sockets = checks.check_workloads().checks
+    assert mount.status == "no" and "--cgroup cannot resolve" in mount.detail
+    assert sockets.status == WARN and "first sent or read on it" in sockets.detail

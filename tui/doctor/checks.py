@@ -36,8 +36,24 @@ def collect() -> Report:
     have_bcc = bcc.value is not None
     features = check_features(root.value, tracefs.value, have_bcc)
     offsets = check_offsets(have_bcc and headers.value.kind != "missing")
+    workloads = check_workloads()
     plan = check_plan(features.value, root.value, features.facts.get("tracepoints", {}), can_start=have_bcc)
-    return Report.of([root, syscall, tracefs, headers, bcc, features, offsets, plan])
+    return Report.of([root, syscall, tracefs, headers, bcc, features, offsets, workloads, plan])
+
+
+def check_workloads() -> Finding[None]:
+    """What sockets can be attributed to: their own cgroup and namespace (BTF), the cgroup2 mount."""
+    from tui.attribution import cgroup2_mount
+    from tui.bpf.btf import workload_offsets
+    from tui.bpf.program import workload_notes
+
+    mount = cgroup2_mount()
+    notes = workload_notes(workload_offsets())
+    lines = [Check("cgroup2 mount", OK, mount) if mount else
+             Check("cgroup2 mount", NO, "none in /proc/mounts: cgroups show as ids, --cgroup cannot resolve")]
+    lines.append(Check("socket workload", WARN, "; ".join(notes)) if notes else
+                 Check("socket workload", OK, "each socket's own cgroup and network namespace (BTF)"))
+    return found(None, *lines, features={"workloads": {"cgroup2_mount": mount, "notes": notes}})
 
 
 def check_privileges() -> Finding[bool]:
