@@ -82,14 +82,19 @@ class InCgroups:
         cmd = [sys.executable, NETNS_SCRIPT, *args]
         if ns is not None:
             cmd = [shutil.which("ip") or "ip", "netns", "exec", ns, *cmd]
-        procs = os.path.join(self.dirs[args[0]], "cgroup.procs")
+        return in_cgroup(self.dirs[args[0]], cmd)
 
-        def join() -> None:
-            with open(procs, "w") as f:
-                f.write(str(os.getpid()))
 
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=join)
+def in_cgroup(cgroup_dir: str, cmd: list[str]) -> subprocess.Popen[str]:
+    """``cmd`` started inside ``cgroup_dir`` (joined between fork and exec)."""
+    procs = os.path.join(cgroup_dir, "cgroup.procs")
+
+    def join() -> None:
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
+
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=join)
 
 
 def exchange(server_cg: str, client_cg: str, bind: str, n: int, port: int,
@@ -193,3 +198,48 @@ def test_netns_filters_by_name_inode_and_path_keep_exactly_their_namespace(tree:
         assert snap.sockets and all(s.netns_name == name for s in snap.sockets)
     assert all(s.netns == host for s in snaps["path"].sockets)
     assert all(s.netns == ns_b for s in snaps["inode"].sockets)
+
+
+UDP_SERVER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+for _ in range(int(sys.argv[1])):
+    data, peer = s.recvfrom(2048)
+    s.sendto(data, peer)
+"""
+UDP_CLIENT = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(int(sys.argv[2])):
+    s.sendto(b"u" * 64, ("127.0.0.1", int(sys.argv[1])))
+    s.recvfrom(2048)
+"""
+
+
+def test_cgroup_filters_keep_exactly_their_groups_udp_datagrams(tree: Tree) -> None:
+    """UDP request/response, server in a/inner, client in b: each side's datagrams, both paths."""
+    with ExitStack() as stack:
+        sources = {sub: attached(stack, cgroup=tree.rel(sub)) for sub in ("", "a", "b")}
+        server = in_cgroup(tree.dir("a/inner"), [sys.executable, "-c", UDP_SERVER, str(N)])
+        try:
+            assert server.stdout is not None
+            port = server.stdout.readline().strip()
+            client = in_cgroup(tree.dir("b"), [sys.executable, "-c", UDP_CLIENT, port, str(N)])
+            assert client.wait(timeout=60) == 0, client.stderr.read() if client.stderr else ""
+            assert server.wait(timeout=60) == 0
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+        snaps = {sub: source.poll() for sub, source in sources.items()}
+    for sub, n in (("", 2 * N), ("a", N), ("b", N)):
+        snap = snaps[sub]
+        print(f"--cgroup {tree.rel(sub)} (UDP): udp_l2 {count(snap, SEND, 'udp_l2')}, "
+              f"udp_e2e {count(snap, RECV, 'udp_e2e')}, expected {n} each")
+        assert_counted(snap, SEND, "udp_l2", n)
+        assert_counted(snap, RECV, "udp_e2e", n)
+        assert count(snap, SEND, "total") == 0
+        ours = [s for s in snap.sockets if s.protocol == "UDP"]
+        assert sum(s.tx_packets for s in ours) == sum(s.rx_packets for s in ours) == n
