@@ -76,3 +76,13 @@ async def test_drill_down_names_the_sockets_cgroup_and_namespace() -> None:
         await until(pilot, lambda: sock.cgroup in str(path.render()), "the cgroup path")
         summary = app.screen.query_one("#sock-summary", Static)
         assert f"netns {sock.netns_name or sock.netns}" in str(summary.render())
+
+
+def test_a_sampled_packet_line_ends_with_its_sockets_workload_even_when_deferred() -> None:
+    from tui.model.snapshot import PacketEvent
+    from tui.widgets.event_log import event_line
+
+    event = PacketEvent(time_ns=1, path=SEND, pid=0, comm="", protocol="TCP", laddr="10.0.0.1", lport=443,
+                        raddr="10.0.0.7", rport=5151, length=64, stages_ns={}, total_ns=3000,
+                        deferred=True, cgroup="/system.slice/nginx.service")
+    assert event_line(event).plain.endswith("[deferred] · nginx.service")

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from rich.text import Text
 from textual.widgets import RichLog
 
+from tui.model.groups import short_name
 from tui.model.snapshot import SEND, PacketEvent, endpoint
 from tui.widgets.units import fmt_ns
 
@@ -18,7 +19,8 @@ MAX_PER_REFRESH = 25
 
 
 def event_line(event: PacketEvent) -> Text:
-    """``send TCP  4242 nginx  10.0.0.1:443 → 10.0.0.7:51514  1448B  12.3us = tcp_ip 9.10us + ...``."""
+    """``send TCP  4242 nginx  10.0.0.1:443 → 10.0.0.7:51514  1448B  12.3us = tcp_ip 9.10us + ...
+    · nginx.service`` (the socket's workload last)."""
     arrow = "→" if event.path == SEND else "←"
     text = Text(no_wrap=True)
     text.append(f"{event.path:<4} ", style="bold cyan" if event.path == SEND else "bold magenta")
@@ -31,6 +33,8 @@ def event_line(event: PacketEvent) -> Text:
         text.append(f" = {split}")
     if event.deferred:
         text.append(" [deferred]", style="yellow")
+    if event.cgroup:  # the socket's own group: also for deferred packets, which have no process
+        text.append(f" · {short_name(event.cgroup)}", style="dim")
     return text
 
 
