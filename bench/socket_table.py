@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import time
 from collections.abc import Callable
 
@@ -23,24 +22,13 @@ from benchlib import check_quiet, log, machine_info, median, write_result
 
 from tui.model.filters import Filters
 from tui.sources.live import LiveSource, table_items
+from tui.workload.wire import connection_pairs
 
 
 def _ms(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
     return (time.perf_counter() - t0) * 1000
-
-
-def _connections(n: int) -> tuple[socket.socket, list[tuple[socket.socket, socket.socket]]]:
-    listener = socket.create_server(("127.0.0.1", 0), backlog=n)
-    pairs = []
-    for _ in range(n):
-        client = socket.create_connection(listener.getsockname())
-        server, _ = listener.accept()
-        client.send(b"x")
-        server.recv(1)
-        pairs.append((client, server))
-    return listener, pairs
 
 
 def main() -> int:
@@ -54,7 +42,7 @@ def main() -> int:
     doc: dict = {"machine": machine_info(), "quiet_at_start": check_quiet(), "args": vars(args)}
     source = LiveSource(filters=Filters())
     source.start()
-    listener, pairs = _connections(args.connections)
+    listener, pairs = connection_pairs(args.connections)
     try:
         source.poll()
         table = source._bpf[b"sockets"]

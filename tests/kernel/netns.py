@@ -33,13 +33,15 @@ def _ip(*args: str) -> str:
 
 
 class VethPair:
-    """Namespaces ``<tag>a`` and ``<tag>b`` joined by veth ``<tag>va``/``<tag>vb``, 10.231.N.1/2."""
+    """Namespaces ``<tag>a`` and ``<tag>b`` joined by veth ``<tag>va``/``<tag>vb``, 10.231.N.1/2 and
+    fd00:231:7::1/2 (no duplicate address detection, so IPv6 works at once)."""
 
     def __init__(self, tag: str | None = None) -> None:
         self.tag = tag or f"nlp{os.getpid() % 100000}"
         self.ns_a, self.ns_b = f"{self.tag}a", f"{self.tag}b"
         self.dev_a, self.dev_b = f"{self.tag}va", f"{self.tag}vb"
         self.ip_a, self.ip_b = "10.231.7.1", "10.231.7.2"
+        self.ip6_a, self.ip6_b = "fd00:231:7::1", "fd00:231:7::2"
 
     def __enter__(self) -> VethPair:
         try:
@@ -47,8 +49,10 @@ class VethPair:
             _ip("netns", "add", self.ns_b)
             _ip("link", "add", self.dev_a, "netns", self.ns_a, "type", "veth",
                 "peer", "name", self.dev_b, "netns", self.ns_b)
-            for ns, dev, addr in ((self.ns_a, self.dev_a, self.ip_a), (self.ns_b, self.dev_b, self.ip_b)):
+            for ns, dev, addr, addr6 in ((self.ns_a, self.dev_a, self.ip_a, self.ip6_a),
+                                         (self.ns_b, self.dev_b, self.ip_b, self.ip6_b)):
                 _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+                _ip("-n", ns, "addr", "add", f"{addr6}/64", "dev", dev, "nodad")
                 _ip("-n", ns, "link", "set", dev, "up")
                 _ip("-n", ns, "link", "set", "lo", "up")
         except BaseException:
@@ -76,21 +80,18 @@ class VethPair:
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def run_pair(
-    server_ns: str | None, client_ns: str | None, bind: str, count: int, size: int,
-    extra_client: tuple[str, ...] = (), extra_server: tuple[str, ...] = (), pair: VethPair | None = None,
-    port: int = 0,
+def _serve_and_run(
+    helper: VethPair, server_ns: str | None, server_args: tuple[str, ...], client_ns: str | None,
+    client_args: tuple[str, ...], timeout: float = 120,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Start a server, wait for its port, run the client to completion; (server, client) results."""
-    helper = pair or VethPair("unused")
-    server = helper.popen(server_ns, "server", "--bind", bind, "--port", str(port), "--count", str(count),
-                          "--size", str(size), *extra_server)
+    """Start a server, wait for its port, run the client (``client_args`` then ``--port``) to
+    completion; (server, client) results, the server's with its ``port``."""
+    server = helper.popen(server_ns, *server_args)
     try:
         assert server.stdout is not None
         ready = json.loads(server.stdout.readline())
-        client = helper.popen(client_ns, "client", "--connect", bind, "--port", str(ready["port"]),
-                              "--count", str(count), "--size", str(size), *extra_client)
-        out, err = client.communicate(timeout=120)
+        client = helper.popen(client_ns, *client_args, "--port", str(ready["port"]))
+        out, err = client.communicate(timeout=timeout)
         assert client.returncode == 0, err
         s_out, s_err = server.communicate(timeout=60)
         assert server.returncode == 0, s_err
@@ -101,6 +102,31 @@ def run_pair(
     result = json.loads(s_out.strip().splitlines()[-1])
     result["port"] = ready["port"]
     return result, json.loads(out.strip().splitlines()[-1])
+
+
+def run_pair(
+    server_ns: str | None, client_ns: str | None, bind: str, count: int, size: int,
+    extra_client: tuple[str, ...] = (), extra_server: tuple[str, ...] = (), pair: VethPair | None = None,
+    port: int = 0,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Request/response exchanges: start a server, run the client to completion; (server, client)."""
+    sizes = ("--count", str(count), "--size", str(size))
+    return _serve_and_run(
+        pair or VethPair("unused"),
+        server_ns, ("server", "--bind", bind, "--port", str(port), *sizes, *extra_server),
+        client_ns, ("client", "--connect", bind, *sizes, *extra_client),
+    )
+
+
+def run_bulk(pair: VethPair, family: int, nbytes: int, chunk: int = 1 << 16, port: int = 0
+             ) -> tuple[dict, dict]:
+    """A bulk TCP transfer of ``nbytes`` from namespace a to b over the veth; (server, client)."""
+    bind = pair.ip_b if family == 4 else pair.ip6_b
+    return _serve_and_run(
+        pair, pair.ns_b, ("bulk-server", "--bind", bind, "--chunk", str(chunk), "--port", str(port)),
+        pair.ns_a, ("bulk-client", "--connect", bind, "--bytes", str(nbytes), "--chunk", str(chunk)),
+        timeout=300,
+    )
 
 
 # ---- the traffic (script mode) ----
@@ -132,26 +158,32 @@ def _recv_exact(sock: socket.socket, size: int, stamps: list[float] | None) -> N
                     stamps.append(now - (sec * 1_000_000_000 + nsec))
 
 
-def serve(args: argparse.Namespace) -> dict[str, Any]:
-    family = _family(args.bind)
-    with socket.socket(family, socket.SOCK_STREAM) as lsock:
+def _accept_one(args: argparse.Namespace) -> socket.socket:
+    """Listen on --bind/--port, print the port and pid (run_pair waits for that line), accept one."""
+    with socket.socket(_family(args.bind), socket.SOCK_STREAM) as lsock:
         lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         lsock.bind((args.bind, args.port))
         lsock.listen(1)
         print(json.dumps({"port": lsock.getsockname()[1], "pid": os.getpid()}), flush=True)
         lsock.settimeout(60)
         conn, _ = lsock.accept()
-        with conn:
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            stamps: list[float] | None = None
-            if args.tstamp:
-                conn.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, SOF_RX_SOFTWARE | SOF_SOFTWARE)
-                stamps = []
-            reply = b"r" * args.size
-            for _ in range(args.count):
-                _recv_exact(conn, args.size, stamps)
-                conn.sendall(reply)
-            conn.recv(1)  # wait for the client's close so the last exchange is complete
+        conn.settimeout(None)
+        return conn
+
+
+def serve(args: argparse.Namespace) -> dict[str, Any]:
+    conn = _accept_one(args)
+    with conn:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        stamps: list[float] | None = None
+        if args.tstamp:
+            conn.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, SOF_RX_SOFTWARE | SOF_SOFTWARE)
+            stamps = []
+        reply = b"r" * args.size
+        for _ in range(args.count):
+            _recv_exact(conn, args.size, stamps)
+            conn.sendall(reply)
+        conn.recv(1)  # wait for the client's close so the last exchange is complete
     return {"served": args.count, "pid": os.getpid(), "rx_user_minus_stamp_ns": stamps or []}
 
 
@@ -213,6 +245,72 @@ def client(args: argparse.Namespace) -> dict[str, Any]:
             "sched_to_sw_ns": sched_to_sw}
 
 
+# struct tcp_info (include/uapi/linux/tcp.h): the kernel's own counts of a socket, the witness
+TCP_INFO_FIELDS = {"bytes_acked": (120, "Q"), "bytes_received": (128, "Q"), "segs_out": (136, "I"),
+                   "segs_in": (140, "I"), "data_segs_in": (152, "I"), "data_segs_out": (156, "I")}
+
+
+def tcp_info(sock: socket.socket) -> dict[str, int]:
+    """The counters of getsockopt(TCP_INFO) this file's tests compare with."""
+    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return {name: struct.unpack_from(kind, raw, off)[0] for name, (off, kind) in TCP_INFO_FIELDS.items()}
+
+
+def _ends(sock: socket.socket) -> dict[str, Any]:
+    local, remote = sock.getsockname(), sock.getpeername()
+    return {"local_port": local[1], "remote_port": remote[1]}
+
+
+def bulk_serve(args: argparse.Namespace) -> dict[str, Any]:
+    """Read one connection to its end; the bytes read and the socket's tcp_info before closing."""
+    conn = _accept_one(args)
+    with conn:
+        buf = bytearray(args.chunk)
+        got = reads = 0
+        while n := conn.recv_into(buf):
+            got += n
+            reads += 1
+        info, ends = tcp_info(conn), _ends(conn)
+        conn.sendall(b"k")  # the client waits for this before its own tcp_info
+        return {"received": got, "reads": reads, "tcp_info": info, **ends}
+
+
+def bulk_client(args: argparse.Namespace) -> dict[str, Any]:
+    """Send ``--bytes`` in ``--chunk`` writes, half-close, wait for the server's last byte."""
+    with socket.create_connection((args.connect, args.port), timeout=60) as sock:
+        sock.settimeout(None)
+        data = memoryview(b"b" * args.chunk)
+        left = args.bytes
+        while left:
+            left -= sock.send(data[: min(left, args.chunk)])
+        ends = _ends(sock)
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(1) == b"k"
+        return {"sent": args.bytes, "tcp_info": tcp_info(sock), **ends}
+
+
+def udp_pair(args: argparse.Namespace) -> dict[str, Any]:
+    """``--count`` datagrams from one connected UDP socket to another, all read; both ports."""
+    family = _family(args.bind)
+    rx = socket.socket(family, socket.SOCK_DGRAM)
+    tx = socket.socket(family, socket.SOCK_DGRAM)
+    with rx, tx:
+        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        rx.bind((args.bind, 0))
+        tx.connect(rx.getsockname()[:2])
+        rx.settimeout(5)
+        payload = b"u" * args.size
+        received = 0
+        for _ in range(args.count // 64):  # in bursts the receive buffer holds: nothing is dropped
+            for _ in range(64):
+                tx.send(payload)
+            for _ in range(64):
+                rx.recv(65536)
+                received += 1
+        return {"sent": args.count // 64 * 64, "received": received,
+                "tx_port": tx.getsockname()[1], "rx_port": rx.getsockname()[1]}
+
+
 def figures(args: argparse.Namespace) -> dict[str, Any]:
     """Per-stage medians (us) of ``count`` request/response exchanges, for the engine's report."""
     from tui.model.filters import Filters
@@ -267,8 +365,22 @@ def main() -> None:
     c.add_argument("--filler-size", type=int, default=0)
     c.add_argument("--filler-port", type=int, default=9)
     c.add_argument("--tstamp", action="store_true")
+    bs = sub.add_parser("bulk-server")
+    bs.add_argument("--bind", required=True)
+    bs.add_argument("--port", type=int, default=0)
+    bs.add_argument("--chunk", type=int, default=1 << 16)
+    bc = sub.add_parser("bulk-client")
+    bc.add_argument("--connect", required=True)
+    bc.add_argument("--port", type=int, required=True)
+    bc.add_argument("--bytes", type=int, required=True)
+    bc.add_argument("--chunk", type=int, default=1 << 16)
+    u = sub.add_parser("udp")
+    u.add_argument("--bind", required=True)
+    u.add_argument("--count", type=int, required=True)
+    u.add_argument("--size", type=int, default=200)
     args = p.parse_args()
-    run = {"server": serve, "client": client, "figures": figures}[args.cmd]
+    run = {"server": serve, "client": client, "figures": figures, "bulk-server": bulk_serve,
+           "bulk-client": bulk_client, "udp": udp_pair}[args.cmd]
     print(json.dumps(run(args)), flush=True)
 
 

@@ -60,8 +60,8 @@ def test_auto_picks_kprobes_on_a_debian_12_like_kernel(monkeypatch: pytest.Monke
     """6.1 has kprobes but not tcp_sendmsg_locked nor the sock:* tracepoints (seen in the VM)."""
     monkeypatch.setattr(plans, "read_kallsyms", lambda path="/proc/kallsyms": KALLSYMS)
     tps = dict.fromkeys(plans.all_tracepoints(), True)
-    for name in ("tcp:tcp_sendmsg_locked", "sock:sock_send_length", "sock:sk_data_ready",
-                 "sock:sock_recv_length"):
+    newer = ("tcp:tcp_sendmsg_locked", "sock:sock_send_length", "sock:sk_data_ready", "sock:sock_recv_length")
+    for name in newer:
         tps[name] = False
     plan = plans.choose_plan("auto", features(kprobes=True, tracepoints=tps))
     assert plan.info.name == "kprobe"
@@ -69,7 +69,8 @@ def test_auto_picks_kprobes_on_a_debian_12_like_kernel(monkeypatch: pytest.Monke
     assert ("kretprobe", "tcp_recvmsg", "kr_tcp_recvmsg") in plan.attach
     assert ("raw_tracepoint", "tcp_probe", "rtp_tcp_probe") in plan.attach
     assert ("raw_tracepoint", "napi_gro_receive_entry", "rtp_napi_gro_receive_entry") in plan.attach
-    assert not any(t.startswith("sock:") for t in plan.raw_tracepoints)
+    assert not set(newer) & set(plan.raw_tracepoints)
+    assert "sock:inet_sock_set_state" in plan.raw_tracepoints  # Linux 4.16+: the socket table's close
 
 
 def test_auto_with_nothing_usable_names_both_reasons() -> None:
@@ -150,7 +151,10 @@ def test_each_program_belongs_to_the_path_of_its_hook(source: str) -> None:
     functions = _bpf_functions(source)
     assert len(functions) >= 10, functions
     send = {f for f in functions if plans.program_path(f) == SEND}
-    recv_words = ("rx", "recv", "netif", "napi", "tcp_probe", "data_ready", "copy_datagram", "l4_rcv")
+    # inet_sock_set_state loses no packet (a skipped run leaves a closed socket's row one more
+    # tick): its misses are reported with the receive path's
+    recv_words = ("rx", "recv", "netif", "napi", "tcp_probe", "data_ready", "copy_datagram", "l4_rcv",
+                  "sock_set_state")
     for f in functions:
         assert (f in send) != any(w in f for w in recv_words), f
     assert {"raw_tracepoint__net_dev_xmit", "raw_tracepoint__tcp_sendmsg_locked"} <= send or \

@@ -51,6 +51,8 @@ PROBE_FIELDS: dict[str, str] = {
     "sock_common.skc_v6_daddr": "OFF_SKC_V6_DADDR",
     "sock_common.skc_v6_rcv_saddr": "OFF_SKC_V6_RCV_SADDR",
     "sock.__sk_common": "OFF_SK_COMMON",
+    "tcp_sock.data_segs_in": "OFF_TCP_DATA_SEGS_IN",
+    "tcp_sock.data_segs_out": "OFF_TCP_DATA_SEGS_OUT",
 }
 
 #: Fields that attribute a socket to its workload: its own cgroup v2 (``sk_cgrp_data``, a
@@ -244,6 +246,7 @@ _HEADER_PROGRAM = """\
 #include <linux/netdevice.h>
 #include <linux/net.h>
 #include <net/sock.h>
+#include <linux/tcp.h>
 """
 
 

@@ -52,7 +52,7 @@ struct sock_stats {
 	u16 lport;
 	u16 rport;
 	u16 pad;
-	u32 pad2;
+	u32 closed; /* TCP_CLOSE seen: user space deletes the row after reading it */
 	u8 laddr[16];
 	u8 raddr[16];
 	char comm[16];

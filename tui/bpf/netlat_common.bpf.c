@@ -13,18 +13,27 @@
 #define PROTO_TCP 6
 #define PROTO_UDP 17
 #define MSG_PEEK_ 2
+#define TCP_CLOSE_ 7
 #define TCP_TIME_WAIT_ 6
 #define TCP_NEW_SYN_RECV_ 12
 
 /* Aggregates: per-CPU, so no atomics on the hot path; Python sums the CPUs. */
 BPF_PERCPU_ARRAY(stage_hists, struct stage_hist, NR_PATHS * SLOTS_PER_PATH);
 BPF_PERCPU_ARRAY(path_counters, struct counters, NR_PATHS);
-/* Per-socket stats, bounded: the least recently used socket is evicted. */
-/* One LRU for all CPUs: per-CPU lists would split the 4096 entries between CPUs; a socket is
- * inserted once and only looked up after that, which takes no lock either way. */
-BPF_TABLE("lru_hash", u64, struct sock_stats, sockets, 4096);
+/* Per-socket stats: one row per socket from its first send or read until it closes, at most
+ * MAX_SOCKETS (--max-sockets). A plain hash, not an LRU: a busy server's rows must not vanish
+ * silently; when the table is full a new socket gets no row and is counted as dropped. Not
+ * preallocated: memory follows the sockets seen, not the limit (a row is about 2 KiB). A row is
+ * marked closed at TCP_CLOSE (sock_closed) and user space deletes it once it has read it. */
+BPF_F_TABLE("hash", u64, struct sock_stats, sockets, MAX_SOCKETS, BPF_F_NO_PREALLOC);
 /* Never written, so all zeros: the initial value of a new socket entry (too big for the stack). */
 BPF_PERCPU_ARRAY(sock_zero, struct sock_stats, 1);
+/* The socket table's own counts, indexed by SOCKTAB_*: rows created, sockets refused a row. */
+#define SOCKTAB_SEEN 0
+#define SOCKTAB_DROPPED 1
+BPF_PERCPU_ARRAY(socktab, u64, 2);
+/* Sockets refused a row while the table was full, so each is counted once (bounded, LRU). */
+BPF_TABLE("lru_hash", u64, u8, sock_refused, 4096);
 
 /* Sampled per-packet events. */
 #ifdef USE_RINGBUF
@@ -355,16 +364,30 @@ static __always_inline struct sock_stats *sock_entry(u64 sk, struct skinfo *si, 
 	if (!si->family && !sk_info(sk, si))
 		return s;
 	/* Sockets are keyed by address, and a closed socket's address soon holds a new one: an
-	 * entry whose ports or protocol differ is an earlier socket's and starts afresh. */
-	if (s && s->lport == si->lport && s->rport == si->rport && s->protocol == si->protocol)
+	 * entry whose ports or protocol differ is an earlier socket's and starts afresh. A local port
+	 * of 0 is this socket after TCP_CLOSE unhashed it (data can still be read). */
+	if (s && (s->lport == si->lport || !si->lport) && s->rport == si->rport && s->protocol == si->protocol)
 		return s;
-	u32 zero = 0;
+	u32 zero = 0, idx = SOCKTAB_SEEN;
 	/* Insert a copy of an all-zero value, then fill it in place: zeroing a scratch copy would
 	 * need a memset of the whole struct (its histograms are KBs), which clang cannot inline. */
 	struct sock_stats *blank = sock_zero.lookup(&zero);
 	if (!blank)
 		return 0;
-	sockets.update(&sk, blank);
+	if (sockets.update(&sk, blank)) {
+		/* the table is full: count this socket once (not once per call) */
+		u8 one = 1;
+		if (sock_refused.insert(&sk, &one) == 0) {
+			idx = SOCKTAB_DROPPED;
+			u64 *n = socktab.lookup(&idx);
+			if (n)
+				*n += 1;
+		}
+		return 0;
+	}
+	u64 *seen = socktab.lookup(&idx);
+	if (seen)
+		*seen += 1;
 	struct sock_stats *fresh = sockets.lookup(&sk);
 	if (!fresh)
 		return 0;
@@ -384,26 +407,67 @@ static __always_inline struct sock_stats *sock_entry(u64 sk, struct skinfo *si, 
 	return fresh;
 }
 
-static __always_inline void sock_account(struct sock_stats *s, u32 path, u64 bytes, u64 packets, u64 ns)
+/* TCP's own count of data segments (tcp_info's data_segs_in/out, wire segments): exact whichever
+ * packets the probes follow, and one probe read per send or read call instead of work per packet. */
+static __always_inline u64 tcp_data_segs(u64 sk, u32 off)
+{
+	u32 segs = 0;
+	bpf_probe_read_kernel(&segs, sizeof(segs), (void *)(sk + off));
+	return segs;
+}
+
+/* Counts of one send or read call on a socket: every call, whatever --sample says (sampling is
+ * for the latency histograms). Bytes are what the call moved (its return value; a MSG_PEEK read
+ * moves nothing). Packets: for TCP the kernel's own data segment count, stored (not added); for
+ * UDP one datagram per call. */
+static __always_inline void sock_count(struct sock_stats *s, u32 path, u64 sk, u8 proto, u64 bytes)
+{
+	if (path == PATH_SEND) {
+		__sync_fetch_and_add(&s->tx_bytes, bytes);
+		if (proto == PROTO_TCP)
+			s->tx_packets = tcp_data_segs(sk, OFF_TCP_DATA_SEGS_OUT);
+		else if (bytes)
+			__sync_fetch_and_add(&s->tx_packets, 1);
+	} else {
+		__sync_fetch_and_add(&s->rx_bytes, bytes);
+		if (proto == PROTO_TCP)
+			s->rx_packets = tcp_data_segs(sk, OFF_TCP_DATA_SEGS_IN);
+		else if (bytes)
+			__sync_fetch_and_add(&s->rx_packets, 1);
+	}
+}
+
+/* One followed call's latency (ns) into the socket's histogram of that path. */
+static __always_inline void sock_time(struct sock_stats *s, u32 path, u64 ns)
 {
 	u32 b = netlat_bucket(ns, NETLAT_SOCK_SUB_BITS);
+	if (!ns)
+		return;
 	/* clang proves the bucket is below NETLAT_SOCK_STORE and drops the mask; Linux 6.1's verifier
 	 * cannot, and rejects the atomic add below as misaligned. Hiding b's range keeps the mask. */
 	asm volatile("" : "+r"(b));
 	b &= NETLAT_SOCK_STORE - 1;
-	if (path == PATH_SEND) {
-		__sync_fetch_and_add(&s->tx_packets, packets);
-		__sync_fetch_and_add(&s->tx_bytes, bytes);
-		if (ns)
-			__sync_fetch_and_add(&s->send_hist[b], 1);
-	} else {
-		__sync_fetch_and_add(&s->rx_packets, packets);
-		__sync_fetch_and_add(&s->rx_bytes, bytes);
-		if (ns)
-			__sync_fetch_and_add(&s->recv_hist[b], 1);
-	}
+	if (path == PATH_SEND)
+		__sync_fetch_and_add(&s->send_hist[b], 1);
+	else
+		__sync_fetch_and_add(&s->recv_hist[b], 1);
 	if (ns > s->max)
 		s->max = ns; /* racy max between CPUs: good enough for a display figure */
+}
+
+/* inet_sock_set_state: a TCP socket changed state. Its row takes TCP's final segment counts (data
+ * may leave after the last send call) and, at TCP_CLOSE, is marked closed: user space reads it once
+ * more, then deletes it, so the table keeps live sockets only. */
+static __always_inline void sock_state(u64 sk, int newstate)
+{
+	struct sock_stats *s = sockets.lookup(&sk);
+	/* no port check: TCP_CLOSE has unhashed the socket (inet_num is 0) by the time it fires */
+	if (!s || s->protocol != PROTO_TCP)
+		return;
+	s->tx_packets = tcp_data_segs(sk, OFF_TCP_DATA_SEGS_OUT);
+	s->rx_packets = tcp_data_segs(sk, OFF_TCP_DATA_SEGS_IN);
+	if (newstate == TCP_CLOSE_)
+		s->closed = 1;
 }
 
 /* ---- sampled events: rate limited per CPU, drops counted ---- */

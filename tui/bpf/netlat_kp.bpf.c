@@ -103,41 +103,62 @@ int rtp_skb_copy_datagram_iovec(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
-/* udp_recvmsg / udpv6_recvmsg: the UDP read, its socket and flags kept per thread for the return
- * (a blocking read may sleep and move to another CPU). The flags argument's position changed in
- * 5.19 (the noblock argument went away): UDP_RECVMSG_FLAGS comes from the function's BTF. */
-struct udp_call {
+/* tcp_recvmsg / udp_recvmsg / udpv6_recvmsg: the read, its socket and flags kept per thread for
+ * the return (a blocking read may sleep and move to another CPU), so every read is counted in its
+ * socket's row. The flags argument's position changed in 5.19 (the noblock argument went away):
+ * TCP_RECVMSG_FLAGS / UDP_RECVMSG_FLAGS come from the functions' BTF. */
+struct recv_call {
 	u64 sk;
 	u64 flags;
 };
-BPF_TABLE("lru_hash", u64, struct udp_call, udp_calls, 8192);
+BPF_TABLE("lru_hash", u64, struct recv_call, recv_calls, 8192);
+
+static __always_inline void recv_call_begin(u64 sk, u64 flags)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	struct recv_call c = {.sk = sk, .flags = flags};
+	recv_calls.update(&id, &c);
+}
+
+static __always_inline void recv_call_end(void *ctx, int ret)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	struct recv_call *c = recv_calls.lookup(&id);
+	if (!c)
+		return;
+	struct recv_call v = *c;
+	recv_calls.delete(&id);
+	rx_end(ctx, v.sk, ret, v.flags);
+}
 
 int kp_udp_recvmsg(struct pt_regs *ctx)
 {
-	u64 id = bpf_get_current_pid_tgid();
-	struct udp_call c = {.sk = PT_REGS_PARM1(ctx), .flags = UDP_RECVMSG_FLAGS(ctx)};
-	udp_calls.update(&id, &c);
+	recv_call_begin(PT_REGS_PARM1(ctx), UDP_RECVMSG_FLAGS(ctx));
 	return 0;
 }
 
 int kr_udp_recvmsg(struct pt_regs *ctx)
 {
-	u64 id = bpf_get_current_pid_tgid();
-	struct udp_call *c = udp_calls.lookup(&id);
-	if (!c)
-		return 0;
-	struct udp_call v = *c;
-	udp_calls.delete(&id);
-	rx_end(ctx, v.sk, (int)PT_REGS_RC(ctx), v.flags);
+	recv_call_end(ctx, (int)PT_REGS_RC(ctx));
+	return 0;
+}
+
+int kp_tcp_recvmsg(struct pt_regs *ctx)
+{
+	recv_call_begin(PT_REGS_PARM1(ctx), TCP_RECVMSG_FLAGS(ctx));
 	return 0;
 }
 
 /* kretprobe tcp_recvmsg: end of the TCP read (sock_recv_length on newer kernels) */
 int kr_tcp_recvmsg(struct pt_regs *ctx)
 {
-	u32 zero = 0;
-	struct rx_read *r = rx_reading.lookup(&zero);
-	if (r && r->pid_tgid == bpf_get_current_pid_tgid())
-		rx_end(ctx, r->sk, (int)PT_REGS_RC(ctx), 0);
+	recv_call_end(ctx, (int)PT_REGS_RC(ctx));
+	return 0;
+}
+
+/* inet_sock_set_state(sk, oldstate, newstate): final counts, and the row leaves after TCP_CLOSE */
+int rtp_inet_sock_set_state(struct bpf_raw_tracepoint_args *ctx)
+{
+	sock_state(ctx->args[0], (int)ctx->args[2]);
 	return 0;
 }

@@ -324,28 +324,31 @@ static __always_inline void rx_event(void *ctx, struct rx_read *v, u64 sk, u64 n
 	emit(ctx, &ev, sk);
 }
 
-/* sock_recv_length: end of recvmsg. */
+/* sock_recv_length: end of recvmsg. Every read of a TCP or UDP socket is counted in its row,
+ * followed or not (sock_count); a followed read also ends its packet's stages. */
 static __always_inline void rx_end(void *ctx, u64 sk, int ret, u64 flags)
 {
 	u32 zero = 0;
 	struct rx_read *r = rx_reading.lookup(&zero);
 	u64 id = bpf_get_current_pid_tgid();
+	u64 bytes = ret > 0 && !(flags & MSG_PEEK_) ? ret : 0; /* a peek moves nothing */
 	struct skinfo si = {};
+	struct sock_stats *s;
 
 	if (!r || r->pid_tgid != id) {
-		/* Not a TCP read we followed. A UDP read: count the datagram for its socket (1 read in
-		 * N under --sample), and give the socket the time of the datagram it closed, if any. */
+		/* Not a TCP read we followed. A UDP read gives its socket the time of the datagram it
+		 * closed, if any. */
 		u64 e2e = 0;
 #ifdef UDP_E2E
 		if (ret >= 0 && !(flags & MSG_PEEK_))
 			e2e = udp_read(sk, id);
 #endif
-		int counted = ret > 0 && !(flags & MSG_PEEK_) && sampled();
-		if ((counted || e2e) && sk_info(sk, &si) && si.protocol == PROTO_UDP && task_wanted(id) &&
-		    sk_wanted(sk, &si)) {
-			struct sock_stats *s = sock_entry(sk, &si, id);
-			if (s)
-				sock_account(s, PATH_RECV, counted ? ret : 0, counted, e2e);
+		if ((!bytes && !e2e) || !sk_info(sk, &si) || !task_wanted(id) || !sk_wanted(sk, &si))
+			return;
+		s = sock_entry(sk, &si, id);
+		if (s) {
+			sock_count(s, PATH_RECV, sk, si.protocol, bytes);
+			sock_time(s, PATH_RECV, e2e);
 		}
 		return;
 	}
@@ -358,9 +361,13 @@ static __always_inline void rx_end(void *ctx, u64 sk, int ret, u64 flags)
 	u64 e2e = now - v.t0;
 	record(PATH_RECV, SLOT_RECV_COPY, copy);
 	record(PATH_RECV, SLOT_RECV_E2E, e2e);
-	struct sock_stats *s = sock_entry(sk, &si, id);
-	if (s)
-		sock_account(s, PATH_RECV, ret > 0 ? ret : 0, 1, e2e);
+	if (sk_info(sk, &si)) {
+		s = sock_entry(sk, &si, id);
+		if (s) {
+			sock_count(s, PATH_RECV, sk, si.protocol, bytes);
+			sock_time(s, PATH_RECV, e2e);
+		}
+	}
 
 	if (event_allowed(PATH_RECV, now))
 		rx_event(ctx, &v, sk, now, ret, id);

@@ -284,31 +284,28 @@ static __always_inline void tx_done(void *ctx, u64 skb)
 		tx_event(ctx, &v, now, qdisc, device, total, deferred);
 }
 
-/* sock_send_length: end of a send syscall (any socket family; cheap exit for others). */
+/* sock_send_length: end of a send syscall (any socket family; cheap exit for others). Every call
+ * on a TCP or UDP socket is counted in its row, followed or not (sock_count); the histogram takes
+ * the first packet's send total of a followed TCP send. */
 static __always_inline void tx_end(u64 sk, int ret)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct cursor *c = cursor_get(id, 0);
 	struct skinfo si = {};
-	u64 segs = 0, first_total = 0;
+	u64 first_total = 0;
 
 	if (c && c->sk == sk) {
-		segs = c->segs;
-		first_total = c->first_total;
+		if (!c->skip)
+			first_total = c->first_total;
 		c->sk = 0;
-		if (c->skip)
-			return; /* --sample: socket counters count the followed sends */
-	} else {
-		/* not a TCP send we followed: only UDP sockets are accounted here */
-		if (!sampled() || !sk_info(sk, &si) || si.protocol != PROTO_UDP)
-			return;
-		segs = ret > 0 ? 1 : 0;
 	}
-	if (ret <= 0 && !segs)
+	if (ret <= 0 && !first_total)
 		return;
-	if (!task_wanted(id) || !sk_wanted(sk, &si))
+	if (!sk_info(sk, &si) || !task_wanted(id) || !sk_wanted(sk, &si))
 		return;
 	struct sock_stats *s = sock_entry(sk, &si, id);
-	if (s)
-		sock_account(s, PATH_SEND, ret > 0 ? ret : 0, segs, first_total);
+	if (!s)
+		return;
+	sock_count(s, PATH_SEND, sk, si.protocol, ret > 0 ? ret : 0);
+	sock_time(s, PATH_SEND, first_total);
 }

@@ -91,3 +91,11 @@ RAW_TRACEPOINT_PROBE(sock_recv_length)
 	rx_end(ctx, ctx->args[0], (int)ctx->args[1], ctx->args[2]);
 	return 0;
 }
+
+/* inet_sock_set_state(sk, oldstate, newstate): a TCP socket's row takes its final counts and
+ * leaves the table after TCP_CLOSE */
+RAW_TRACEPOINT_PROBE(inet_sock_set_state)
+{
+	sock_state(ctx->args[0], (int)ctx->args[2]);
+	return 0;
+}

@@ -186,6 +186,7 @@ TRACEPOINT_EVENTS: tuple[str, ...] = (
     "sock:sk_data_ready",
     "skb:skb_copy_datagram_iovec",
     "sock:sock_recv_length",
+    "sock:inet_sock_set_state",
 )
 #: Optional: first sight on NIC receive (NAPI/GRO) when netif_rx is not on the path.
 OPTIONAL_EVENTS: tuple[str, ...] = ("net:napi_gro_receive_entry",)
@@ -218,7 +219,7 @@ _KPROBE_ATTACH: dict[str, tuple[tuple[str, str], ...]] = {
     "udp_rcv": (("kprobe", "kp_l4_rcv"),),
     "udpv6_rcv": (("kprobe", "kp_l4_rcv"),),
     "data_ready": (("kprobe", "kp_data_ready"),),
-    "tcp_recvmsg": (("kretprobe", "kr_tcp_recvmsg"),),
+    "tcp_recvmsg": (("kprobe", "kp_tcp_recvmsg"), ("kretprobe", "kr_tcp_recvmsg")),
     "udp_recvmsg": (("kprobe", "kp_udp_recvmsg"), ("kretprobe", "kr_udp_recvmsg")),
     "udpv6_recvmsg": (("kprobe", "kp_udp_recvmsg"), ("kretprobe", "kr_udp_recvmsg")),
 }
@@ -232,6 +233,7 @@ KPROBE_TRACEPOINTS: tuple[str, ...] = (
     "net:netif_receive_skb",
     "tcp:tcp_probe",
     "skb:skb_copy_datagram_iovec",
+    "sock:inet_sock_set_state",
 )
 
 

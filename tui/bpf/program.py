@@ -29,6 +29,10 @@ from tui.model.filters import Filters
 #: Ignore entries older than this (a lost packet must not pair with a later one); generous
 #: enough for a shaped qdisc holding packets for a while.
 AGE_LIMIT_NS = 5_000_000_000
+#: Rows of the socket table (--max-sockets): the default holds a busy server (both ends of 16k
+#: local connections); rows are allocated as sockets appear (about 2 KiB each), not up front.
+DEFAULT_MAX_SOCKETS = 32768
+MIN_SOCKETS, MAX_SOCKETS = 16, 1 << 20
 #: Sampled events per second and CPU (the UI shows a handful); more are counted as rate-limited.
 EVENTS_PER_SEC = 500
 
@@ -177,14 +181,14 @@ def check_workload_filters(filters: Filters, workload: dict[str, int]) -> None:
 
 
 @functools.cache
-def udp_recvmsg_flags() -> str:
-    """C expression for udp_recvmsg's flags argument in a kprobe: its register follows the
-    function's BTF (the argument moved in 5.19); ``0`` (no MSG_PEEK seen) when BTF cannot say.
-    Cached like the probe offsets: parsing the kernel's BTF costs 10-20 ms, and a filter change
-    rebuilds the program."""
+def recvmsg_flags(function: str) -> str:
+    """C expression for the flags argument of ``function`` (tcp_recvmsg, udp_recvmsg) in a kprobe:
+    its register follows the function's BTF (the argument moved in 5.19); ``0`` (no MSG_PEEK seen)
+    when BTF cannot say. Cached like the probe offsets: parsing the kernel's BTF costs 10-20 ms,
+    and a filter change rebuilds the program."""
     try:
         with KernelBtf() as btf:
-            index = btf.param_index("udp_recvmsg", "flags")
+            index = btf.param_index(function, "flags")
     except BtfError:
         index = None
     return f"PT_REGS_PARM{index + 1}(ctx)" if index is not None and index < 5 else "0"
@@ -199,10 +203,13 @@ def build_source(
     optional_hooks: tuple[str, ...] = (),
     task_storage: bool = False,
     workload: dict[str, int] | None = None,
+    max_sockets: int = DEFAULT_MAX_SOCKETS,
 ) -> str:
     """The complete C text BCC compiles for ``plan`` (what ``--ebpf`` prints)."""
     if not isinstance(sample, int) or sample < 1:
         raise ValueError(f"bad sample {sample!r}")
+    if not isinstance(max_sockets, int) or not MIN_SOCKETS <= max_sockets <= MAX_SOCKETS:
+        raise ValueError(f"bad max_sockets {max_sockets!r}")
     offs = probe_offsets() if offsets is None else offsets
     workload = workload_offsets() if workload is None else workload
     check_workload_filters(filters or Filters(), workload)
@@ -216,6 +223,7 @@ def build_source(
         f"#define SAMPLE_EVERY {sample}",
         f"#define AGE_LIMIT_NS {AGE_LIMIT_NS}ULL",
         f"#define EVENTS_PER_SEC {EVENTS_PER_SEC}",
+        f"#define MAX_SOCKETS {max_sockets}",
     ]
     if ringbuf:
         head.append("#define USE_RINGBUF 1")
@@ -226,7 +234,8 @@ def build_source(
     if any(s.key == "udp_e2e" for s in plan.info.totals.get("recv", ())):
         head.append("#define UDP_E2E 1")
     if plan.source == "netlat_kp.bpf.c":
-        head.append(f"#define UDP_RECVMSG_FLAGS(ctx) {udp_recvmsg_flags()}")
+        head.append(f"#define UDP_RECVMSG_FLAGS(ctx) {recvmsg_flags('udp_recvmsg')}")
+        head.append(f"#define TCP_RECVMSG_FLAGS(ctx) {recvmsg_flags('tcp_recvmsg')}")
     for event, symbol in plan.kprobes.items():
         head.append(f"/* kprobe {event} -> {symbol} */")
     text = "\n".join(head) + "\n" + filter_defines(filters or Filters()) + table_defines()

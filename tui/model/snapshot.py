@@ -188,6 +188,9 @@ class Snapshot:
     paths: Mapping[str, PathStats]
     sockets: tuple[SocketStats, ...] = ()
     events: tuple[PacketEvent, ...] = ()  #: sampled events since the previous snapshot
+    sockets_seen: int = 0  #: cumulative sockets given a row in the socket table
+    sockets_dropped: int = 0  #: cumulative sockets refused a row (the table was full)
+    sockets_max: int = 0  #: rows the socket table holds at most (0: unknown or unbounded)
     events_lost: int = 0  #: cumulative sampled events dropped (ring buffer full or rate limit)
     events_total: int = 0  #: cumulative sampled events delivered
 

@@ -22,6 +22,7 @@ from tui.attribution import CgroupNames, netns_names
 from tui.bpf import plans
 from tui.bpf.compile_output import captured_stderr, error_line
 from tui.bpf.plans import COUNTERS, PATH_INDEX, SLOTS, SLOTS_PER_PATH, Plan, program_path
+from tui.bpf.program import DEFAULT_MAX_SOCKETS
 from tui.bpf.stats import program_misses
 from tui.errors import UserError, one_line
 from tui.model.filters import Filters
@@ -94,8 +95,10 @@ class LiveSource(SourceContext):
         filters: Filters | None = None,
         sample: int = 1,
         interval_s: float = 1.0,
+        max_sockets: int = DEFAULT_MAX_SOCKETS,
     ) -> None:
         self.probes = probes
+        self.max_sockets = int(max_sockets)
         self.filters = filters or Filters()
         self.sample = int(sample)
         self.interval_s = interval_s
@@ -129,7 +132,8 @@ class LiveSource(SourceContext):
         use_task_storage = feats.task_storage if task_storage is None else task_storage
         try:
             text = build_source(plan, self.filters, self.sample, ringbuf=feats.ringbuf,
-                                optional_hooks=optional, task_storage=use_task_storage)
+                                optional_hooks=optional, task_storage=use_task_storage,
+                                max_sockets=self.max_sockets)
         except Exception as exc:  # BtfError, OSError from libbpf
             raise SourceError(f"cannot read struct offsets from the kernel BTF: {exc}") from None
         offsets = btf_rule()
@@ -138,7 +142,7 @@ class LiveSource(SourceContext):
         notes += workload_notes(workload_offsets())
         if self.sample > 1:
             notes.append(f"--sample {self.sample}: 1 send call and 1 received packet in {self.sample} "
-                         "are followed; counts and socket counters cover the followed ones")
+                         "are followed for latency; socket counters count every call")
         if not feats.ringbuf:
             notes.append("no BPF ring buffer on this kernel: sampled events use the perf buffer")
         return plan, text, notes
@@ -269,6 +273,8 @@ class LiveSource(SourceContext):
         events = tuple(self._events)
         self._events.clear()
         lost = sum(counters[p].get("events_lost", 0) for p in counters)
+        sockets = self._read_sockets()
+        seen, dropped = self._read_socktab()
         self._seq += 1
         return Snapshot(
             seq=self._seq,
@@ -279,7 +285,10 @@ class LiveSource(SourceContext):
             ),
             plan=plan.info,
             paths=paths,
-            sockets=self._read_sockets(),
+            sockets=sockets,
+            sockets_seen=seen,
+            sockets_dropped=dropped,
+            sockets_max=self.max_sockets,
             events=events,
             events_lost=lost,
             events_total=self._events_delivered,
@@ -318,17 +327,27 @@ class LiveSource(SourceContext):
             out[path] = out.get(path, 0) + missed
         return out
 
+    def _read_socktab(self) -> tuple[int, int]:
+        """(rows created, sockets refused a row because the table was full), cumulative."""
+        table = self._bpf[b"socktab"]
+        return (sum(table[table.Key(0)]), sum(table[table.Key(1)]))
+
     def _read_sockets(self) -> tuple[SocketStats, ...]:
         # Converting two histograms per socket is most of the read's cost: reuse last tick's
         # SocketStats for sockets whose counters did not move.
         previous, current = self._socket_cache, {}
         sock_buckets = bucket_count(SOCKET_SUB_BITS)
-        for key, s in table_items(self._bpf[b"sockets"]):
+        table = self._bpf[b"sockets"]
+        closed = []
+        for key, s in table_items(table):
+            if s.closed:  # its last counts are in this snapshot; the row goes after it
+                closed.append(key)
             family = int(s.family)
             # An address is reused by later sockets (the kernel side restarts the entry when the
             # ports change), so the key includes the ports: a new socket is a new row.
             ident = hash((key, int(s.lport), int(s.rport), int(s.protocol))) & (2**63 - 1)
-            moved = (int(s.tx_packets), int(s.rx_packets), int(s.max), int(s.pid))
+            moved = (int(s.tx_packets), int(s.rx_packets), int(s.tx_bytes), int(s.rx_bytes), int(s.max),
+                     int(s.pid))
             cached = previous.get(ident)
             if cached is not None and cached[0] == moved:
                 current[ident] = cached
@@ -346,6 +365,9 @@ class LiveSource(SourceContext):
                 max_ns=int(s.max), **self._workload(int(s.cgroup_id), int(s.netns)),
             )
             current[ident] = (moved, stats)
+        for key in closed:
+            with contextlib.suppress(KeyError):
+                del table[table.Key(key)]
         self._socket_cache = current
         return tuple(stats for _, stats in current.values())
 

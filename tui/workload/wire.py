@@ -107,3 +107,36 @@ def send_all(sock: socket.socket, data: bytes, stop: threading.Event) -> bool:
             if stop.is_set():
                 return False
     return True
+
+
+Pairs = list[tuple[socket.socket, socket.socket]]
+
+
+def connection_pairs(n: int, host: str = LOOPBACK) -> tuple[socket.socket, Pairs]:
+    """A listener and ``n`` TCP connections to it as (client, server) ends, one byte sent each way
+    so both ends have a row in netlat-tui's socket table. Raises the open-file limit to fit
+    (2 descriptors a connection); the caller closes everything."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = 2 * n + 256
+    if soft < need:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, max(hard, need)))
+    listener = socket.create_server((host, 0), backlog=min(n, 4096))
+    pairs = []
+    try:
+        for _ in range(n):
+            client = socket.create_connection(listener.getsockname())
+            server, _ = listener.accept()
+            pairs.append((client, server))
+            client.send(b"x")
+            server.recv(1)
+            server.send(b"y")
+            client.recv(1)
+    except BaseException:
+        for client, server in pairs:
+            client.close()
+            server.close()
+        listener.close()
+        raise
+    return listener, pairs
