@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from tui import __version__
 from tui.argtypes import listen_address, number
+from tui.bpf.program import DEFAULT_MAX_SOCKETS, MAX_SOCKETS, MIN_SOCKETS
 from tui.errors import UserError, fail
 from tui.exporter import DEFAULT_LISTEN
 from tui.exporter.buckets import PER_OCTAVE_CHOICES
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     hl.add_argument("--duration", type=_positive_float, default=5.0, metavar="S",
                     help="headless run time in seconds (default 5)")
     hl.add_argument("--json", action="store_true", help="headless: print the JSON document")
+    hl.add_argument("--top", type=_positive_int, default=None, metavar="N",
+                    help="headless: list the N busiest sockets (default: every socket)")
     met = p.add_argument_group("Prometheus metrics while the dashboard runs (see: netlat-tui exporter)")
     met.add_argument("--metrics", type=listen_address, metavar="ADDR:PORT",
                      help="also serve /metrics on ADDR:PORT (e.g. 127.0.0.1:9465)")
@@ -77,6 +80,9 @@ def _add_probe_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--interval", type=_positive_float, default=1.0, metavar="S",
                        help="seconds between refreshes, and the length of one timeline interval "
                             "(heatmap column, JSON timeline entry; default 1)")
+    group.add_argument("--max-sockets", type=_max_sockets, default=DEFAULT_MAX_SOCKETS, metavar="N",
+                       help=f"socket table rows (default {DEFAULT_MAX_SOCKETS}); sockets beyond are "
+                            "counted as dropped")
 
 
 def _add_filter_options(p: argparse.ArgumentParser) -> None:
@@ -153,6 +159,8 @@ def build_doctor_parser() -> argparse.ArgumentParser:
 
 _positive_int = number(int, expect="a whole number", at_least=1)
 _positive_float = number(float, expect="a number", above=0)
+_max_sockets = number(int, expect="a whole number", what="--max-sockets", at_least=MIN_SOCKETS,
+                      at_most=MAX_SOCKETS)
 
 
 def filters_from_args(args: argparse.Namespace) -> Filters:

@@ -29,7 +29,7 @@ def print_ebpf(args: argparse.Namespace) -> int:
     from tui.sources.live import LiveSource
 
     _plan, text, _notes = LiveSource(
-        probes=args.probes, filters=args.filters, sample=args.sample
+        probes=args.probes, filters=args.filters, sample=args.sample, max_sockets=args.max_sockets
     ).prepare()
     sys.stdout.write(text)
     return 0
@@ -91,7 +91,8 @@ def run_headless(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     if snap is None:
         raise UserError("the source gave no data")
-    doc = snapshot_summary(snap, timeline=timeline, filters=getattr(args, "filters", None))
+    doc = snapshot_summary(snap, timeline=timeline, filters=getattr(args, "filters", None),
+                           top=getattr(args, "top", None))
     if workload is not None:
         doc["workload"] = {"kind": "loopback", **_counts(workload)}
     if args.json:

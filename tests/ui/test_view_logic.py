@@ -114,3 +114,15 @@ def test_header_warns_of_skipped_probe_runs_only_when_there_are_some() -> None:
     status = build_status("live", "send", build_view(busy.since(now), busy, None, "send"), "")
     assert status.missed == 3
     assert "kernel skipped 3 probe runs" in status_text(status).plain
+
+
+def test_header_says_when_the_socket_table_dropped_rows_in_one_short_line() -> None:
+    source = SyntheticSource(seed=4)
+    base, now = source.poll(), source.poll()
+    quiet = build_status("live", "send", build_view(now.since(base), now, None, "send"), "")
+    assert "socket table" not in status_text(quiet).plain
+    full = replace(now, sockets_dropped=1234, sockets_max=32768)
+    status = build_status("live", "send", build_view(full.since(now), full, None, "send"), "")
+    line = next(ln for ln in status_text(status).plain.splitlines() if "socket table" in ln)
+    assert line == " ⚠ socket table full (32.8k rows): 1.2k sockets not listed (--max-sockets)"
+    assert len(line) <= 80

@@ -60,6 +60,8 @@ def test_bad_filter_is_one_line_and_exit_2(run_cli: RunCli, args: list[str], exp
     ("args", "names"),
     [
         (["--sample", "0"], "--sample"),
+        (["--max-sockets", "8"], "--max-sockets must be 16..1048576, got 8"),
+        (["--top", "0"], "--top"),
         (["--interval", "fast"], "--interval"),
         (["--probes", "uprobe"], "--probes"),
         (["--workload", "internet"], "--workload"),

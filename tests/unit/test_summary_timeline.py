@@ -29,7 +29,7 @@ def test_schema_2_keeps_every_version_1_key_and_adds_the_timeline_and_verdict() 
     assert doc["schema"] == SCHEMA == "netlat-tui/summary/2"
     old = {"schema", "source", "host", "kernel", "filters", "notes", "duration_s", "plan", "paths",
            "sockets", "events"}
-    assert old | {"interval_s", "timeline", "verdict", "verdicts", "groups"} == set(doc)
+    assert old | {"interval_s", "timeline", "verdict", "verdicts", "groups", "socket_table"} == set(doc)
     assert doc["interval_s"] == 1.0
     times = [(i["start_s"], i["end_s"]) for i in doc["timeline"]]
     assert times == [(float(t), t + 1.0) for t in range(TICKS)]
@@ -80,3 +80,17 @@ def test_headless_text_ends_with_the_verdict(capsys) -> None:
     assert run_headless(args) == 0
     out = capsys.readouterr().out
     assert "\nverdict: No stage stands out" in out
+
+
+def test_every_socket_is_listed_unless_top_cuts_it_and_the_table_counts_are_given() -> None:
+    from dataclasses import replace
+
+    _timeline, snaps = fed_timeline()
+    snap = replace(snaps[-1], sockets_seen=40, sockets_dropped=2, sockets_max=64)
+    doc = snapshot_summary(snap)
+    assert len(doc["sockets"]) == len(snap.sockets) > 3
+    assert doc["socket_table"] == {"listed": len(snap.sockets), "rows": len(snap.sockets), "seen": 40,
+                                   "dropped": 2, "max": 64}
+    top = snapshot_summary(snap, top=3)
+    assert [s["local"] for s in top["sockets"]] == [s["local"] for s in doc["sockets"][:3]]
+    assert top["socket_table"]["listed"] == 3

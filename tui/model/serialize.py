@@ -120,6 +120,9 @@ def snapshot_to_dict(snap: Snapshot) -> dict[str, Any]:
         "events": [_event_to_dict(e) for e in snap.events],
         "events_lost": snap.events_lost,
         "events_total": snap.events_total,
+        "sockets_seen": snap.sockets_seen,
+        "sockets_dropped": snap.sockets_dropped,
+        "sockets_max": snap.sockets_max,
     }
 
 
@@ -304,6 +307,9 @@ def snapshot_from_dict(obj: Any) -> Snapshot:
         ),
         events_lost=_count(obj, "events_lost", "snapshot"),
         events_total=_count(obj, "events_total", "snapshot"),
+        # the socket table's own counts came later: recordings without them read as 0
+        **{key: _count(obj, key, "snapshot") for key in ("sockets_seen", "sockets_dropped", "sockets_max")
+           if key in obj},
     )
 
 

@@ -14,6 +14,7 @@ Schema (``schema`` = "netlat-tui/summary/2"; times in microseconds, floats):
      "groups": [{"cgroup", "workload", "sockets", "netns": [str],
                  "tx_packets", "tx_bytes", "rx_packets", "rx_bytes", "tx_packets_s", "rx_packets_s",
                  "send": STAT, "recv": STAT}],
+     "socket_table": {"listed", "rows", "seen", "dropped", "max"},
      "events": {"delivered": int, "lost": int},
      "interval_s": float | None,
      "timeline": [{"start_s", "end_s",
@@ -28,9 +29,19 @@ Schema (``schema`` = "netlat-tui/summary/2"; times in microseconds, floats):
 
 Percentiles are None for an empty distribution. Bucket bounds follow tui.model.histogram.
 
-Version 2 added ``interval_s``, ``timeline`` and ``verdict``/``verdicts``; every key of version 1 is
-unchanged. ``timeline`` holds the intervals a :class:`~tui.model.timeline.Timeline` kept (the newest
-10 minutes at most; headless keeps the whole run), oldest first, in source seconds, with every
+``sockets`` lists every socket of the window, busiest (packets) first, or the ``top`` busiest
+(headless ``--top N``). Socket counters count every send and read call, whatever ``--sample`` says
+(only the ``send``/``recv`` latency distributions are sampled): bytes are what the calls moved,
+TCP packets are the kernel's own data segments (tcp_info's ``data_segs_out``/``data_segs_in``),
+UDP packets the datagrams sent and read. ``socket_table``: sockets ``listed`` here, ``rows`` in the
+window, ``seen`` (rows the kernel table created since start), ``dropped`` (sockets refused a row
+because the table was full: their traffic is in no row) and ``max`` (``--max-sockets``; 0 unknown).
+Path counters count skbs: ``packets`` (a GSO skb is one packet carrying several wire segments).
+
+Version 2 added ``interval_s``, ``timeline``, ``verdict``/``verdicts`` and later ``socket_table``;
+every key of version 1 is unchanged. ``timeline`` holds the intervals a
+:class:`~tui.model.timeline.Timeline` kept (the newest 10 minutes at most; headless keeps the whole
+run), oldest first, in source seconds, with every
 stage and total of each path (count 0 and null percentiles where nothing was counted);
 ``interval_s`` is the timeline's nominal interval (``--interval``). The verdict judges the newest
 ``VERDICT_WINDOW_S`` of the timeline against the same length before it (the whole document, with no
@@ -65,7 +76,6 @@ from tui.model.timeline import DEFAULT_WINDOW_S, Interval, StagePoint, Timeline
 from tui.model.verdict import overall, verdict
 
 SCHEMA = "netlat-tui/summary/2"
-TOP_SOCKETS = 20
 TOP_GROUPS = 50
 #: Seconds of the newest timeline window the verdict judges (the dashboard's default window).
 VERDICT_WINDOW_S = DEFAULT_WINDOW_S
@@ -163,10 +173,11 @@ def snapshot_summary(
     duration_s: float | None = None,
     timeline: Timeline | None = None,
     filters: Filters | None = None,
+    top: int | None = None,
 ) -> dict[str, Any]:
     """Reduce a (cumulative or ``since``) snapshot to the documented headless JSON document, with
     ``timeline``'s intervals and a verdict over its newest window (``filters`` name the interface
-    and process in the verdict's command)."""
+    and process in the verdict's command); every socket, or the ``top`` busiest."""
     plan = snap.plan
     paths: dict[str, Any] = {}
     for name, stats in snap.paths.items():
@@ -192,7 +203,7 @@ def snapshot_summary(
             "recv": hist_stat(s.recv_hist),
             **workload_summary(s),
         }
-        for s in busiest[:TOP_SOCKETS]
+        for s in (busiest if top is None else busiest[:top])
     ]
     seconds = snap.time_s if duration_s is None else duration_s
     return {
@@ -212,6 +223,8 @@ def snapshot_summary(
         "paths": paths,
         "sockets": sockets,
         "groups": groups_summary(snap, seconds),
+        "socket_table": {"listed": len(sockets), "rows": len(snap.sockets), "seen": snap.sockets_seen,
+                         "dropped": snap.sockets_dropped, "max": snap.sockets_max},
         "events": {"delivered": snap.events_total, "lost": snap.events_lost},
         "interval_s": timeline.interval_s if timeline is not None else None,
         "timeline": [interval_summary(i, snap) for i in timeline.intervals()]

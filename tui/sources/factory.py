@@ -23,7 +23,8 @@ def make_source(args: argparse.Namespace) -> Source:
         from tui.sources.live import LiveSource
 
         source = LiveSource(
-            probes=args.probes, filters=args.filters, sample=args.sample, interval_s=args.interval
+            probes=args.probes, filters=args.filters, sample=args.sample, interval_s=args.interval,
+            max_sockets=args.max_sockets,
         )
     if not source.live and args.filters:
         source.set_filters(args.filters)  # recorded or demo data: narrow what they itemise

@@ -33,6 +33,9 @@ class Status:
     events_lost: int = 0
     #: probe runs the kernel skipped or hooks that lost their state: packets possibly uncounted
     missed: int = 0
+    #: sockets refused a row in the socket table (it was full), since start
+    sockets_dropped: int = 0
+    sockets_max: int = 0  #: the socket table's rows (--max-sockets), 0 unknown
     filters: str = ""
     window_s: float = 0.0  #: seconds the figures really cover
     cleared: bool = False
@@ -150,6 +153,7 @@ def build_status(state: str, path: str, view: View | None, filters: str) -> Stat
         pkts_s={p: view.packets_rate(p) for p in PATHS if p in snap.paths},
         events_s=view.events_rate(), events_lost=view.shown.events_lost,
         missed=sum(p.counters.get("missed", 0) for p in view.shown.paths.values()),
+        sockets_dropped=snap.sockets_dropped, sockets_max=snap.sockets_max,
         filters=filters,
         window_s=timeline.span(view.window) if timeline is not None else snap.time_s,
         cleared=timeline is not None and timeline.cleared, window=view.window,

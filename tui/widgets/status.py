@@ -32,6 +32,9 @@ def status_text(s: Status) -> Text:
         text.append(f"\n ⚠ kernel skipped {fmt_count(s.missed)} probe runs: up to "
                     f"{fmt_count(s.missed)} packets uncounted (a probe already ran on that CPU)",
                     style="bold yellow")
+    if s.sockets_dropped:
+        text.append(f"\n ⚠ socket table full ({fmt_count(s.sockets_max)} rows): "
+                    f"{fmt_count(s.sockets_dropped)} sockets not listed (--max-sockets)", style="bold yellow")
     notes = (*s.merged, *s.notes)
     if notes:
         # One line whatever the width (it never wraps mid-sentence): the full text is in help (?).
