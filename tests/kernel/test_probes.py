@@ -92,24 +92,19 @@ def test_loopback_counts_match_the_exchanges_on_the_filtered_port() -> None:
 
 
 def test_socket_table_read_in_one_batch_equals_the_key_by_key_walk() -> None:
-    import socket
-
     from tui.sources.live import table_items
+    from tui.workload.wire import connection_pairs
 
-    with probes() as source, socket.create_server(("127.0.0.1", 0), backlog=64) as listener:
-        pairs = []
-        for _ in range(40):
-            client = socket.create_connection(listener.getsockname())
-            server, _ = listener.accept()
-            client.send(b"x")
-            server.recv(1)
-            pairs.append((client, server))
+    port = free_port()  # filtered: other loads on this machine must not move rows between the reads
+    with probes(port=str(port)) as source:
+        listener, pairs = connection_pairs(40, port=port)
         table = source._bpf[b"sockets"]
         walked = {int(k.value): bytes(v) for k, v in table.items()}
         batched = {k: bytes(v) for k, v in table_items(table)}
         for client, server in pairs:
             client.close()
             server.close()
+        listener.close()
     assert len(walked) >= 80  # both ends of 40 connections
     assert batched == walked
 

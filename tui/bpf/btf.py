@@ -37,6 +37,8 @@ PROBE_FIELDS: dict[str, str] = {
     "sk_buff.len": "OFF_SKB_LEN",
     "sk_buff.data_len": "OFF_SKB_DATA_LEN",
     "sk_buff.head": "OFF_SKB_HEAD",
+    "sk_buff.end": "OFF_SKB_END",
+    "skb_shared_info.gso_segs": "OFF_SHINFO_GSO_SEGS",
     "net_device.ifindex": "OFF_DEV_IFINDEX",
     "net_device.name": "OFF_DEV_NAME",
     "socket.sk": "OFF_SOCKET_SK",

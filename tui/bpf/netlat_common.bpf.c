@@ -237,6 +237,26 @@ static __always_inline int cgroup_match(u64 sk, u8 state)
 }
 #endif
 
+
+/* Wire segments of an skb: a GSO (send) or GRO (receive) skb carries skb_shinfo(skb)->gso_segs
+ * of them, any other one. skb->end is the offset of the shared info from skb->head (64-bit
+ * kernels); Python checks head follows end, so one read fetches both. */
+static __always_inline u32 skb_segs(u64 skb)
+{
+	u8 at[12] = {}; /* u32 end, then u64 head (unaligned) */
+	u32 end;
+	u64 head;
+	u16 segs = 0;
+	if (bpf_probe_read_kernel(at, sizeof(at), (void *)(skb + OFF_SKB_END)))
+		return 1;
+	__builtin_memcpy(&end, &at[0], 4);
+	__builtin_memcpy(&head, &at[4], 8);
+	if (!head)
+		return 1;
+	bpf_probe_read_kernel(&segs, sizeof(segs), (void *)(head + end + OFF_SHINFO_GSO_SEGS));
+	return segs ? segs : 1;
+}
+
 /* ---- filters (constants from validated user input) ---- */
 
 /* Byte comparisons below accumulate differences without branching: a branch per byte makes the

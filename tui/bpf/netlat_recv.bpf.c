@@ -21,22 +21,58 @@ struct rx_entry {
 	u64 t_l4; /* kprobe plan: tcp_v4_rcv / udp_rcv */
 	u64 sk;
 	u32 len;
-	u32 udp; /* queued on a UDP socket: closed by udp_read, never by a copy */
+	u16 udp; /* queued on a UDP socket: closed by udp_read, never by a copy */
+	u16 segs; /* wire segments (skb_segs) */
 };
-BPF_ARRAY(rx_slots, struct rx_entry, 1 << SKB_SLOT_BITS);
+/* Received packets can wait long in socket queues (a bulk reader holds hundreds of skbs), so the
+ * receive array is set-associative: RX_WAYS entries per set, twice the send array's entries. A new packet
+ * takes a free, done or aged way of its set, else overwrites the oldest (counted as evicted):
+ * direct-mapped, 1,000 packets in flight overwrote about 2% of them. */
+#define RX_WAYS 4
+#define RX_SET_BITS 13 /* 8192 sets of 4: 32768 entries, 2 MiB */
+struct rx_set {
+	struct rx_entry way[RX_WAYS];
+};
+BPF_ARRAY(rx_slots, struct rx_set, 1 << RX_SET_BITS);
 
-static __always_inline struct rx_entry *rx_slot(u64 skb)
+static __always_inline struct rx_set *rx_set_of(u64 skb)
 {
-	u32 i = slot_of(skb);
+	u32 i = (u32)(((skb >> 6) * 0x9E3779B97F4A7C15ULL) >> (64 - RX_SET_BITS));
 	return rx_slots.lookup(&i);
 }
 
+/* The live entry of this skb, or 0. */
 static __always_inline struct rx_entry *rx_find(u64 skb)
 {
-	struct rx_entry *e = rx_slot(skb);
-	if (!e || e->skb != skb || !e->t0)
+	struct rx_set *set = rx_set_of(skb);
+	if (!set)
 		return 0;
-	return e;
+#pragma unroll
+	for (int w = 0; w < RX_WAYS; w++) {
+		if (set->way[w].skb == skb && set->way[w].t0)
+			return &set->way[w];
+	}
+	return 0;
+}
+
+/* The way a new packet at ``now`` takes: its own old entry (a recycled address), a free, done or
+ * aged one, else the oldest, whose packet is then lost (evicted). */
+static __always_inline struct rx_entry *rx_claim(struct rx_set *set, u64 skb, u64 now)
+{
+	u32 pick = 0;
+	u64 oldest = ~0ULL;
+#pragma unroll
+	for (u32 w = 0; w < RX_WAYS; w++) {
+		struct rx_entry *e = &set->way[w];
+		if (e->skb == skb || !e->t0 || now - e->t0 >= AGE_LIMIT_NS)
+			return e;
+		if (e->t0 < oldest) {
+			oldest = e->t0;
+			pick = w;
+		}
+	}
+	count(PATH_RECV, CTR_EVICTED, 1);
+	return &set->way[pick & (RX_WAYS - 1)];
 }
 
 /* The skb the softirq on this CPU is delivering, from netif_receive_skb to sk_data_ready. */
@@ -60,21 +96,20 @@ BPF_PERCPU_ARRAY(rx_reading, struct rx_read, 1);
 
 static __always_inline void rx_first_sight(u64 skb)
 {
-	struct rx_entry *slot = rx_slot(skb);
-	if (!slot)
-		return;
 	if (!sampled() || !dev_wanted(skb)) {
 		/* not followed; an old entry at this recycled address must not pair with it */
-		if (slot->skb == skb)
-			slot->t0 = 0;
+		struct rx_entry *old = rx_find(skb);
+		if (old)
+			old->t0 = 0;
 		return;
 	}
+	struct rx_set *set = rx_set_of(skb);
+	if (!set)
+		return;
 	u64 now = bpf_ktime_get_ns();
-	if (slot->t0 && slot->skb != skb && now - slot->t0 < AGE_LIMIT_NS)
-		count(PATH_RECV, CTR_EVICTED, 1);
-	struct rx_entry e = {.skb = skb, .t0 = now};
+	struct rx_entry e = {.skb = skb, .t0 = now, .segs = skb_segs(skb)};
 	READ(e.len, skb, OFF_SKB_LEN);
-	*slot = e;
+	*rx_claim(set, skb, now) = e;
 }
 
 static __always_inline void rx_l2_done(u64 skb)
@@ -135,6 +170,7 @@ static __always_inline void rx_record_stack(struct rx_entry *e)
 	record(PATH_RECV, SLOT_RECV_STACK, e->t2 - e->t0);
 	count(PATH_RECV, CTR_PACKETS, 1);
 	count(PATH_RECV, CTR_BYTES, e->len);
+	count(PATH_RECV, CTR_SEGS, e->segs);
 }
 
 #ifdef UDP_E2E
@@ -254,6 +290,15 @@ static __always_inline void rx_ready(u64 sk)
 #ifndef PROCESS_FILTER
 	rx_record_stack(e);
 #endif
+	if (cur->sk) {
+		/* TCP may have merged this skb into the one before it in the receive queue
+		 * (tcp_try_coalesce) and frees it next: its bytes are read as part of that skb, so it
+		 * is done here, not left to age in the array. A queued skb is linked (next not NULL). */
+		u64 next = 0;
+		READ(next, skb, OFF_SKB_NEXT);
+		if (!next)
+			e->t0 = 0;
+	}
 #ifdef UDP_E2E
 	if (!cur->sk) { /* no tcp_probe named a socket: a UDP datagram (sk_info said so) */
 		e->udp = 1;

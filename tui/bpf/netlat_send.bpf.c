@@ -279,6 +279,7 @@ static __always_inline void tx_done(void *ctx, u64 skb)
 	}
 	count(PATH_SEND, CTR_PACKETS, 1);
 	count(PATH_SEND, CTR_BYTES, v.len);
+	count(PATH_SEND, CTR_SEGS, skb_segs(skb));
 
 	if (event_allowed(PATH_SEND, now))
 		tx_event(ctx, &v, now, qdisc, device, total, deferred);

@@ -57,6 +57,8 @@ COUNTER_INDEX = {
     "evicted": 8,  # a packet in flight overwritten by another in the same slot
     "missed": 9,  # a hook could not keep its state (task storage busy); the reader adds the
     #               runs the kernel skipped (program recursion misses)
+    "segs": 10,  # wire segments of the counted packets: a "packet" is an skb, and a GSO/GRO skb
+    #              carries several segments (its gso_segs), as nstat and ss count them
 }
 _SEND_ONLY_COUNTERS = ("deferred", "udp")
 #: Per path, the counters it reports.

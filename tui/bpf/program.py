@@ -216,6 +216,8 @@ def build_source(
     head_fields = ("skc_daddr", "skc_rcv_saddr", "skc_dport", "skc_num", "skc_family", "skc_state")
     if any(offs[f"sock_common.{f}"] + 2 > SKC_HEAD for f in head_fields):
         raise BtfError("unexpected struct sock_common layout: the probes read its first 24 bytes")
+    if offs["sk_buff.head"] != offs["sk_buff.end"] + 4:
+        raise BtfError("unexpected struct sk_buff layout: the probes read end and head in one go")
     head = [
         f"/* netlat-tui: plan {plan.info.name}; generated, do not edit */",
         c_defines(offs).rstrip("\n"),

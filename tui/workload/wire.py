@@ -112,7 +112,7 @@ def send_all(sock: socket.socket, data: bytes, stop: threading.Event) -> bool:
 Pairs = list[tuple[socket.socket, socket.socket]]
 
 
-def connection_pairs(n: int, host: str = LOOPBACK) -> tuple[socket.socket, Pairs]:
+def connection_pairs(n: int, host: str = LOOPBACK, port: int = 0) -> tuple[socket.socket, Pairs]:
     """A listener and ``n`` TCP connections to it as (client, server) ends, one byte sent each way
     so both ends have a row in netlat-tui's socket table. Raises the open-file limit to fit
     (2 descriptors a connection); the caller closes everything."""
@@ -122,7 +122,7 @@ def connection_pairs(n: int, host: str = LOOPBACK) -> tuple[socket.socket, Pairs
     need = 2 * n + 256
     if soft < need:
         resource.setrlimit(resource.RLIMIT_NOFILE, (need, max(hard, need)))
-    listener = socket.create_server((host, 0), backlog=min(n, 4096))
+    listener = socket.create_server((host, port), backlog=min(n, 4096))
     pairs = []
     try:
         for _ in range(n):
