@@ -157,7 +157,9 @@ class Interval:
                 for name, stats in delta.paths.items()
             },
             counters={name: dict(stats.counters) for name, stats in delta.paths.items()},
-            sockets=tuple(SocketPoint.of(s) for s in delta.sockets if s.tx_packets or s.rx_packets),
+            # bytes too: a TCP read can move bytes whose segments were counted at an earlier call
+            sockets=tuple(SocketPoint.of(s) for s in delta.sockets
+                          if s.tx_packets or s.rx_packets or s.tx_bytes or s.rx_bytes),
             events_total=delta.events_total,
             events_lost=delta.events_lost,
         )

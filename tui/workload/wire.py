@@ -115,13 +115,14 @@ Pairs = list[tuple[socket.socket, socket.socket]]
 def connection_pairs(n: int, host: str = LOOPBACK, port: int = 0) -> tuple[socket.socket, Pairs]:
     """A listener and ``n`` TCP connections to it as (client, server) ends, one byte sent each way
     so both ends have a row in netlat-tui's socket table. Raises the open-file limit to fit
-    (2 descriptors a connection); the caller closes everything."""
+    (2 descriptors a connection) as far as the hard limit allows; the caller closes everything."""
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = 2 * n + 256
     if soft < need:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (need, max(hard, need)))
+        limit = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
     listener = socket.create_server((host, port), backlog=min(n, 4096))
     pairs = []
     try:
