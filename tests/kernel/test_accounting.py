@@ -122,3 +122,42 @@ def test_a_full_socket_table_counts_the_rows_it_dropped() -> None:
     assert len(snap.sockets) <= 64
     assert snap.sockets_dropped == 100 - len(snap.sockets)
     assert snap.sockets_seen == len(snap.sockets)
+
+
+def test_thousands_of_connections_each_keep_their_row_with_their_messages() -> None:
+    # bench/socket_table.py takes this to 10,000 connections (20,000 rows) and times the poll
+    port = 20000 + (os.getpid() + 1) % 20000
+    with probes(port=str(port)) as source:
+        listener, pairs = connection_pairs(3000, port=port)
+        try:
+            for client, server in pairs:  # a second message each way: rows move, none is added
+                client.send(b"xx")
+                server.recv(2)
+            snap = source.poll()
+        finally:
+            for client, server in pairs:
+                client.close()
+                server.close()
+            listener.close()
+    ours = [s for s in snap.sockets if port in (s.lport, s.rport)]
+    assert len(ours) == 6000 and snap.sockets_dropped == 0
+    clients = [s for s in ours if s.rport == port]
+    assert sorted({(s.tx_bytes, s.rx_bytes, s.tx_packets, s.rx_packets) for s in clients}) == [(3, 1, 2, 1)]
+
+
+def test_an_idle_udp_socket_leaves_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tui.sources import live
+
+    monkeypatch.setattr(live, "UDP_IDLE_S", 0.0)  # UDP has no close hook: idle rows go
+    with probes(protocol="udp", addr="127.0.0.1") as source:
+        proc = VethPair("unused").popen(None, "udp", "--bind", "127.0.0.1", "--count", "64")
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        ports = json.loads(out.strip().splitlines()[-1])
+        first, second = source.poll(), source.poll()
+
+    def ours(snap: Snapshot) -> list[SocketStats]:
+        return [s for s in snap.sockets if s.lport in (ports["tx_port"], ports["rx_port"])]
+
+    assert len(ours(first)) == 2  # read once with their counts, then deleted (idle at once here)
+    assert ours(second) == []

@@ -43,6 +43,8 @@ from tui.model.snapshot import (
 from tui.sources.base import SourceContext, SourceError
 from tui.system import btf_rule, preflight
 
+#: Seconds a UDP socket's row may stay unchanged before it leaves the table (UDP has no close hook).
+UDP_IDLE_S = 60.0
 #: Sampled events kept between two polls (the ring buffer itself is bounded too).
 MAX_EVENTS_PER_POLL = 500
 _PROTO_NAMES = {6: "TCP", 17: "UDP"}
@@ -208,6 +210,7 @@ class LiveSource(SourceContext):
         self._events_delivered = 0
         self._socket_cache: dict[tuple[int, bytes], SocketStats] = {}
         self._sockets_reader: BatchReader | None = None
+        self._idle_since: dict[tuple[int, bytes], float] = {}  # UDP rows: unchanged since
         self._uses_ringbuf = True
         self._cgroups = CgroupNames()
         self._netns_names: dict[int, str] = {}
@@ -439,12 +442,22 @@ class LiveSource(SourceContext):
         table = self._bpf[b"sockets"]
         if self._sockets_reader is None:
             self._sockets_reader = BatchReader(table)
-        reader, closed = self._sockets_reader, []
+        reader, closed, now = self._sockets_reader, [], time.monotonic()
+        idle_since, self._idle_since = self._idle_since, {}
         for key, head, row in reader.rows():
             cached = previous.get((key, head))
-            current[(key, head)] = cached if cached is not None else reader.stats(key, row, self._workload)
+            stats = current[(key, head)] = (cached if cached is not None
+                                            else reader.stats(key, row, self._workload))
             if reader.closed(head):
                 closed.append(key)  # its last counts are in this snapshot; the row goes after it
+            elif stats.protocol == "UDP":
+                # No hook tells when a UDP socket closes: a row idle for UDP_IDLE_S goes (a live
+                # socket that sends again gets a new row; windows are sums of intervals, so they
+                # lose nothing)
+                since = idle_since.get((key, head), now) if cached is not None else now
+                self._idle_since[(key, head)] = since
+                if now - since >= UDP_IDLE_S:
+                    closed.append(key)
         for key in closed:
             with contextlib.suppress(KeyError):
                 del table[table.Key(key)]
