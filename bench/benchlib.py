@@ -342,9 +342,8 @@ def tracers(cpu: int, sample: int) -> dict[str, Tracer]:
         f"netlat_sample{sample}": Tracer(
             f"netlat_sample{sample}", [netlat_cmd("--sample", str(sample))], cpu
         ),
-        "seed_bpftrace": Tracer("seed_bpftrace", seed_cmds(), cpu),
         "empty_hooks": Tracer("empty_hooks", [[PYTHON, str(REPO / "bench" / "empty_hooks.py")]], cpu),
-    }
+    } | ({"seed_bpftrace": Tracer("seed_bpftrace", seed_cmds(), cpu)} if shutil.which("bpftrace") else {})
 
 
 # -- BPF program statistics (BPF_ENABLE_STATS) --------------------------------------------------------
