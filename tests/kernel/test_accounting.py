@@ -88,6 +88,19 @@ def test_udp_datagrams_sent_and_read_are_each_counted(sample: int) -> None:
     assert [(s.rx_packets, s.rx_bytes) for s in rx] == [(6400, 6400 * 200)]
 
 
+@contextmanager
+def connections(n: int, port: int) -> Iterator[list]:
+    """``n`` loopback connections to ``port`` (tui.workload.wire.connection_pairs), closed after."""
+    listener, pairs = connection_pairs(n, port=port)
+    try:
+        yield pairs
+    finally:
+        for client, server in pairs:
+            client.close()
+            server.close()
+        listener.close()
+
+
 def test_a_closed_socket_leaves_the_table_after_its_last_counts_were_read() -> None:
     port = 20000 + os.getpid() % 20000
     with probes(port=str(port)) as source:
@@ -110,15 +123,8 @@ def test_a_closed_socket_leaves_the_table_after_its_last_counts_were_read() -> N
 
 def test_a_full_socket_table_counts_the_rows_it_dropped() -> None:
     port = 20000 + os.getpid() % 20000
-    with probes(max_sockets=64, port=str(port)) as source:
-        listener, pairs = connection_pairs(50, port=port)
-        try:
-            snap = source.poll()
-        finally:
-            for client, server in pairs:
-                client.close()
-                server.close()
-            listener.close()
+    with probes(max_sockets=64, port=str(port)) as source, connections(50, port):
+        snap = source.poll()
     assert len(snap.sockets) <= 64
     assert snap.sockets_dropped == 100 - len(snap.sockets)
     assert snap.sockets_seen == len(snap.sockets)
@@ -127,18 +133,11 @@ def test_a_full_socket_table_counts_the_rows_it_dropped() -> None:
 def test_thousands_of_connections_each_keep_their_row_with_their_messages() -> None:
     # bench/socket_table.py takes this to 10,000 connections (20,000 rows) and times the poll
     port = 20000 + (os.getpid() + 1) % 20000
-    with probes(port=str(port)) as source:
-        listener, pairs = connection_pairs(3000, port=port)
-        try:
-            for client, server in pairs:  # a second message each way: rows move, none is added
-                client.send(b"xx")
-                server.recv(2)
-            snap = source.poll()
-        finally:
-            for client, server in pairs:
-                client.close()
-                server.close()
-            listener.close()
+    with probes(port=str(port)) as source, connections(3000, port) as pairs:
+        for client, server in pairs:  # a second message each way: rows move, none is added
+            client.send(b"xx")
+            server.recv(2)
+        snap = source.poll()
     ours = [s for s in snap.sockets if port in (s.lport, s.rport)]
     assert len(ours) == 6000 and snap.sockets_dropped == 0
     clients = [s for s in ours if s.rport == port]
