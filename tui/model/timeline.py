@@ -207,7 +207,7 @@ class Timeline:
             self._base = prev = None
         # The first snapshot of a source run counts from that run's start (its own time zero).
         start = self._now(prev) if prev is not None else self._offset
-        delta = snap.since(prev) if prev is not None else snap
+        delta = snap.since(prev, moved_only=True) if prev is not None else snap
         interval = Interval.of(delta, start, snap.time_s + self._offset)
         self._ring.append(interval)
         self._memo.clear()

@@ -47,15 +47,24 @@ def socket_rows(
     def moved(s: SocketStats) -> tuple[int, int]:
         return (s.tx_packets, s.tx_bytes) if path == SEND else (s.rx_packets, s.rx_bytes)
 
-    rows = []
-    for sock in shown.sockets:
+    def rates(sock: SocketStats) -> tuple[float, float]:
         old, new = before.get(sock.key), now.get(sock.key)
-        rate_p = rate_b = 0.0
-        # A socket new since the previous snapshot, or whose counters went back (LRU reuse), has no rate.
+        # A socket new since the previous snapshot, or whose counters went back (a reused row), has
+        # no rate.
         if old is not None and new is not None:
             (p0, b0), (p1, b1) = moved(old), moved(new)
             if p1 >= p0 and b1 >= b0:
-                rate_p, rate_b = (p1 - p0) / dt, (b1 - b0) / dt
+                return (p1 - p0) / dt, (b1 - b0) / dt
+        return 0.0, 0.0
+
+    # Percentiles are most of a row's cost: with thousands of sockets, only those that can make
+    # the MAX_ROWS shown (the busiest, and every socket tied with the last of them) get a row.
+    rated = sorted(((rates(s), s) for s in shown.sockets), key=lambda rs: rs[0][0], reverse=True)
+    if len(rated) > MAX_ROWS:
+        last = rated[MAX_ROWS - 1][0][0]
+        rated = [rs for rs in rated if rs[0][0] >= last]
+    rows = []
+    for (rate_p, rate_b), sock in rated:
         hist = sock.hist(path)
         # max_ns is the socket's exact largest value over both paths: an upper bound for either
         top = min(hist.max_bound() or 0, sock.max_ns) if sock.max_ns else hist.max_bound()
