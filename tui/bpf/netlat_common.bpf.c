@@ -427,6 +427,31 @@ static __always_inline struct sock_stats *sock_entry(u64 sk, struct skinfo *si, 
 	return fresh;
 }
 
+/* The row of a send or read call's socket (0: none, or filtered out), cheapest first: every call
+ * of a busy socket lands here, followed or not. An existing row is confirmed with one read of the
+ * socket's sock_common head (same ports: not a later socket at the same address; the row passed
+ * the socket filters when it was made); otherwise the socket is read in full, filtered and given a
+ * row. The pid/comm filters are for the caller (task_wanted). */
+static __always_inline struct sock_stats *sock_row(u64 sk, u64 pid_tgid)
+{
+	struct sock_stats *s = sockets.lookup(&sk);
+	struct skinfo si = {};
+	if (s) {
+		struct skc_head h = {};
+		u16 lport, dport;
+		if (bpf_probe_read_kernel(&h, sizeof(h), (void *)(sk + OFF_SK_COMMON)))
+			return 0;
+		__builtin_memcpy(&lport, &h.b[OFF_SKC_NUM], 2);
+		__builtin_memcpy(&dport, &h.b[OFF_SKC_DPORT], 2);
+		/* a local port of 0: this socket after TCP_CLOSE unhashed it (data can still be read) */
+		if ((s->lport == lport || !lport) && s->rport == __builtin_bswap16(dport))
+			return s;
+	}
+	if (!sk_info(sk, &si) || !sk_wanted(sk, &si))
+		return 0;
+	return sock_entry(sk, &si, pid_tgid);
+}
+
 /* TCP's own count of data segments (tcp_info's data_segs_in/out, wire segments): exact whichever
  * packets the probes follow, and one probe read per send or read call instead of work per packet. */
 static __always_inline u64 tcp_data_segs(u64 sk, u32 off)

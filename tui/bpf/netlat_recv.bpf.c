@@ -377,7 +377,6 @@ static __always_inline void rx_end(void *ctx, u64 sk, int ret, u64 flags)
 	struct rx_read *r = rx_reading.lookup(&zero);
 	u64 id = bpf_get_current_pid_tgid();
 	u64 bytes = ret > 0 && !(flags & MSG_PEEK_) ? ret : 0; /* a peek moves nothing */
-	struct skinfo si = {};
 	struct sock_stats *s;
 
 	if (!r || r->pid_tgid != id) {
@@ -388,11 +387,11 @@ static __always_inline void rx_end(void *ctx, u64 sk, int ret, u64 flags)
 		if (ret >= 0 && !(flags & MSG_PEEK_))
 			e2e = udp_read(sk, id);
 #endif
-		if ((!bytes && !e2e) || !sk_info(sk, &si) || !task_wanted(id) || !sk_wanted(sk, &si))
+		if ((!bytes && !e2e) || !task_wanted(id))
 			return;
-		s = sock_entry(sk, &si, id);
+		s = sock_row(sk, id);
 		if (s) {
-			sock_count(s, PATH_RECV, sk, si.protocol, bytes);
+			sock_count(s, PATH_RECV, sk, s->protocol, bytes);
 			sock_time(s, PATH_RECV, e2e);
 		}
 		return;
@@ -406,12 +405,10 @@ static __always_inline void rx_end(void *ctx, u64 sk, int ret, u64 flags)
 	u64 e2e = now - v.t0;
 	record(PATH_RECV, SLOT_RECV_COPY, copy);
 	record(PATH_RECV, SLOT_RECV_E2E, e2e);
-	if (sk_info(sk, &si)) {
-		s = sock_entry(sk, &si, id);
-		if (s) {
-			sock_count(s, PATH_RECV, sk, si.protocol, bytes);
-			sock_time(s, PATH_RECV, e2e);
-		}
+	s = sock_row(sk, id);
+	if (s) {
+		sock_count(s, PATH_RECV, sk, s->protocol, bytes);
+		sock_time(s, PATH_RECV, e2e);
 	}
 
 	if (event_allowed(PATH_RECV, now))

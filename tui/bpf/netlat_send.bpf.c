@@ -292,7 +292,6 @@ static __always_inline void tx_end(u64 sk, int ret)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct cursor *c = cursor_get(id, 0);
-	struct skinfo si = {};
 	u64 first_total = 0;
 
 	if (c && c->sk == sk) {
@@ -302,11 +301,11 @@ static __always_inline void tx_end(u64 sk, int ret)
 	}
 	if (ret <= 0 && !first_total)
 		return;
-	if (!sk_info(sk, &si) || !task_wanted(id) || !sk_wanted(sk, &si))
+	if (!task_wanted(id))
 		return;
-	struct sock_stats *s = sock_entry(sk, &si, id);
+	struct sock_stats *s = sock_row(sk, id);
 	if (!s)
 		return;
-	sock_count(s, PATH_SEND, sk, si.protocol, ret > 0 ? ret : 0);
+	sock_count(s, PATH_SEND, sk, s->protocol, ret > 0 ? ret : 0);
 	sock_time(s, PATH_SEND, first_total);
 }
