@@ -76,7 +76,8 @@ def _add_probe_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--probes", choices=PROBE_CHOICES, default="auto",
                        help="probe plan (default: the best this kernel supports)")
     group.add_argument("--sample", type=_positive_int, default=1, metavar="N",
-                       help="follow 1 packet in N (default 1: every packet)")
+                       help="follow 1 packet in N for latency (default 1: every packet); "
+                            "socket counters still count every send and read")
     group.add_argument("--interval", type=_positive_float, default=1.0, metavar="S",
                        help="seconds between refreshes, and the length of one timeline interval "
                             "(heatmap column, JSON timeline entry; default 1)")
