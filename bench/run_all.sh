@@ -9,6 +9,7 @@ $PY bench/probe_cost.py
 $PY bench/resources.py
 $PY bench/ceiling.py
 $PY bench/socket_table.py
+$PY bench/bulk.py
 $PY bench/exporter.py
 $PY bench/overhead.py
 uptime
