@@ -28,6 +28,7 @@ from array import array
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import compress
 
 from tui.model.histogram import SOCKET_SUB_BITS, STAGE_SUB_BITS, Histogram, bucket_count
 from tui.model.snapshot import PathStats, Snapshot, SocketStats, StageStats
@@ -54,7 +55,15 @@ def window_name(seconds: float | None, cleared: bool = False) -> str:
 
 def pack(hist: Histogram) -> bytes:
     """A histogram's non-empty buckets as (index, count) pairs of native uint64."""
-    return array("Q", [n for pair in hist.sparse().items() for n in pair]).tobytes()
+    # Hot (two per moved socket per tick): every step at C level, no per-bucket Python loop.
+    counts = hist.counts
+    index = list(compress(range(len(counts)), counts))
+    if not index:
+        return b""
+    flat = [0] * (2 * len(index))
+    flat[::2] = index
+    flat[1::2] = compress(counts, counts)
+    return array("Q", flat).tobytes()
 
 
 def unpack(packed: bytes) -> tuple[tuple[int, int], ...]:
@@ -401,32 +410,42 @@ def _counter_sum(parts: Iterable[Interval]) -> dict[str, dict[str, int]]:
 
 def _socket_sum(parts: Iterable[Interval]) -> tuple[SocketStats, ...]:
     """Every socket of ``parts`` once, its counts and histograms summed (the newest identity: pid
-    and comm may change on a reused key). Plain lists, not Histogram.plus: a 60 s window of a host
-    with a thousand busy sockets sums 60,000 of them."""
+    and comm may change on a reused key). A 60 s window of a host with a thousand busy sockets sums
+    60,000 of them, so the packed histograms are gathered per socket and summed in one pass."""
     latest: dict[int, SocketStats] = {}
-    sums: dict[int, list] = {}  # key -> [tx, tx bytes, rx, rx bytes, max, send counts, recv counts]
+    sums: dict[int, list] = {}  # key -> [tx, tx bytes, rx, rx bytes, max, send packs, recv packs]
     for part in parts:
         for point in part.sockets:
             s = point.stats
             latest[s.key] = s
             acc = sums.get(s.key)
             if acc is None:
-                acc = sums[s.key] = [0, 0, 0, 0, 0, [0] * _SOCKET_BUCKETS, [0] * _SOCKET_BUCKETS]
+                sums[s.key] = [s.tx_packets, s.tx_bytes, s.rx_packets, s.rx_bytes, s.max_ns,
+                               [point.send], [point.recv]]
+                continue
             acc[0] += s.tx_packets
             acc[1] += s.tx_bytes
             acc[2] += s.rx_packets
             acc[3] += s.rx_bytes
             acc[4] = max(acc[4], s.max_ns)
-            for packed, into in ((point.send, acc[5]), (point.recv, acc[6])):
-                flat = array("Q", packed)
-                for n in range(0, len(flat), 2):
-                    into[flat[n]] += flat[n + 1]
+            acc[5].append(point.send)
+            acc[6].append(point.recv)
     return tuple(
         replace(s, tx_packets=acc[0], tx_bytes=acc[1], rx_packets=acc[2], rx_bytes=acc[3], max_ns=acc[4],
-                send_hist=Histogram(tuple(acc[5]), SOCKET_SUB_BITS),
-                recv_hist=Histogram(tuple(acc[6]), SOCKET_SUB_BITS))
+                send_hist=_packed_sum(acc[5]), recv_hist=_packed_sum(acc[6]))
         for key, s in latest.items() for acc in (sums[key],)
     )
+
+
+def _packed_sum(packs: list[bytes]) -> Histogram:
+    """The socket histogram summing :func:`pack`'s outputs."""
+    flat = array("Q", b"".join(packs))
+    if not flat:
+        return _EMPTY_SOCKET_HIST
+    counts = [0] * _SOCKET_BUCKETS
+    for index, count in zip(flat[::2], flat[1::2], strict=True):
+        counts[index] += count
+    return Histogram(tuple(counts), SOCKET_SUB_BITS)
 
 
 def _sum(template: Snapshot, parts: Sequence[Interval | None], sockets: bool = True) -> Snapshot:
