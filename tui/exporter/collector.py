@@ -36,7 +36,8 @@ NS_PER_S = 1e9
 OTHER_COMM = "_other"
 #: per-path counters -> (metric name without _total, help); unknown counters get a generic name
 COUNTERS: Mapping[str, tuple[str, str]] = {
-    "packets": ("netlat_packets", "Packets through the path (exact, whatever --sample says)."),
+    "packets": ("netlat_packets", "Packets (skbs) followed through the path: all unless --sample."),
+    "segs": ("netlat_segments", "Wire segments of those packets (a GSO or GRO skb carries several)."),
     "bytes": ("netlat_bytes", "Payload bytes through the path."),
     "deferred": ("netlat_deferred_packets",
                  "TCP packets that left outside their send syscall (timed in stage deferred)."),
