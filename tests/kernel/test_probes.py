@@ -350,6 +350,22 @@ def test_headless_json_shows_both_paths_with_every_declared_stage(run_cli) -> No
             stat = doc["paths"][path][group][key]
             assert stat["count"] > 0 and stat["p50_us"] > 0, (path, key)
     assert doc["workload"]["tcp_rr"] > 0
+    # every socket is listed (no --top), with the socket table's own counts
+    table = doc["socket_table"]
+    assert table["listed"] == table["rows"] == len(doc["sockets"]) > 0
+    assert table["seen"] >= table["rows"] and table["dropped"] == 0 and table["max"] == 32768
+    assert doc["paths"][SEND]["counters"]["segs"] >= doc["paths"][SEND]["counters"]["packets"] > 0
+
+
+def test_headless_json_top_lists_the_busiest_sockets_only(run_cli) -> None:
+    import json
+
+    proc = run_cli("--headless", "--duration", "1", "--json", "--workload", "loopback", "--top", "2",
+                   "--max-sockets", "1024")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert len(doc["sockets"]) == doc["socket_table"]["listed"] == 2
+    assert doc["socket_table"]["max"] == 1024 and doc["socket_table"]["rows"] >= 2
 
 
 @pytest.mark.parametrize(
