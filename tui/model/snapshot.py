@@ -197,23 +197,21 @@ class Snapshot:
     def path(self, name: str) -> PathStats:
         return self.paths[name]
 
-    def since(self, older: Snapshot, moved_only: bool = False) -> Snapshot:
-        """Figures accumulated after ``older`` (used for "clear" and for per-interval rates);
-        ``moved_only`` leaves out the sockets that are the very objects ``older`` holds (a source
-        reuses an unchanged row's SocketStats: nothing to subtract, a timeline skips them)."""
+    def since(self, older: Snapshot, sockets: bool = True) -> Snapshot:
+        """Figures accumulated after ``older`` (used for "clear" and for per-interval rates); without
+        ``sockets`` the result has none (a timeline takes their deltas itself, more cheaply)."""
         paths = {
             name: stats.since(older.paths[name]) if name in older.paths else stats
             for name, stats in self.paths.items()
         }
-        old_sockets = {s.key: s for s in older.sockets}
-        sockets = tuple(
-            s.since(old) if (old := old_sockets.get(s.key)) is not None else s for s in self.sockets
-            if not (moved_only and old_sockets.get(s.key) is s)
-        )
+        old_sockets = {s.key: s for s in older.sockets} if sockets else {}
+        socket_deltas = tuple(
+            s.since(old_sockets[s.key]) if s.key in old_sockets else s for s in self.sockets
+        ) if sockets else ()
         return replace(
             self,
             paths=paths,
-            sockets=sockets,
+            sockets=socket_deltas,
             events_lost=max(0, self.events_lost - older.events_lost),
             events_total=max(0, self.events_total - older.events_total),
         )

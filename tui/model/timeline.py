@@ -86,6 +86,37 @@ class SocketPoint:
         empty = _EMPTY_SOCKET_HIST
         return cls(replace(s, send_hist=empty, recv_hist=empty), pack(s.send_hist), pack(s.recv_hist))
 
+    @classmethod
+    def between(cls, new: SocketStats, old: SocketStats | None) -> SocketPoint | None:
+        """``new.since(old)`` compacted in one step (None: nothing moved), without building the
+        delta's histograms: a tick of a busy host does this for every socket that moved."""
+        if old is new:  # a source reuses an unchanged row's SocketStats
+            return None
+        if old is None or old.tx_packets > new.tx_packets or old.rx_packets > new.rx_packets:
+            return cls.of(new) if _traffic(new) else None  # new, or its row restarted (as since())
+        counts = (new.tx_packets - old.tx_packets, new.tx_bytes - old.tx_bytes,
+                  new.rx_packets - old.rx_packets, new.rx_bytes - old.rx_bytes)
+        if not any(counts):
+            return None
+        empty = _EMPTY_SOCKET_HIST
+        stats = replace(new, tx_packets=counts[0], tx_bytes=counts[1], rx_packets=counts[2],
+                        rx_bytes=counts[3], send_hist=empty, recv_hist=empty)
+        return cls(stats, _pack_since(new.send_hist, old.send_hist),
+                   _pack_since(new.recv_hist, old.recv_hist))
+
+
+def _traffic(s: SocketStats) -> bool:
+    """Whether a socket delta moved anything (bytes too: a TCP read can move bytes whose segments
+    were counted at an earlier call)."""
+    return bool(s.tx_packets or s.rx_packets or s.tx_bytes or s.rx_bytes)
+
+
+def _pack_since(new: Histogram, old: Histogram) -> bytes:
+    """:func:`pack` of ``new.minus(old)``."""
+    if new.counts == old.counts:
+        return b""
+    return pack(new.minus(old))
+
 
 @dataclass(frozen=True, slots=True)
 class StagePoint:
@@ -156,8 +187,10 @@ class Interval:
         return self.points.get(path, {}).get(key)
 
     @classmethod
-    def of(cls, delta: Snapshot, start_s: float, end_s: float) -> Interval:
-        """Compact a difference of snapshots (``newer.since(older)``) into an interval."""
+    def of(cls, delta: Snapshot, start_s: float, end_s: float,
+           points: tuple[SocketPoint, ...] | None = None) -> Interval:
+        """Compact a difference of snapshots (``newer.since(older)``) into an interval; ``points``
+        are its sockets when the caller compacted them already (then ``delta`` needs none)."""
         return cls(
             start_s=start_s,
             end_s=end_s,
@@ -166,9 +199,8 @@ class Interval:
                 for name, stats in delta.paths.items()
             },
             counters={name: dict(stats.counters) for name, stats in delta.paths.items()},
-            # bytes too: a TCP read can move bytes whose segments were counted at an earlier call
-            sockets=tuple(SocketPoint.of(s) for s in delta.sockets
-                          if s.tx_packets or s.rx_packets or s.tx_bytes or s.rx_bytes),
+            sockets=tuple(SocketPoint.of(s) for s in delta.sockets if _traffic(s)) if points is None
+            else points,
             events_total=delta.events_total,
             events_lost=delta.events_lost,
         )
@@ -216,8 +248,13 @@ class Timeline:
             self._base = prev = None
         # The first snapshot of a source run counts from that run's start (its own time zero).
         start = self._now(prev) if prev is not None else self._offset
-        delta = snap.since(prev, moved_only=True) if prev is not None else snap
-        interval = Interval.of(delta, start, snap.time_s + self._offset)
+        if prev is None:
+            interval = Interval.of(snap, start, snap.time_s + self._offset)
+        else:
+            old = {s.key: s for s in prev.sockets}
+            points = tuple(p for s in snap.sockets
+                           if (p := SocketPoint.between(s, old.get(s.key))) is not None)
+            interval = Interval.of(snap.since(prev, sockets=False), start, snap.time_s + self._offset, points)
         self._ring.append(interval)
         self._memo.clear()
         if len(self._ring) > self.socket_intervals:
