@@ -237,7 +237,6 @@ static __always_inline int cgroup_match(u64 sk, u8 state)
 }
 #endif
 
-
 /* Wire segments of an skb: a GSO (send) or GRO (receive) skb carries skb_shinfo(skb)->gso_segs
  * of them, any other one. skb->end is the offset of the shared info from skb->head (64-bit
  * kernels); Python checks head follows end, so one read fetches both. */
