@@ -444,11 +444,19 @@ class LiveSource(SourceContext):
         if self._sockets_reader is None:
             self._sockets_reader = BatchReader(table)
         reader, closed, now = self._sockets_reader, [], time.monotonic()
+        named: dict[tuple[int, int], dict[str, Any]] = {}  # most rows share a few groups
+
+        def workload(cgroup_id: int, netns: int) -> dict[str, Any]:
+            names = named.get((cgroup_id, netns))
+            if names is None:
+                names = named[(cgroup_id, netns)] = self._workload(cgroup_id, netns)
+            return names
+
         idle_since, self._idle_since = self._idle_since, {}
         for key, head, row in reader.rows():
             cached = previous.get((key, head))
             stats = current[(key, head)] = (cached if cached is not None
-                                            else reader.stats(key, row, self._workload))
+                                            else reader.stats(key, row, workload))
             if reader.closed(head):
                 closed.append(key)  # its last counts are in this snapshot; the row goes after it
             elif stats.protocol == "UDP":
