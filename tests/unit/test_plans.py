@@ -42,8 +42,10 @@ def test_kprobe_refused_without_kprobes_with_one_line_reason() -> None:
     assert "\n" not in str(err.value)
 
 
-def test_fentry_and_unknown_plans_are_refused() -> None:
-    with pytest.raises(UserError, match="fentry"):
+def test_fentry_without_fentry_or_kprobes_and_unknown_plans_are_refused() -> None:
+    with pytest.raises(UserError, match="fentry does not attach"):
+        plans.choose_plan("fentry", features())
+    with pytest.raises(UserError, match="no kprobes"):  # each hook's fallback must exist
         plans.choose_plan("fentry", features(fentry=True))
     with pytest.raises(UserError, match="expected auto"):
         plans.choose_plan("bogus", features())
@@ -127,14 +129,40 @@ def test_engine_modules_import_neither_textual_nor_bcc(module: str) -> None:
     assert out.stdout.strip() == ""
 
 
-def test_auto_prefers_kprobes_where_the_kernel_has_them_and_every_tracepoint(
+def test_auto_prefers_fentry_then_kprobes_where_the_kernel_has_them_and_every_tracepoint(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Only the kprobe plan splits TCP (L4) from IP (L3); a distro kernel with kprobes gets it.
+    # Only the function plans split TCP (L4) from IP (L3); fentry costs less per call than a kprobe.
     monkeypatch.setattr(plans, "read_kallsyms", lambda path="/proc/kallsyms": KALLSYMS)
     tps = dict.fromkeys(plans.all_tracepoints(), True)
     assert plans.choose_plan("auto", features(kprobes=True, tracepoints=tps)).info.name == "kprobe"
+    assert plans.choose_plan("auto", features(kprobes=True, fentry=True)).info.name == "fentry"
+    assert plans.choose_plan("kprobe", features(kprobes=True, fentry=True)).info.name == "kprobe"
     assert plans.choose_plan("tracepoint", features(kprobes=True, tracepoints=tps)).info.name == "tracepoint"
+
+
+def test_fentry_plan_tries_fentry_per_function_and_keeps_every_kprobe_as_fallback() -> None:
+    table = {**KALLSYMS, "udp_rcv": "udp_rcv.isra.0", "security_socket_sendmsg": "security_socket_sendmsg"}
+    plan = plans.fentry_plan(table)
+    assert plan.info.name == "fentry"
+    # both entry and exit of tcp_sendmsg, BCC's names (the BTF target is found by name)
+    assert plan.fentry["tcp_sendmsg"] == (("fentry", "tcp_sendmsg", "kfunc__tcp_sendmsg"),
+                                          ("fexit", "tcp_sendmsg", "kretfunc__tcp_sendmsg"))
+    assert plan.fentry["udp_recvmsg"] == (("fexit", "udp_recvmsg", "kretfunc__udp_recvmsg"),)
+    assert "udp_rcv" not in plan.fentry  # a .isra copy is not in BTF: kprobe only
+    assert ("kprobe", "udp_rcv.isra.0", "kp_l4_rcv") in plan.attach
+    assert ("kprobe", "tcp_sendmsg", "kp_tcp_sendmsg") in plan.attach  # the fallback stays
+    assert plan.kprobes["sock_sendmsg"] == "security_socket_sendmsg"
+    send = [s.key for s in plan.info.stages[SEND]]
+    assert send == ["sock", "tcp", "ip", "qdisc", "device"]
+    assert plan.info.stages[SEND][0].opens == "fentry:sock_sendmsg"
+    assert plans.NO_SOCK_NOTE not in plan.info.merged
+
+
+def test_without_a_socket_layer_hook_the_plan_says_so() -> None:
+    plan = plans.kprobe_plan(KALLSYMS)
+    assert "sock" not in [s.key for s in plan.info.stages[SEND]]
+    assert plans.NO_SOCK_NOTE in plan.info.merged
 
 
 def _bpf_functions(source: str) -> set[str]:

@@ -107,7 +107,7 @@ def test_tables_that_disagree_are_refused(monkeypatch: pytest.MonkeyPatch) -> No
 def _plans() -> list[plans.Plan]:
     kallsyms = {n: n for names in (*plans.KPROBE_FUNCTIONS.values(), *plans.KPROBE_OPTIONAL.values())
                 for n in names[:1]}
-    return [plans.tracepoint_plan(), plans.kprobe_plan(kallsyms)]
+    return [plans.tracepoint_plan(), plans.kprobe_plan(kallsyms), plans.fentry_plan(kallsyms)]
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +149,19 @@ def test_every_table_name_in_the_c_is_defined_once_preprocessed(
                           out.stdout))
     assert not left
     assert "stage_hists, struct stage_hist, 2 * 9" in out.stdout
+
+
+def test_fentry_programs_call_their_handler_with_the_return_value_after_the_arguments(
+    offsets: dict[str, int],
+) -> None:
+    kallsyms = {n: n for names in (*plans.KPROBE_FUNCTIONS.values(), *plans.KPROBE_OPTIONAL.values())
+                for n in names[:1]}
+    plan = plans.fentry_plan(kallsyms)
+    text = program.build_source(plan, offsets=offsets)
+    assert text.index("/* ---- netlat_kp.bpf.c ---- */") < text.index("/* ---- netlat_fe.bpf.c ---- */")
+    # tcp_sendmsg(sk, msg, size): the return value is ctx[3]
+    assert "int kretfunc__tcp_sendmsg(u64 *ctx)\n{\n\tfx_tcp_sendmsg(ctx, (int)ctx[3]);" in text
+    assert "int kfunc__tcp_v4_rcv(u64 *ctx)\n{\n\tfe_l4_rcv(ctx);" in text
+    # a function BTF does not have gets no program (its hook stays on its kprobe)
+    missing = plans.fentry_plan({**kallsyms, "tcp_v4_rcv": "tcp_v4_rcv_not_in_btf"})
+    assert "kfunc__tcp_v4_rcv_not_in_btf" not in program.fentry_programs(missing)

@@ -29,7 +29,8 @@ def test_schema_2_keeps_every_version_1_key_and_adds_the_timeline_and_verdict() 
     assert doc["schema"] == SCHEMA == "netlat-tui/summary/2"
     old = {"schema", "source", "host", "kernel", "filters", "notes", "duration_s", "plan", "paths",
            "sockets", "events"}
-    assert old | {"interval_s", "timeline", "verdict", "verdicts", "groups", "socket_table"} == set(doc)
+    new = {"interval_s", "timeline", "verdict", "verdicts", "groups", "socket_table", "cost"}
+    assert old | new == set(doc)
     assert doc["interval_s"] == 1.0
     times = [(i["start_s"], i["end_s"]) for i in doc["timeline"]]
     assert times == [(float(t), t + 1.0) for t in range(TICKS)]

@@ -179,8 +179,8 @@ class KernelBtf:
             raise BtfError(f"struct {struct} is not in the kernel BTF")
         return type_id
 
-    def param_index(self, function: str, param: str) -> int | None:
-        """0-based position of ``param`` among ``function``'s arguments, None when BTF does not say."""
+    def param_names(self, function: str) -> list[str] | None:
+        """Names of ``function``'s arguments in order, None when BTF does not have the function."""
         func_id = self._lib.btf__find_by_name_kind(self._btf, function.encode(), _KIND_FUNC)
         if func_id <= 0:
             return None
@@ -190,8 +190,12 @@ class KernelBtf:
         # struct btf_param {name_off, type} entries follow the btf_type header, like members.
         base = ctypes.addressof(proto) + ctypes.sizeof(_BtfType)
         params = (_BtfParam * (proto.info & 0xFFFF)).from_address(base)
-        names = [self._name(p.name_off) for p in params]
-        return names.index(param) if param in names else None
+        return [self._name(p.name_off) for p in params]
+
+    def param_index(self, function: str, param: str) -> int | None:
+        """0-based position of ``param`` among ``function``'s arguments, None when BTF does not say."""
+        names = self.param_names(function)
+        return names.index(param) if names and param in names else None
 
     def offset(self, field_path: str) -> int:
         """Byte offset of ``struct.member[.member...]`` from the start of the struct."""

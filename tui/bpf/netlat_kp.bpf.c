@@ -15,6 +15,13 @@
 
 /* ---- send ---- */
 
+/* sock_sendmsg(sock, msg) / __sock_sendmsg: the socket layer (L5) of a send */
+int kp_sock_sendmsg(struct pt_regs *ctx)
+{
+	tx_sock(PT_REGS_PARM1(ctx));
+	return 0;
+}
+
 /* tcp_sendmsg(sk, msg, size) / tcp_sendmsg_locked */
 int kp_tcp_sendmsg(struct pt_regs *ctx)
 {

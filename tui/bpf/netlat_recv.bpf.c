@@ -135,7 +135,9 @@ static __always_inline void rx_l4(u64 skb)
 	struct rx_cur *cur = rx_current.lookup(&zero);
 	if (!cur || cur->skb != skb)
 		return;
-	struct rx_entry *e = rx_find(skb);
+	/* cur->skb, not skb: under fentry the argument is a typed kernel pointer, which the verifier
+	 * refuses to hash (no shifts or multiplies on pointers); the copy in the map is a number */
+	struct rx_entry *e = rx_find(cur->skb);
 	if (e)
 		e->t_l4 = bpf_ktime_get_ns();
 }

@@ -30,6 +30,9 @@ struct cursor {
 	u64 segs;
 	u64 t_l3;       /* kprobe plan: ip_queue_xmit of the packet being built */
 	u64 skip;       /* --sample: this send is not followed (its packets are not "deferred") */
+	u64 t_sock;     /* kprobe/fentry plans: sock_sendmsg of the send in progress, 0 = none */
+	u64 sock_sk;    /* its socket's sk */
+	u64 l5;         /* socket layer time of this send (sock_sendmsg -> tcp_sendmsg), 0 = unknown */
 };
 #ifdef HAVE_TASK_STORAGE
 /* Task-local storage: the cheapest per-thread state (no hash lookup), Linux 5.11+. */
@@ -82,6 +85,27 @@ static __always_inline struct tx_entry *tx_find(u64 skb)
 	return e;
 }
 
+/* kprobe/fentry plans: sock_sendmsg(sock, msg) / __sock_sendmsg, the socket layer (L5) starts a
+ * send. Only a moment per thread: whether the send is TCP, wanted and sampled is decided in
+ * tx_begin and tx_queue, which record the stage with the send's first packet. */
+static __always_inline void tx_sock(u64 sock)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	struct cursor *c = cursor_get(id, 0);
+	u64 sk = 0;
+
+	if (!c) {
+		if (!task_wanted(id))
+			return;
+		c = cursor_get(id, 1);
+		if (!c)
+			return;
+	}
+	READ(sk, sock, OFF_SOCKET_SK);
+	c->sock_sk = sk;
+	c->t_sock = bpf_ktime_get_ns();
+}
+
 /* Start of a send syscall's TCP (or, kprobe plan, UDP) work for (thread, sk). */
 static __always_inline void tx_begin(u64 sk)
 {
@@ -107,8 +131,13 @@ static __always_inline void tx_begin(u64 sk)
 	/* --sample: decided once per send syscall; an unfollowed send still marks its socket so
 	 * that its packets are not mistaken for deferred ones, and costs no clock read */
 	c->skip = !sampled();
-	if (!c->skip)
+	c->l5 = 0;
+	if (!c->skip) {
 		c->t = bpf_ktime_get_ns();
+		if (c->t_sock && c->sock_sk == sk && c->t - c->t_sock < AGE_LIMIT_NS)
+			c->l5 = c->t - c->t_sock;
+	}
+	c->t_sock = 0;
 }
 
 /* A packet we do not follow may reuse the address of one we did and never completed: make sure
@@ -163,6 +192,8 @@ static __always_inline void tx_queue(u64 skb)
 	if (in_syscall) {
 		e.flags = TX_IN_SYSCALL;
 		e.t_begin = c->t;
+		if (!c->segs && c->l5) /* the send's first packet carries its socket layer time */
+			record(PATH_SEND, SLOT_SEND_SOCK, c->l5);
 		c->segs += 1;
 		record(PATH_SEND, SLOT_SEND_TCP_IP, now - c->t);
 		if (c->t_l3 > c->t) { /* kprobe plan: split at ip_queue_xmit, filters applied here */

@@ -14,11 +14,18 @@ the merged layers) differ.
   renamed/suffixed symbol fallbacks) for the L4/L3 split, plus the net:* tracepoints, which sit
   exactly at the seed's dev_queue_xmit/dev_hard_start_xmit/__netif_receive_skb boundaries and are a
   stabler ABI than those functions; needs CONFIG_KPROBES. It uses only tracepoints old kernels have.
+  Where ``sock_sendmsg`` (``__sock_sendmsg`` since 6.6) can be hooked it adds the socket layer
+  (L5) of a send as its own stage.
+- ``fentry``: the kprobe plan's hooks as fentry/fexit programs (BPF trampolines: a fraction of a
+  kprobe's cost per call, and skipped only when the same program recurses, where a kprobe is
+  skipped whenever any BPF program runs on that CPU). Each function that refuses fentry (not in
+  BTF, a ``.isra`` copy, an attach error) falls back to its kprobe, hook by hook; the live source
+  reports which attach type each hook got. Needs BTF and trampolines (x86_64, Linux 5.5+).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tui.bpf.features import KernelFeatures
 from tui.errors import UserError
@@ -33,7 +40,7 @@ PATH_INDEX = {SEND: 0, RECV: 1}
 SLOTS_PER_PATH = 9
 #: Stage slots: stage or total key -> slot in the path's row of the kernel histogram array.
 SEND_SLOTS = {"tcp_ip": 0, "qdisc": 1, "device": 2, "total": 3, "deferred": 4, "udp_l2": 5,
-              "tcp": 6, "ip": 7}
+              "tcp": 6, "ip": 7, "sock": 8}
 RECV_SLOTS = {"backlog": 0, "ip_tcp": 1, "sock_queue": 2, "copy": 3, "stack": 4, "e2e": 5,
               "ip": 6, "tcp": 7, "udp_e2e": 8}
 SLOTS = {SEND: SEND_SLOTS, RECV: RECV_SLOTS}
@@ -70,8 +77,9 @@ COUNTERS: dict[str, dict[str, int]] = {
 #: The hooks of the send path, by BPF function name without its kind prefix (``raw_tracepoint__``,
 #: ``rtp_``, ``kp_``, ``kr_``); every other program of a plan is on the receive path.
 SEND_HOOKS = frozenset({"tcp_sendmsg_locked", "net_dev_queue", "net_dev_start_xmit", "net_dev_xmit",
-                        "sock_send_length", "tcp_sendmsg", "ip_queue_xmit"})
-_PROGRAM_PREFIXES = ("raw_tracepoint__", "rtp_", "kp_", "kr_")
+                        "sock_send_length", "tcp_sendmsg", "ip_queue_xmit", "sock_sendmsg",
+                        "__ip_queue_xmit", "ip6_xmit", "__sock_sendmsg", "security_socket_sendmsg"})
+_PROGRAM_PREFIXES = ("raw_tracepoint__", "rtp_", "kp_", "kr_", "kfunc__", "kretfunc__")
 
 
 def program_path(function: str) -> str:
@@ -85,6 +93,7 @@ def program_path(function: str) -> str:
 
 _TP = "tracepoint"
 _KP = "kprobe"
+_FE = "fentry"
 
 
 def _s(key: str, label: str, layer: str, opens: str, closes: str, total: bool = False) -> StageSpec:
@@ -134,6 +143,10 @@ TRACEPOINT_INFO = PlanInfo(
     ),
 )
 
+#: The socket layer of a send (kprobe and fentry plans, where sock_sendmsg can be hooked).
+SOCK_STAGE = _s("sock", "socket", "L5", "kprobe:sock_sendmsg", "kprobe:tcp_sendmsg")
+NO_SOCK_NOTE = "send: the socket layer (sock_sendmsg -> tcp_sendmsg) is not split from TCP"
+
 KPROBE_INFO = PlanInfo(
     name=_KP,
     stages={
@@ -165,7 +178,7 @@ KPROBE_INFO = PlanInfo(
         ),
     },
     merged=(
-        "send: the socket layer (sock_sendmsg -> tcp_sendmsg) is not split from TCP",
+        NO_SOCK_NOTE,
         "send: qdisc/device/total count packets sent inside the send syscall; packets leaving "
         "later (softirq, timers, ACKs) are in 'deferred L2'",
         "send: UDP is timed from net_dev_queue only (UDP L2)",
@@ -206,6 +219,10 @@ KPROBE_FUNCTIONS: dict[str, tuple[str, ...]] = {
 }
 #: Optional hooks (IPv6 is a module on some kernels): attached when present.
 KPROBE_OPTIONAL: dict[str, tuple[str, ...]] = {
+    # the socket layer of a send: __sock_sendmsg since 6.6 (sock_sendmsg became a wrapper that
+    # sendto() no longer calls), often inlined; then security_socket_sendmsg, the first call of
+    # __sock_sendmsg and of the older sock_sendmsg alike (a function wherever LSMs are built in)
+    "sock_sendmsg": ("__sock_sendmsg", "security_socket_sendmsg", "sock_sendmsg"),
     "ip6_xmit": ("ip6_xmit",),
     "tcp_v6_rcv": ("tcp_v6_rcv",),
     "udpv6_rcv": ("udpv6_rcv",),
@@ -213,6 +230,7 @@ KPROBE_OPTIONAL: dict[str, tuple[str, ...]] = {
 }
 #: hook -> (attach kind, BPF function in netlat_kp.bpf.c)
 _KPROBE_ATTACH: dict[str, tuple[tuple[str, str], ...]] = {
+    "sock_sendmsg": (("kprobe", "kp_sock_sendmsg"),),
     "tcp_sendmsg": (("kprobe", "kp_tcp_sendmsg"), ("kretprobe", "kr_tcp_sendmsg")),
     "ip_queue_xmit": (("kprobe", "kp_ip_queue_xmit"),),
     "ip6_xmit": (("kprobe", "kp_ip_queue_xmit"),),
@@ -225,6 +243,31 @@ _KPROBE_ATTACH: dict[str, tuple[tuple[str, str], ...]] = {
     "udp_recvmsg": (("kprobe", "kp_udp_recvmsg"), ("kretprobe", "kr_udp_recvmsg")),
     "udpv6_recvmsg": (("kprobe", "kp_udp_recvmsg"), ("kretprobe", "kr_udp_recvmsg")),
 }
+#: fentry plan: hook -> (fentry|fexit, handler in netlat_fe.bpf.c). The BPF program of a hook is
+#: generated per resolved symbol (BCC names it kfunc__<symbol> / kretfunc__<symbol>, and the
+#: kernel finds the function in BTF by that name); a fexit handler also gets the return value.
+FENTRY_HANDLERS: dict[str, tuple[tuple[str, str], ...]] = {
+    "sock_sendmsg": (("fentry", "fe_sock_sendmsg"),),
+    "tcp_sendmsg": (("fentry", "fe_tcp_sendmsg"), ("fexit", "fx_tcp_sendmsg")),
+    "ip_queue_xmit": (("fentry", "fe_ip_queue_xmit"),),
+    "ip6_xmit": (("fentry", "fe_ip_queue_xmit"),),
+    "tcp_v4_rcv": (("fentry", "fe_l4_rcv"),),
+    "tcp_v6_rcv": (("fentry", "fe_l4_rcv"),),
+    "udp_rcv": (("fentry", "fe_l4_rcv"),),
+    "udpv6_rcv": (("fentry", "fe_l4_rcv"),),
+    "data_ready": (("fentry", "fe_data_ready"),),
+    "tcp_recvmsg": (("fexit", "fx_tcp_recvmsg"),),
+    "udp_recvmsg": (("fexit", "fx_udp_recvmsg"),),
+    "udpv6_recvmsg": (("fexit", "fx_udp_recvmsg"),),
+}
+_FENTRY_PREFIX = {"fentry": "kfunc__", "fexit": "kretfunc__"}
+
+
+def fentry_program(kind: str, symbol: str) -> str:
+    """BCC's name for the fentry/fexit program of ``symbol`` (it derives the BTF target from it)."""
+    return _FENTRY_PREFIX[kind] + symbol
+
+
 #: Tracepoints of the kprobe plan: all present since Linux 4.16 (it must run where the newer
 #: sock:* and tcp_sendmsg_locked tracepoints are missing, e.g. Debian 12's 6.1).
 KPROBE_TRACEPOINTS: tuple[str, ...] = (
@@ -252,6 +295,9 @@ class Plan:
     #: explicit attachments (kind "kprobe"/"kretprobe"/"raw_tracepoint", target, BPF function);
     #: empty when the C auto-attaches (RAW_TRACEPOINT_PROBE)
     attach: tuple[tuple[str, str, str], ...] = ()
+    #: fentry plan: hook -> its (fentry|fexit, symbol, program) attachments, tried first; a hook
+    #: whose fentry attach fails takes its kprobe attachments from ``attach`` instead
+    fentry: dict[str, tuple[tuple[str, str, str], ...]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
 
@@ -327,19 +373,51 @@ def kprobe_attachments(
     return tuple(out)
 
 
-def kprobe_plan(kallsyms: dict[str, str] | None = None, optional_tracepoints: tuple[str, ...] = ()) -> Plan:
+def _function_info(name: str, resolved: dict[str, str]) -> PlanInfo:
+    """The kprobe or fentry plan's PlanInfo: with the socket (L5) send stage where sock_sendmsg
+    resolved; the fentry plan names its function events fentry:/fexit:."""
+    info = KPROBE_INFO
+    if "sock_sendmsg" in resolved:
+        info = replace(info, stages={**info.stages, SEND: (SOCK_STAGE, *info.stages[SEND])},
+                       merged=tuple(m for m in info.merged if m != NO_SOCK_NOTE))
+    if name == _FE:
+        def ev(text: str) -> str:
+            return text.replace("kretprobe:", "fexit:").replace("kprobe:", "fentry:")
+
+        def specs(groups: dict) -> dict:
+            return {path: tuple(replace(s, opens=ev(s.opens), closes=ev(s.closes)) for s in group)
+                    for path, group in groups.items()}
+
+        merged = (*info.merged, "functions hooked with fentry/fexit; one that refuses fentry falls "
+                  "back to its kprobe (doctor and the help screen list each hook's attach type)")
+        info = replace(info, name=_FE, stages=specs(info.stages), totals=specs(info.totals), merged=merged)
+    return info
+
+
+def kprobe_plan(kallsyms: dict[str, str] | None = None, optional_tracepoints: tuple[str, ...] = (),
+                name: str = _KP) -> Plan:
+    """The kprobe plan (``name="fentry"``: the same hooks, fentry first, kprobe as each one's fallback)."""
     resolved, missing = resolve_kprobes(read_kallsyms() if kallsyms is None else kallsyms)
     if missing:
-        raise UserError(f"kprobe plan: kernel functions not found: {', '.join(missing)}")
+        raise UserError(f"{name} plan: kernel functions not found: {', '.join(missing)}")
     tps = KPROBE_TRACEPOINTS + tuple(optional_tracepoints)
+    fentry = {}
+    if name == _FE:
+        fentry = {hook: tuple((kind, sym, fentry_program(kind, sym)) for kind, _fn in FENTRY_HANDLERS[hook])
+                  for hook, sym in resolved.items() if "." not in sym}  # a .isra copy is not in BTF
     return Plan(
-        info=KPROBE_INFO,
+        info=_function_info(name, resolved),
         source="netlat_kp.bpf.c",
         raw_tracepoints=KPROBE_TRACEPOINTS,
         optional_raw_tracepoints=tuple(optional_tracepoints),
         kprobes=resolved,
         attach=kprobe_attachments(resolved, tps),
+        fentry=fentry,
     )
+
+
+def fentry_plan(kallsyms: dict[str, str] | None = None, optional_tracepoints: tuple[str, ...] = ()) -> Plan:
+    return kprobe_plan(kallsyms, optional_tracepoints, name=_FE)
 
 
 def _why_not_tracepoint(features: KernelFeatures) -> str | None:
@@ -366,26 +444,40 @@ def _why_not_kprobe(features: KernelFeatures) -> str | None:
     return None
 
 
+def _why_not_fentry(features: KernelFeatures) -> str | None:
+    if not features.fentry:
+        return "fentry does not attach on this kernel (needs BTF and BPF trampolines, x86_64 5.5+)"
+    # each hook falls back to its kprobe: the rest of the kprobe plan's needs apply
+    return _why_not_kprobe(features)
+
+
 def choose_plan(requested: str, features: KernelFeatures, sample: int = 1) -> Plan:
     """The plan to run for ``--probes requested``; UserError (one line) when it cannot run here.
 
-    ``auto`` prefers the kprobe plan where the kernel has kprobes: it is the only one that splits
-    TCP (L4) from IP (L3), which is what the tool is for. Elsewhere (kernels without kprobes,
-    like the CI machines) it takes the tracepoint plan, which merges L4/L3 but needs only stable
+    ``auto`` prefers fentry, then kprobe: both split TCP (L4) from IP (L3) and time the socket
+    layer (L5) of a send, which is what the tool is for, and fentry costs a fraction of a kprobe
+    per call and is not skipped under another program. Elsewhere (kernels without kprobes, like
+    the CI machines) it takes the tracepoint plan, which merges L4/L3 but needs only stable
     tracepoints; ``--probes tracepoint`` picks that one on purpose.
     """
-    if requested == "fentry":
-        raise UserError("--probes fentry: no fentry plan yet; use tracepoint or kprobe")
-    if requested not in ("auto", _TP, _KP):
-        raise UserError(f"--probes {requested!r}: expected auto, tracepoint or kprobe")
+    if requested not in ("auto", _TP, _KP, _FE):
+        raise UserError(f"--probes {requested!r}: expected auto, fentry, kprobe or tracepoint")
     if requested == _TP:
         why = _why_not_tracepoint(features)
         if why is not None:
             raise UserError(f"--probes tracepoint cannot run here: {why}")
         return _with_sample(tracepoint_plan(), sample)
+    optional = _present(OPTIONAL_EVENTS, features)
+    why_fe = _why_not_fentry(features)
+    if requested == _FE:
+        if why_fe is not None:
+            raise UserError(f"--probes fentry cannot run here: {why_fe}")
+        return _with_sample(fentry_plan(optional_tracepoints=optional), sample)
     why_kp = _why_not_kprobe(features)
-    if why_kp is None:
-        plan = kprobe_plan(optional_tracepoints=_present(OPTIONAL_EVENTS, features))
+    if requested == "auto" and why_fe is None:
+        plan = fentry_plan(optional_tracepoints=optional)
+    elif why_kp is None:
+        plan = kprobe_plan(optional_tracepoints=optional)
     elif requested == _KP:
         raise UserError(f"--probes kprobe cannot run here: {why_kp}")
     else:
@@ -401,6 +493,4 @@ def _present(names: tuple[str, ...], features: KernelFeatures) -> tuple[str, ...
 
 
 def _with_sample(plan: Plan, sample: int) -> Plan:
-    from dataclasses import replace
-
     return replace(plan, info=replace(plan.info, sample=sample))

@@ -99,6 +99,15 @@ def program_stats(bpf: Any) -> dict[str, tuple[int, int]]:
     return out
 
 
+def program_counts(bpf: Any) -> dict[str, tuple[int, int, int]]:
+    """BPF function name -> (run_cnt, run_time_ns, recursion misses): one syscall per program."""
+    out = {}
+    for name, fd in _programs(bpf):
+        info = _info(fd)
+        out[name] = (int(info.run_cnt), int(info.run_time_ns), int(info.recursion_misses))
+    return out
+
+
 def program_misses(bpf: Any) -> dict[str, int]:
     """BPF function name -> runs the kernel skipped (recursion misses), for every loaded program."""
     return {name: int(_info(fd).recursion_misses) for name, fd in _programs(bpf)}

@@ -325,5 +325,18 @@ def check_plan_runs(name: str) -> Finding[bool]:
     finally:
         source.close()
     seconds = round(time.monotonic() - started, 2)
+    hooks = source.plan.info.hooks if source.plan is not None else ()
     return found(True, Check("plan attach", OK, f"'{name}' compiled, loaded and attached in {seconds:.1f} s "
-                             "(and detached again)"), plan={"runs": True, "start_s": seconds})
+                             "(and detached again)"), *hook_lines(hooks),
+                 plan={"runs": True, "start_s": seconds,
+                       "hooks": [{"hook": h, "symbol": sym, "attach": kind} for h, sym, kind in hooks]})
+
+
+def hook_lines(hooks: tuple[tuple[str, str, str], ...]) -> list[Check]:
+    """One line per hooked kernel function: the symbol resolved and how it attached (fentry, or
+    the kprobe it fell back to); tracepoints, listed above, are left out."""
+    kinds: dict[tuple[str, str], list[str]] = {}
+    for hook, symbol, kind in hooks:
+        if kind != "raw_tracepoint":
+            kinds.setdefault((hook, symbol), []).append(kind)
+    return [Check(hook, OK, f"{symbol}: {'+'.join(k)}", sub=True) for (hook, symbol), k in kinds.items()]

@@ -38,6 +38,8 @@ class PlanInfo:
     totals: Mapping[str, tuple[StageSpec, ...]]  #: path -> its totals (e.g. recv: stack, e2e)
     merged: tuple[str, ...] = ()  #: one line each on layers this plan cannot separate
     sample: int = 1  #: 1 packet in ``sample`` is followed
+    #: what the probes attached: (hook, kernel symbol or tracepoint, attach type), live source only
+    hooks: tuple[tuple[str, str, str], ...] = ()
 
     def specs(self, path: str) -> tuple[StageSpec, ...]:
         return tuple(self.stages.get(path, ())) + tuple(self.totals.get(path, ()))
@@ -178,6 +180,36 @@ class SourceMeta:
 
 
 @dataclass(frozen=True, slots=True)
+class Cost:
+    """What measuring costs, cumulative since the live source started: our BPF programs' run time
+    (the kernel's BPF_ENABLE_STATS, the way bpftop reads it) and netlat-tui's own CPU and memory."""
+
+    wall_s: float = 0.0  #: seconds the figures below cover
+    cpu_s: float = 0.0  #: netlat-tui's own CPU time (user + system, every thread)
+    rss_bytes: int = 0  #: netlat-tui's resident memory now
+    bpf_ns: int = 0  #: run time of our BPF programs
+    bpf_runs: int = 0  #: runs of our BPF programs
+    bpf_measured: bool = False  #: False: BPF run time not measured (--no-cost, or the kernel refused)
+
+    def since(self, older: Cost) -> Cost:
+        return replace(self, wall_s=self.wall_s - older.wall_s, cpu_s=self.cpu_s - older.cpu_s,
+                       bpf_ns=self.bpf_ns - older.bpf_ns, bpf_runs=self.bpf_runs - older.bpf_runs)
+
+    def figures(self, packets: int) -> dict[str, float | None]:
+        """Per-second shares and per-packet time over ``wall_s``; ``packets`` is what the probes saw
+        on both paths (a loopback packet crosses both: per data packet it costs twice this)."""
+        wall = self.wall_s if self.wall_s > 0 else None
+        bpf = self.bpf_measured
+        return {
+            "bpf_ns_per_packet": round(self.bpf_ns / packets) if bpf and packets else None,
+            "bpf_cpu_percent": round(100 * self.bpf_ns / 1e9 / wall, 2) if bpf and wall else None,
+            "bpf_runs_per_packet": round(self.bpf_runs / packets, 2) if bpf and packets else None,
+            "cpu_percent": round(100 * self.cpu_s / wall, 2) if wall else None,
+            "rss_mb": round(self.rss_bytes / 2**20, 1),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """One tick of every figure, immutable; the only thing the UI ever receives from a source."""
 
@@ -193,6 +225,7 @@ class Snapshot:
     sockets_max: int = 0  #: rows the socket table holds at most (0: unknown or unbounded)
     events_lost: int = 0  #: cumulative sampled events dropped (ring buffer full or rate limit)
     events_total: int = 0  #: cumulative sampled events delivered
+    cost: Cost | None = None  #: what measuring costs (live source only)
 
     def path(self, name: str) -> PathStats:
         return self.paths[name]
@@ -214,4 +247,9 @@ class Snapshot:
             sockets=socket_deltas,
             events_lost=max(0, self.events_lost - older.events_lost),
             events_total=max(0, self.events_total - older.events_total),
+            cost=self.cost.since(older.cost) if self.cost and older.cost else self.cost,
         )
+
+    def packets_seen(self) -> int:
+        """Packets the probes saw on both paths (counted ones times the sampling factor)."""
+        return sum(p.counters.get("packets", 0) for p in self.paths.values()) * self.plan.sample

@@ -4,7 +4,8 @@ Schema (``schema`` = "netlat-tui/summary/2"; times in microseconds, floats):
 
     {"schema", "source", "host", "kernel", "filters", "duration_s",
      "plan": {"name", "sample", "merged": [str],
-              "stages": {path: [{"key", "label", "layer", "opens", "closes", "total"}]}},
+              "stages": {path: [{"key", "label", "layer", "opens", "closes", "total"}]},
+              "hooks": [{"hook", "symbol", "attach"}]},
      "paths": {path: {"counters": {name: int},
                       "stages": {key: STAT}, "totals": {key: STAT}}},
      "sockets": [{"pid", "comm", "protocol", "family", "local", "remote",
@@ -16,6 +17,7 @@ Schema (``schema`` = "netlat-tui/summary/2"; times in microseconds, floats):
                  "send": STAT, "recv": STAT}],
      "socket_table": {"listed", "rows", "seen", "dropped", "max"},
      "events": {"delivered": int, "lost": int},
+     "cost": COST | None,   (live source only)
      "interval_s": float | None,
      "timeline": [{"start_s", "end_s",
                    "paths": {path: {key: {"count", "p50_us", "p90_us", "p99_us"}}}}],
@@ -24,10 +26,19 @@ Schema (``schema`` = "netlat-tui/summary/2"; times in microseconds, floats):
 
     VERDICT = {"rule", "path", "stage", "words", "command"}   (tui.model.verdict)
 
+    COST = {"bpf_ns_per_packet", "bpf_cpu_percent", "bpf_runs_per_packet", "cpu_percent", "rss_mb"}
+      over the document's window: our BPF programs' run time per packet seen on a path (a loopback
+      packet crosses two: per data packet it costs twice this) and as a share of one CPU (null with
+      --no-cost), netlat-tui's own CPU share and resident memory.
+
     STAT = {"count", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us",
             "sub_bits", "buckets": {"<index>": count}}
 
 Percentiles are None for an empty distribution. Bucket bounds follow tui.model.histogram.
+
+``plan.hooks`` (added in version 2, empty but for the live source) lists what the probes attached:
+per hook the kernel symbol or tracepoint and the attach type (fentry, fexit, kprobe, kretprobe,
+raw_tracepoint); under the fentry plan a function that refused fentry shows its kprobe.
 
 ``sockets`` lists every socket of the window, busiest (packets) first, or the ``top`` busiest
 (headless ``--top N``). Socket counters count every send and read call, whatever ``--sample`` says
@@ -219,6 +230,7 @@ def snapshot_summary(
             "sample": plan.sample,
             "merged": list(plan.merged),
             "stages": {path: [_spec(s) for s in plan.specs(path)] for path in plan.stages},
+            "hooks": [{"hook": h, "symbol": sym, "attach": kind} for h, sym, kind in plan.hooks],
         },
         "paths": paths,
         "sockets": sockets,
@@ -226,6 +238,7 @@ def snapshot_summary(
         "socket_table": {"listed": len(sockets), "rows": len(snap.sockets), "seen": snap.sockets_seen,
                          "dropped": snap.sockets_dropped, "max": snap.sockets_max},
         "events": {"delivered": snap.events_total, "lost": snap.events_lost},
+        "cost": snap.cost.figures(snap.packets_seen()) if snap.cost is not None else None,
         "interval_s": timeline.interval_s if timeline is not None else None,
         "timeline": [interval_summary(i, snap) for i in timeline.intervals()]
         if timeline is not None else [],

@@ -19,6 +19,7 @@ import os
 import struct
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from tui.attribution import CgroupNames, netns_names
@@ -26,13 +27,14 @@ from tui.bpf import plans
 from tui.bpf.compile_output import captured_stderr, error_line
 from tui.bpf.plans import COUNTERS, PATH_INDEX, SLOTS, SLOTS_PER_PATH, Plan, program_path
 from tui.bpf.program import DEFAULT_MAX_SOCKETS
-from tui.bpf.stats import program_misses
+from tui.bpf.stats import enable_stats, program_counts
 from tui.errors import UserError, one_line
 from tui.model.filters import Filters
 from tui.model.histogram import SOCKET_SUB_BITS, STAGE_SUB_BITS, Histogram, bucket_count
 from tui.model.snapshot import (
     RECV,
     SEND,
+    Cost,
     PacketEvent,
     PathStats,
     Snapshot,
@@ -195,9 +197,15 @@ class LiveSource(SourceContext):
         sample: int = 1,
         interval_s: float = 1.0,
         max_sockets: int = DEFAULT_MAX_SOCKETS,
+        cost: bool = True,
     ) -> None:
         self.probes = probes
         self.max_sockets = int(max_sockets)
+        #: measure our programs' run time (BPF_ENABLE_STATS: the kernel then times every run of
+        #: every BPF program on the machine, some 20-40 ns each, while netlat-tui holds it on)
+        self.cost = cost
+        self._stats_fd: int | None = None
+        self._cpu0 = 0.0
         self.filters = filters or Filters()
         self.sample = int(sample)
         self.interval_s = interval_s
@@ -259,15 +267,20 @@ class LiveSource(SourceContext):
             # helper's tracing support): the hash-map fallback works everywhere.
             self._load(False)
             self.notes = (*self.notes, "per-thread state in a hash map (task storage refused)")
+        if self.cost and self._stats_fd is None:
+            try:
+                self._stats_fd = enable_stats()
+            except (OSError, AttributeError) as exc:  # AttributeError: a libbpf without the call
+                self.notes = (*self.notes, f"probe cost not measured: BPF_ENABLE_STATS refused ({exc})")
         self._t0 = time.monotonic()
+        self._cpu0 = time.process_time()
 
     def _load(self, task_storage: bool | None) -> None:
         plan, text, notes = self.prepare(task_storage)
-        from bcc import BPF
 
         with captured_stderr() as chatter:
             try:
-                bpf = BPF(text=text.encode())
+                bpf = _bpf_class(plan)(text=text.encode())
             except Exception as exc:  # BCC raises plain Exception on compile, load or attach errors
                 why = error_line(chatter(), exc)
                 raise SourceError(f"cannot load the {plan.info.name} probes: {why}") from None
@@ -275,12 +288,17 @@ class LiveSource(SourceContext):
         self.plan = plan
         self.notes = tuple(notes)
         with captured_stderr() as chatter:
+            refused: dict[str, str] = {}
             try:
-                attach(bpf, plan)
+                hooks = attach(bpf, plan, refused)
             except Exception as exc:  # BCC raises plain Exception when a load or attach fails
                 self.close()
                 why = error_line(chatter(), exc)
                 raise SourceError(f"cannot attach the {plan.info.name} probes: {why}") from None
+        self.plan = replace(plan, info=replace(plan.info, hooks=hooks))
+        if refused:
+            self.notes = (*self.notes, f"fentry refused, kprobe instead: {', '.join(sorted(refused))} "
+                          f"(e.g. {next(iter(refused.values()))})")
         try:
             if self._uses_ringbuf:
                 bpf[b"events"].open_ring_buffer(self._on_event)
@@ -309,6 +327,9 @@ class LiveSource(SourceContext):
             self.start()
 
     def close(self) -> None:
+        fd, self._stats_fd = self._stats_fd, None
+        if fd is not None:
+            os.close(fd)  # the kernel stops timing runs once no one holds stats on
         bpf, self._bpf = self._bpf, None
         if bpf is not None:
             with contextlib.suppress(Exception):
@@ -360,7 +381,8 @@ class LiveSource(SourceContext):
             bpf.perf_buffer_poll(timeout=0)
         hists = self._read_hists()
         counters = self._read_counters()
-        for path, missed in self._read_misses().items():
+        programs = program_counts(bpf)
+        for path, missed in self._misses(programs).items():
             counters[path]["missed"] = counters[path].get("missed", 0) + missed
         paths = {}
         for path in plan.info.stages:
@@ -395,6 +417,7 @@ class LiveSource(SourceContext):
             events=events,
             events_lost=lost,
             events_total=self._events_delivered,
+            cost=self._cost(programs),
         )
 
     def _read_hists(self) -> dict[str, dict[str, tuple[Histogram, int]]]:
@@ -422,10 +445,11 @@ class LiveSource(SourceContext):
             out[path] = {name: sum(cpu.c[i] for cpu in per_cpu) for name, i in names.items()}
         return out
 
-    def _read_misses(self) -> dict[str, int]:
-        """Per path, the runs of its programs that the kernel skipped (one syscall per program)."""
+    @staticmethod
+    def _misses(programs: dict[str, tuple[int, int, int]]) -> dict[str, int]:
+        """Per path, the runs of its programs that the kernel skipped."""
         out: dict[str, int] = {}
-        for function, missed in program_misses(self._bpf).items():
+        for function, (_runs, _ns, missed) in programs.items():
             path = program_path(function)
             out[path] = out.get(path, 0) + missed
         return out
@@ -434,6 +458,21 @@ class LiveSource(SourceContext):
         """(rows created, sockets refused a row because the table was full), cumulative."""
         table = self._bpf[b"socktab"]
         return (sum(table[table.Key(0)]), sum(table[table.Key(1)]))
+
+    def _cost(self, programs: dict[str, tuple[int, int, int]]) -> Cost:
+        """Our programs' run time (counted only while stats are on: while we hold them, or someone
+        set kernel.bpf_stats_enabled), our own CPU time and resident memory."""
+        try:
+            with open("/proc/self/statm") as f:
+                rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            rss = 0
+        return Cost(
+            wall_s=time.monotonic() - self._t0, cpu_s=time.process_time() - self._cpu0, rss_bytes=rss,
+            bpf_ns=sum(ns for _runs, ns, _missed in programs.values()),
+            bpf_runs=sum(runs for runs, _ns, _missed in programs.values()),
+            bpf_measured=self._stats_fd is not None,
+        )
 
     def _read_sockets(self) -> tuple[SocketStats, ...]:
         # Converting a row (two histograms) is most of the read's cost: a row whose head (its
@@ -482,9 +521,65 @@ class LiveSource(SourceContext):
         return program_stats(self._bpf)
 
 
-def attach(bpf: Any, plan: Plan) -> None:
-    """Explicit attachments of plans whose C does not auto-attach (the kprobe plan)."""
+def _bpf_class(plan: Plan) -> Any:
+    """BCC's BPF class; for the fentry plan one that leaves its kfunc__/kretfunc__ programs alone.
+
+    BCC attaches every program named kfunc__* or kretfunc__* while it loads the module, and one
+    refusal fails the whole load; attach() tries them hook by hook instead, with each hook's kprobe
+    as the fallback (the fentry plan's C has no other auto-attached program)."""
+    from bcc import BPF
+
+    if not plan.fentry:
+        return BPF
+
+    class ManualFentryBPF(BPF):
+        def _trace_autoload(self) -> None:
+            pass
+
+    return ManualFentryBPF
+
+
+def _attach_fentry(bpf: Any, items: tuple[tuple[str, str, str], ...]) -> str | None:
+    """Attach one hook's fentry/fexit programs, all or none (a half-attached hook is detached);
+    None when attached, else why not (BCC's message)."""
+    done: list[tuple[str, str]] = []
+    try:
+        for kind, _symbol, program in items:
+            if kind == "fentry":
+                bpf.attach_kfunc(fn_name=program.encode())
+            else:
+                bpf.attach_kretfunc(fn_name=program.encode())
+            done.append((kind, program))
+    except Exception as exc:  # BCC: plain Exception (no BTF entry, verifier, attach refused)
+        for kind, program in done:
+            with contextlib.suppress(Exception):
+                (bpf.detach_kfunc if kind == "fentry" else bpf.detach_kretfunc)(fn_name=program.encode())
+        return one_line(exc)
+    return None
+
+
+def attach(bpf: Any, plan: Plan, refused: dict[str, str] | None = None) -> tuple[tuple[str, str, str], ...]:
+    """Explicit attachments of plans whose C does not auto-attach (kprobe and fentry plans); the
+    fentry plan tries fentry per hook and falls back to the hook's kprobes where it is refused
+    (``refused`` gets hook -> why). Returns what was attached: (hook, symbol or tracepoint, type)."""
+    refused = {} if refused is None else refused
+    hooks: list[tuple[str, str, str]] = []
+    by_symbol = {sym: hook for hook, sym in plan.kprobes.items()}
+    on_fentry = set()
+    for hook, items in plan.fentry.items():
+        why = _attach_fentry(bpf, items)
+        if why is None:
+            on_fentry.add(plan.kprobes[hook])
+            hooks += [(hook, symbol, kind) for kind, symbol, _program in items]
+        else:
+            refused[hook] = why
     for kind, target, fn in plan.attach:
+        if kind in ("kprobe", "kretprobe"):
+            if target in on_fentry:
+                continue
+            hooks.append((by_symbol.get(target, target), target, kind))
+        else:
+            hooks.append((target, target, kind))
         if kind == "kprobe":
             bpf.attach_kprobe(event=target.encode(), fn_name=fn.encode())
         elif kind == "kretprobe":
@@ -493,6 +588,9 @@ def attach(bpf: Any, plan: Plan) -> None:
             bpf.attach_raw_tracepoint(tp=target.encode(), fn_name=fn.encode())
         else:  # pragma: no cover - plans.py only makes the kinds above
             raise ValueError(f"unknown attach kind {kind!r}")
+    if not plan.attach:  # tracepoint plan: BCC attached its raw tracepoints while loading
+        hooks += [(tp.split(":", 1)[1], tp, "raw_tracepoint") for tp in plan.raw_tracepoints]
+    return tuple(hooks)
 
 
 __all__ = ["LiveSource", "SourceError", "UserError"]
