@@ -313,7 +313,8 @@ class NetlatApp(App[int]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             status = self.viewer.status()
-            self.push_screen(HelpScreen(self.all_bindings(), notes=(*status.merged, *status.notes)))
+            hooks = ("probes: " + "; ".join(status.hooks),) if status.hooks else ()
+            self.push_screen(HelpScreen(self.all_bindings(), notes=(*status.merged, *status.notes, *hooks)))
 
     def all_bindings(self) -> list[Binding]:
         """The app's keys plus the dashboard's own (tab), for the help screen and the palette."""

@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--workload", choices=WORKLOADS, default="none",
                      help="drive a built-in traffic load while running (default none)")
     src.add_argument("--ebpf", action="store_true", help="print the generated BPF C and exit")
+    src.add_argument("--no-cost", dest="cost", action="store_false",
+                     help="do not measure the probes' own run time (shown in the header and the JSON; "
+                          "measuring has the kernel time every BPF program run, 20-40 ns each)")
     _add_filter_options(p)
     hl = p.add_argument_group("headless")
     hl.add_argument("--headless", action="store_true", help="no UI: run, then print a summary")
@@ -146,6 +149,7 @@ def build_exporter_parser() -> argparse.ArgumentParser:
                           "ns per run) and export it")
     _add_filter_options(p)
     _add_metrics_options(p.add_argument_group("metrics"))
+    p.set_defaults(cost=False)  # --bpf-stats decides whether the kernel times our programs
     return p
 
 

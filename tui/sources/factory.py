@@ -25,6 +25,7 @@ def make_source(args: argparse.Namespace) -> Source:
         source = LiveSource(
             probes=args.probes, filters=args.filters, sample=args.sample, interval_s=args.interval,
             max_sockets=args.max_sockets,
+            cost=getattr(args, "cost", True),
         )
     if not source.live and args.filters:
         source.set_filters(args.filters)  # recorded or demo data: narrow what they itemise

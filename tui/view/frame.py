@@ -41,6 +41,10 @@ class Status:
     cleared: bool = False
     #: the window chosen: seconds of a rolling window, None for since start / since clear
     window: float | None = None
+    #: what measuring costs over the last tick (tui.model.snapshot.Cost.figures), live source only
+    cost: dict[str, float | None] | None = None
+    #: what the probes attached, one "hook: symbol (attach type)" each (help screen)
+    hooks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +161,26 @@ def build_status(state: str, path: str, view: View | None, filters: str) -> Stat
         filters=filters,
         window_s=timeline.span(view.window) if timeline is not None else snap.time_s,
         cleared=timeline is not None and timeline.cleared, window=view.window,
+        cost=tick_cost(view), hooks=hook_texts(snap.plan.hooks),
     )
+
+
+def tick_cost(view: View) -> dict[str, float | None] | None:
+    """The cost figures between the two newest snapshots (the whole run before a second one)."""
+    now, before = view.current, view.previous
+    if now.cost is None:
+        return None
+    if before is None or before.cost is None:
+        return now.cost.figures(now.packets_seen())
+    return now.cost.since(before.cost).figures(now.packets_seen() - before.packets_seen())
+
+
+def hook_texts(hooks: tuple[tuple[str, str, str], ...]) -> tuple[str, ...]:
+    """``tcp_sendmsg: tcp_sendmsg (fentry+fexit)``, one per hooked function or tracepoint."""
+    kinds: dict[tuple[str, str], list[str]] = {}
+    for hook, symbol, kind in hooks:
+        kinds.setdefault((hook, symbol), []).append(kind)
+    return tuple(f"{hook}: {symbol} ({'+'.join(k)})" for (hook, symbol), k in kinds.items())
 
 
 @dataclass(frozen=True, slots=True)

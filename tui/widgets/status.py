@@ -28,6 +28,8 @@ def status_text(s: Status) -> Text:
     text.append(f"· events {fmt_count(s.events_s)}/s lost {fmt_count(s.events_lost)} ")
     text.append(f"· filter {s.filters or 'none'} ")
     text.append(f"· {window_text(s)}")
+    if s.cost is not None:
+        text.append(f"\n {cost_text(s.cost)}", style="dim")
     if s.missed:
         text.append(f"\n ⚠ kernel skipped {fmt_count(s.missed)} probe runs: up to "
                     f"{fmt_count(s.missed)} packets uncounted (a probe already ran on that CPU)",
@@ -41,6 +43,18 @@ def status_text(s: Status) -> Text:
         text.append(f"\n ⚠ {len(notes)} note{'s' if len(notes) > 1 else ''} (? shows them): ", style="yellow")
         text.append("; ".join(notes), style="dim yellow")
     return text
+
+
+def cost_text(cost: dict[str, float | None]) -> str:
+    """``cost: BPF 480 ns/pkt 2.1% CPU · netlat-tui 0.8% CPU 92 MB`` (under 60 columns)."""
+    ns, share = cost.get("bpf_ns_per_packet"), cost.get("bpf_cpu_percent")
+    if share is None:
+        bpf = "BPF not measured"
+    else:
+        bpf = f"BPF {fmt_count(ns) + ' ns/pkt ' if ns is not None else ''}{share:.1f}% CPU"
+    cpu = cost.get("cpu_percent")
+    own = f"{cpu:.1f}% CPU " if cpu is not None else ""
+    return f"cost: {bpf} · netlat-tui {own}{cost.get('rss_mb') or 0:.0f} MB"
 
 
 def window_text(s: Status) -> str:
