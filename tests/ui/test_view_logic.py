@@ -126,3 +126,25 @@ def test_header_says_when_the_socket_table_dropped_rows_in_one_short_line() -> N
     line = next(ln for ln in status_text(status).plain.splitlines() if "socket table" in ln)
     assert line == " ⚠ socket table full (32.8k rows): 1.2k sockets not listed (--max-sockets)"
     assert len(line) <= 80
+
+
+def test_header_shows_the_probes_cost_over_the_last_tick_within_80_columns() -> None:
+    from tui.model.snapshot import Cost
+
+    source = SyntheticSource(seed=4)
+    base, now = source.poll(), source.poll()
+    no_cost = build_status("live", "send", build_view(now, now, base, "send"), "")
+    assert "cost:" not in status_text(no_cost).plain  # not a live source
+    packets = now.packets_seen() - base.packets_seen()
+    base = replace(base, cost=Cost(wall_s=1.0, cpu_s=0.5, rss_bytes=90 << 20, bpf_ns=10**6, bpf_runs=10,
+                                   bpf_measured=True))
+    now = replace(now, cost=Cost(wall_s=2.0, cpu_s=0.52, rss_bytes=92 << 20, bpf_ns=10**6 + 800 * packets,
+                                 bpf_runs=10 + 11 * packets, bpf_measured=True))
+    status = build_status("live", "send", build_view(now, now, base, "send"), "")
+    assert status.cost is not None and status.cost["bpf_ns_per_packet"] == 800
+    line = next(x for x in status_text(status).plain.splitlines() if "cost:" in x)
+    assert line.startswith(" cost: BPF 800 ns/pkt ") and "netlat-tui 2.0% CPU 92 MB" in line, line
+    assert len(line) <= 80
+    off = replace(now, cost=replace(now.cost, bpf_measured=False))
+    text = status_text(build_status("live", "send", build_view(off, off, base, "send"), "")).plain
+    assert "BPF not measured" in text
