@@ -263,6 +263,51 @@ def check_tbf_delay(result: Doc, scenario: str = "tbf", plain_scenario: str = "v
             assert with_tbf <= allowed, f"{path} {key} took the tbf wait: {with_tbf} slow ({without} without)"
 
 
+def check_socket_layer(result: Doc) -> None:
+    """Function plans time the socket layer of a send (sock_sendmsg -> tcp_sendmsg) as its own L5
+    stage: one sample per send (each send here is one packet), a small part of the send's time."""
+    doc, t = summary(result, "loopback"), truth(result, "loopback")
+    send = specs(doc, "send")
+    sock = [s for s in send if s["key"] == "sock"]
+    assert sock and sock[0]["layer"] == "L5", f"no L5 send stage: {[s['key'] for s in send]}"
+    got = stat(doc, "send", "sock")
+    assert sent_in_syscall_ok(got["count"], t, missed(doc, "send")), f"send sock: {got['count']}"
+    assert 0 < got["mean_us"] < stat(doc, "send", "total")["mean_us"], got
+
+
+def check_fentry_hooks(result: Doc, fallback_allowed: tuple[str, ...]) -> None:
+    """The fentry plan hooked its functions with fentry/fexit; only the named hooks may have fallen
+    back to a kprobe."""
+    hooks = result["hooks"]
+    kinds = {kind for _hook, _sym, kind in hooks}
+    assert "fentry" in kinds, hooks
+    fell_back = sorted({hook for hook, _sym, kind in hooks if kind in ("kprobe", "kretprobe")})
+    assert set(fell_back) <= set(fallback_allowed), f"fell back to kprobes: {fell_back}"
+
+
+def cost_table(results: dict[str, Doc]) -> str:
+    """Markdown: per program, ns per run and runs per exchange of each plan (BPF_ENABLE_STATS over
+    the same 1-byte request/response exchanges on loopback)."""
+    names = sorted({n for r in results.values() for n in r.get("cost", {}).get("programs", {})},
+                   key=lambda n: n.split("__")[-1].removeprefix("kp_").removeprefix("kr_"))
+    lines = ["| program | " + " | ".join(f"{p} ns/run | {p} runs/exchange" for p in results) + " |",
+             "|---|" + "---|---|" * len(results)]
+    for name in names:
+        row = [name]
+        for r in results.values():
+            prog = r.get("cost", {}).get("programs", {}).get(name)
+            n = r.get("cost", {}).get("exchanges") or 1
+            row += [str(prog["ns_per_run"]), f"{prog['runs'] / n:.2f}"] if prog else ["", ""]
+        lines.append("| " + " | ".join(row) + " |")
+    totals = ["**per exchange**"]
+    for r in results.values():
+        progs, n = r.get("cost", {}).get("programs", {}), r.get("cost", {}).get("exchanges") or 1
+        totals += [f"{sum(p['ns'] for p in progs.values()) / n:.0f} ns",
+                   f"{sum(p['runs'] for p in progs.values()) / n:.1f}"]
+    lines.append("| " + " | ".join(totals) + " |")
+    return "\n".join(lines)
+
+
 def check_clean_exit(result: Doc) -> None:
     """close() leaves no kprobe and no BPF program behind."""
     assert result["kprobes_after_close"] == [], result["kprobes_after_close"]

@@ -159,6 +159,23 @@ def udp(port: int) -> dict:
     return {"port": port, "exchanges": exchanges}
 
 
+def hook_cost(source: LiveSource, port: int) -> dict:
+    """Per program: runs and BPF run time (BPF_ENABLE_STATS, which the live source holds on) over
+    1000 one-byte request/response exchanges on loopback: the per-hook cost of this plan here."""
+    before = source.prog_stats()
+    server = _start_server(port, 1000, 1, 1)
+    client = _client(port, 1000, 1, 1)
+    _finish(client)
+    _finish(server)
+    after = source.prog_stats()
+    out = {}
+    for name, (runs, ns) in after.items():
+        runs, ns = runs - before.get(name, (0, 0))[0], ns - before.get(name, (0, 0))[1]
+        if runs:
+            out[name] = {"runs": runs, "ns": ns, "ns_per_run": round(ns / runs)}
+    return {"exchanges": 1000, "programs": out}
+
+
 def netns_up() -> None:
     netns_down()
     if shutil.which("modprobe"):  # modules in the Debian guest; built in elsewhere
@@ -358,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             base = snap
             result["scenarios"][name] = {"truth": truth, "summary": summary}
             print(f"plan_checks: {args.probes} {name} done", flush=True)
+        result["hooks"] = [list(h) for h in source.plan.info.hooks]
+        result["cost"] = hook_cost(source, _free_port())
         macs = os.environ.get("NETLAT_VM_NICS", "").split()
         if macs:
             result["nic_setup"] = nic_scenarios(source, port, macs, result["scenarios"], args.probes)

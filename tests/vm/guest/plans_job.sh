@@ -18,11 +18,11 @@ step() {
 uname -r >"$out/kernel.txt"
 for name in "$@"; do
     case $name in
-        plan-kprobe|plan-tracepoint)
+        plan-kprobe|plan-tracepoint|plan-fentry)
             step "$name" python3 tests/vm/guest/plan_checks.py --probes "${name#plan-}" ;;
         doctor)
             step doctor python3 -m tui doctor --json ;;
-        cli-auto|cli-kprobe)
+        cli-auto|cli-kprobe|cli-fentry)
             step "$name" python3 -m tui --headless --probes "${name#cli-}" --duration 3 --json --workload loopback ;;
         cli-bad-filter)
             step cli-bad-filter python3 -m tui --headless --probes kprobe --duration 1 --json --port 70000 ;;
