@@ -8,6 +8,7 @@ Also renders the stage-by-stage comparison of two plans.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -563,3 +564,41 @@ def comparison_table(results: dict[str, Doc], scenario: str) -> str:
                              f"{st['p50_us']} | {st['p90_us']} | {st['mean_us']} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _name(check: Any) -> str:
+    if isinstance(check, functools.partial):
+        return f"{check.func.__name__} {next(iter(check.keywords.values()))}"
+    return check.__name__
+
+
+def main(argv: list[str]) -> int:
+    """``python tests/vm/vm_figures.py plan-X.json...``: the loopback/UDP/veth/tbf figure checks on
+    plan files measured by hand (e.g. on a suite the tests do not boot); one line per check."""
+    import json
+    from pathlib import Path
+
+    failed = 0
+    for path in argv:
+        result = json.loads(Path(path).read_text())
+        checks = [check_loopback_counts, check_loopback_sockets, check_udp, check_veth_counts,
+                  check_tbf_delay, check_clean_exit]
+        checks += [functools.partial(check_stage_sums, scenario=s) for s in ("loopback", "veth", "tbf")]
+        if any(s["key"] == "sock" for s in specs(summary(result, "loopback"), "send")):
+            checks.append(check_socket_layer)
+        if result["probes"] == "fentry":
+            checks.append(functools.partial(check_fentry_hooks, fallback_allowed=("ip6_xmit",)))
+        for check in checks:
+            try:
+                check(result)
+                print(f"{path}: ok   {_name(check)}")
+            except AssertionError as exc:
+                failed += 1
+                print(f"{path}: FAIL {_name(check)}: {exc}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))
