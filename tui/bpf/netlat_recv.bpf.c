@@ -135,9 +135,11 @@ static __always_inline void rx_l4(u64 skb)
 	struct rx_cur *cur = rx_current.lookup(&zero);
 	if (!cur || cur->skb != skb)
 		return;
-	/* cur->skb, not skb: under fentry the argument is a typed kernel pointer, which the verifier
-	 * refuses to hash (no shifts or multiplies on pointers); the copy in the map is a number */
-	struct rx_entry *e = rx_find(cur->skb);
+	/* Hash the copy in the map, not the argument: under fentry the argument is a typed kernel
+	 * pointer, and the verifier refuses shifts and multiplies on pointers. The volatile load keeps
+	 * clang from reusing the argument's register once it knows the two are equal. */
+	u64 addr = *(volatile u64 *)&cur->skb;
+	struct rx_entry *e = rx_find(addr);
 	if (e)
 		e->t_l4 = bpf_ktime_get_ns();
 }
