@@ -160,8 +160,8 @@ def test_fentry_programs_call_their_handler_with_the_return_value_after_the_argu
     text = program.build_source(plan, offsets=offsets)
     assert text.index("/* ---- netlat_kp.bpf.c ---- */") < text.index("/* ---- netlat_fe.bpf.c ---- */")
     # tcp_sendmsg(sk, msg, size): the return value is ctx[3]
-    assert "int kretfunc__tcp_sendmsg(u64 *ctx)\n{\n\tfx_tcp_sendmsg(ctx, (int)ctx[3]);" in text
-    assert "int kfunc__tcp_v4_rcv(u64 *ctx)\n{\n\tfe_l4_rcv(ctx);" in text
+    assert "KRETFUNC_PROBE(tcp_sendmsg)\n{\n\tfx_tcp_sendmsg(ctx, (int)ctx[3]);" in text
+    assert "KFUNC_PROBE(tcp_v4_rcv)\n{\n\tfe_l4_rcv(ctx);" in text
     # a function BTF does not have gets no program (its hook stays on its kprobe)
     missing = plans.fentry_plan({**kallsyms, "tcp_v4_rcv": "tcp_v4_rcv_not_in_btf"})
-    assert "kfunc__tcp_v4_rcv_not_in_btf" not in program.fentry_programs(missing)
+    assert "tcp_v4_rcv_not_in_btf" not in program.fentry_programs(missing)

@@ -264,7 +264,8 @@ _FENTRY_PREFIX = {"fentry": "kfunc__", "fexit": "kretfunc__"}
 
 
 def fentry_program(kind: str, symbol: str) -> str:
-    """BCC's name for the fentry/fexit program of ``symbol`` (it derives the BTF target from it)."""
+    """BCC 0.26's name for the fentry/fexit program of ``symbol`` (BCC derives the BTF target from
+    it); newer BCC puts the module in: kfunc__vmlinux__<symbol> (tui.sources.live resolves which)."""
     return _FENTRY_PREFIX[kind] + symbol
 
 

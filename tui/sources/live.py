@@ -539,12 +539,25 @@ def _bpf_class(plan: Plan) -> Any:
     return ManualFentryBPF
 
 
+def _compiled_name(bpf: Any, program: str) -> str:
+    """The name BCC gave a fentry/fexit program: ``kfunc__<symbol>`` (BCC 0.26), or with the module
+    since BCC learnt module targets (``kfunc__vmlinux__<symbol>``, 0.31 in Debian 13)."""
+    from bcc import lib
+
+    prefix, symbol = program.split("__", 1)
+    for name in (f"{prefix}__vmlinux__{symbol}", program):
+        if lib.bpf_function_start(bpf.module, name.encode()):
+            return name
+    return program  # BCC's attach then says it does not know it: the hook takes its kprobe
+
+
 def _attach_fentry(bpf: Any, items: tuple[tuple[str, str, str], ...]) -> str | None:
     """Attach one hook's fentry/fexit programs, all or none (a half-attached hook is detached);
     None when attached, else why not (BCC's message)."""
     done: list[tuple[str, str]] = []
     try:
-        for kind, _symbol, program in items:
+        for kind, _symbol, named in items:
+            program = _compiled_name(bpf, named)
             if kind == "fentry":
                 bpf.attach_kfunc(fn_name=program.encode())
             else:
