@@ -187,3 +187,12 @@ def test_each_program_belongs_to_the_path_of_its_hook(source: str) -> None:
         assert (f in send) != any(w in f for w in recv_words), f
     assert {"raw_tracepoint__net_dev_xmit", "raw_tracepoint__tcp_sendmsg_locked"} <= send or \
         {"kp_tcp_sendmsg", "kr_tcp_sendmsg", "kp_ip_queue_xmit", "rtp_net_dev_queue"} <= send
+
+
+def test_program_paths_know_every_bcc_naming_of_fentry_programs() -> None:
+    assert plans.program_path("kretfunc__vmlinux__tcp_sendmsg") == SEND  # BCC 0.31
+    assert plans.program_path("kretfunc__tcp_sendmsg") == SEND  # BCC 0.26
+    assert plans.program_path("kfunc__vmlinux____ip_queue_xmit") == SEND
+    assert plans.program_path("kfunc__vmlinux__security_socket_sendmsg") == SEND
+    assert plans.program_path("kfunc__vmlinux__sock_def_readable") == RECV
+    assert plans.program_path("kp_sock_sendmsg") == SEND

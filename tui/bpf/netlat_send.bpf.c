@@ -112,8 +112,11 @@ static __always_inline void tx_begin(u64 sk)
 	u64 id = bpf_get_current_pid_tgid();
 	struct cursor *c = cursor_get(id, 0);
 
-	if (c && c->sk == sk)
-		return; /* later loop iterations of the same send: keep the first moment */
+	/* later loop iterations of the same send (tcp_sendmsg_locked): keep the first moment. A
+	 * sock_sendmsg since the last call (t_sock) means a new send: the previous one's end was
+	 * missed (a skipped fexit/kretprobe run, counted in "missed") and left its socket behind. */
+	if (c && c->sk == sk && !c->t_sock)
+		return;
 	if (!task_wanted(id))
 		return;
 	if (!c)

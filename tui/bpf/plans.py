@@ -88,6 +88,7 @@ def program_path(function: str) -> str:
         if function.startswith(prefix):
             function = function[len(prefix):]
             break
+    function = function.removeprefix("vmlinux__")  # BCC 0.31 names fentry programs kfunc__vmlinux__<fn>
     return SEND if function in SEND_HOOKS else RECV
 
 
