@@ -471,14 +471,16 @@ def check_nic_bulk_send_segments(result: Doc) -> None:
 
 def received_short(result: Doc, scenarios: tuple[str, ...] = NIC_EXCHANGES) -> int:
     """What the plan did not follow to its read in these NIC scenarios, before any allowance:
-    messages short of the exchanges' (e2e), for nic_bulk bytes short of tcpi_bytes_received."""
+    messages short of the exchanges' (e2e), for nic_bulk bytes short of tcpi_bytes_received (the
+    receiver's, and the sender's one-byte answer: seen lost on 7.3 with the L5 kprobe added)."""
     short = 0
     for scenario in scenarios:
         nic_scenario(result, scenario)
         doc, t = summary(result, scenario), truth(result, scenario)
-        if scenario == "nic_bulk":
-            rcv = _bulk_sockets(result)[1]
+        if scenario == "nic_bulk":  # the bulk one way, the one-byte answer the other
+            snd, rcv = _bulk_sockets(result)
             short += t["receiver"]["bytes_received"] - (rcv["rx_bytes"] if rcv else 0)
+            short += t["sender"]["bytes_received"] - (snd["rx_bytes"] if snd else 0)
         else:
             short += 2 * t["exchanges"] - stat(doc, "recv", "e2e")["count"]
     return short
