@@ -339,6 +339,8 @@ def tracers(cpu: int, sample: int) -> dict[str, Tracer]:
     """The conditions every overhead run compares with 'nothing attached'."""
     return {
         "netlat": Tracer("netlat", [netlat_cmd()], cpu),
+        # the default measures its own cost (BPF_ENABLE_STATS on while it runs); this one does not
+        "netlat_nocost": Tracer("netlat_nocost", [netlat_cmd("--no-cost")], cpu),
         f"netlat_sample{sample}": Tracer(
             f"netlat_sample{sample}", [netlat_cmd("--sample", str(sample))], cpu
         ),
