@@ -29,7 +29,10 @@ N = 200
 
 @contextmanager
 def probes(**filters: str) -> Iterator[LiveSource]:
-    source = LiveSource(filters=Filters.parse(**filters))
+    # cost=False: while the live source measures its own cost (BPF_ENABLE_STATS), the kernel reads
+    # the clock around every program run, and stages spanning several programs read longer (the
+    # SO_TIMESTAMPING comparison below saw e2e p50 4.35 us against the stamps' 3.97 with it)
+    source = LiveSource(filters=Filters.parse(**filters), cost=False)
     source.start()
     try:
         yield source
