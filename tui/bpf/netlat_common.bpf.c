@@ -242,14 +242,16 @@ static __always_inline int cgroup_match(u64 sk, u8 state)
  * kernels); Python checks head follows end, so one read fetches both. */
 static __always_inline u32 skb_segs(u64 skb)
 {
-	u8 at[12] = {}; /* u32 end, then u64 head (unaligned) */
+	/* u32 end, then u64 head 4 or 8 bytes on (padding where end is 8-aligned, as in Debian's
+	 * 6.1 and 7.x builds): one read covers both */
+	u8 at[OFF_SKB_HEAD - OFF_SKB_END + 8] = {};
 	u32 end;
 	u64 head;
 	u16 segs = 0;
 	if (bpf_probe_read_kernel(at, sizeof(at), (void *)(skb + OFF_SKB_END)))
 		return 1;
 	__builtin_memcpy(&end, &at[0], 4);
-	__builtin_memcpy(&head, &at[4], 8);
+	__builtin_memcpy(&head, &at[OFF_SKB_HEAD - OFF_SKB_END], 8);
 	if (!head)
 		return 1;
 	bpf_probe_read_kernel(&segs, sizeof(segs), (void *)(head + end + OFF_SHINFO_GSO_SEGS));

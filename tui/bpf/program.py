@@ -247,7 +247,7 @@ def build_source(
     head_fields = ("skc_daddr", "skc_rcv_saddr", "skc_dport", "skc_num", "skc_family", "skc_state")
     if any(offs[f"sock_common.{f}"] + 2 > SKC_HEAD for f in head_fields):
         raise BtfError("unexpected struct sock_common layout: the probes read its first 24 bytes")
-    if offs["sk_buff.head"] != offs["sk_buff.end"] + 4:
+    if offs["sk_buff.head"] - offs["sk_buff.end"] not in (4, 8):  # 8: end 8-aligned, padding
         raise BtfError("unexpected struct sk_buff layout: the probes read end and head in one go")
     head = [
         f"/* netlat-tui: plan {plan.info.name}; generated, do not edit */",
