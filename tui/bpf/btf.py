@@ -32,6 +32,8 @@ _MODIFIERS = {_KIND_TYPEDEF, _KIND_VOLATILE, _KIND_CONST, _KIND_RESTRICT, _KIND_
 #: Every field the probes read, as "struct.member[.member...]" -> C constant name.
 PROBE_FIELDS: dict[str, str] = {
     "sk_buff.next": "OFF_SKB_NEXT",
+    "sk_buff.data": "OFF_SKB_DATA",
+    "sk_buff.network_header": "OFF_SKB_NETWORK_HEADER",
     "sk_buff.dev": "OFF_SKB_DEV",
     "sk_buff.sk": "OFF_SKB_SK",
     "sk_buff.len": "OFF_SKB_LEN",

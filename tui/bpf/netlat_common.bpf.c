@@ -263,21 +263,27 @@ static __always_inline u32 skb_segs(u64 skb)
 /* Byte comparisons below accumulate differences without branching: a branch per byte makes the
  * verifier explore every combination and reject the program as too complex. */
 #ifdef FILTER_ADDR_FAMILY
+/* Whether either address (FILTER_ADDR_LEN bytes each) is the filtered one. */
+static __always_inline int either_addr(u8 *a, u8 *b)
+{
+	u8 want[16] = FILTER_ADDR_BYTES;
+	u8 da = 0, db = 0;
+#pragma unroll
+	for (int i = 0; i < FILTER_ADDR_LEN; i++) {
+		da |= a[i] ^ want[i];
+		db |= b[i] ^ want[i];
+	}
+	return da == 0 || db == 0;
+}
+
 static __always_inline int addr_match(u64 sk, u16 family)
 {
 	u8 l[16] = {}, r[16] = {};
-	u8 want[16] = FILTER_ADDR_BYTES;
-	u8 dl = 0, dr = 0;
 
 	if (family != FILTER_ADDR_FAMILY)
 		return 0;
 	sk_addrs(sk, family, l, r);
-#pragma unroll
-	for (int i = 0; i < FILTER_ADDR_LEN; i++) {
-		dl |= l[i] ^ want[i];
-		dr |= r[i] ^ want[i];
-	}
-	return dl == 0 || dr == 0;
+	return either_addr(l, r);
 }
 #endif
 
@@ -330,6 +336,97 @@ static __always_inline int sk_wanted(u64 sk, struct skinfo *si)
 #endif
 	return 1;
 }
+
+/* ---- packet filters: a UDP datagram's own ports and addresses ----
+ * An unconnected UDP socket (a resolver, a QUIC or statsd server, and their clients) names no peer
+ * (remote 0.0.0.0:0) and often has an ephemeral local port, so its socket cannot tell whether a
+ * datagram goes to or comes from the filtered port. UDP datagrams are matched on their own IP and
+ * UDP headers instead (port: source or destination; lport/rport: the local/remote end's; addr:
+ * source or destination; family: the IP version). TCP sockets name both ends of every segment, so
+ * TCP keeps the socket filters. The send path reads the header at net_dev_queue (skb->head +
+ * network_header), the receive path at netif_receive_skb (skb->data: the link header is pulled). */
+#if defined(FILTER_PORT) || defined(FILTER_LPORT) || defined(FILTER_RPORT) || \
+	defined(FILTER_ADDR_FAMILY) || defined(FILTER_FAMILY)
+#define HAVE_PKT_FILTER 1
+#define PKT_NOT_UDP -1  /* not UDP over IPv4/IPv6: the socket filters decide */
+#define PKT_FRAGMENT -2 /* an IPv4 fragment after the first: no UDP header, no ports */
+#define PKT_HEAD 44     /* an IPv6 header and the UDP ports behind it */
+struct pkt_head {
+	u8 b[PKT_HEAD];
+};
+
+/* 1/0: whether the datagram whose IP header starts at ``ip`` passes the port, address and family
+ * filters (``outgoing``: its source is the local end); PKT_NOT_UDP or PKT_FRAGMENT otherwise. */
+static __always_inline int pkt_wanted(u64 ip, int outgoing)
+{
+	struct pkt_head h = {};
+	u16 family, sport, dport, lport, rport, frag;
+	u8 ports[4];
+
+	if (bpf_probe_read_kernel(&h, sizeof(h), (void *)ip))
+		return PKT_NOT_UDP;
+	if ((h.b[0] >> 4) == 4) {
+		u32 ihl = (h.b[0] & 15) * 4;
+		if (h.b[9] != PROTO_UDP)
+			return PKT_NOT_UDP;
+		__builtin_memcpy(&frag, &h.b[6], 2);
+		if (__builtin_bswap16(frag) & 0x1fff)
+			return PKT_FRAGMENT;
+		family = AF_INET_;
+		if (ihl == 20)
+			__builtin_memcpy(ports, &h.b[20], 4);
+		else if (bpf_probe_read_kernel(ports, 4, (void *)(ip + ihl)))
+			return PKT_NOT_UDP;
+	} else if ((h.b[0] >> 4) == 6) {
+		if (h.b[6] != PROTO_UDP) /* extension headers are not walked */
+			return PKT_NOT_UDP;
+		family = AF_INET6_;
+		__builtin_memcpy(ports, &h.b[40], 4);
+	} else {
+		return PKT_NOT_UDP;
+	}
+	sport = ((u16)ports[0] << 8) | ports[1];
+	dport = ((u16)ports[2] << 8) | ports[3];
+	lport = outgoing ? sport : dport;
+	rport = outgoing ? dport : sport;
+#ifdef FILTER_FAMILY
+	if (family != FILTER_FAMILY)
+		return 0;
+#endif
+#ifdef FILTER_PORT
+	if (lport != FILTER_PORT && rport != FILTER_PORT)
+		return 0;
+#endif
+#ifdef FILTER_LPORT
+	if (lport != FILTER_LPORT)
+		return 0;
+#endif
+#ifdef FILTER_RPORT
+	if (rport != FILTER_RPORT)
+		return 0;
+#endif
+#ifdef FILTER_ADDR_FAMILY
+	if (family != FILTER_ADDR_FAMILY)
+		return 0;
+#if FILTER_ADDR_FAMILY == AF_INET_
+	return either_addr(&h.b[12], &h.b[16]);
+#else
+	return either_addr(&h.b[8], &h.b[24]);
+#endif
+#endif
+	return 1;
+}
+
+/* The protocol filter, for a datagram the packet filters decide. */
+static __always_inline int udp_proto_wanted(void)
+{
+#ifdef FILTER_PROTO
+	return FILTER_PROTO == PROTO_UDP;
+#else
+	return 1;
+#endif
+}
+#endif /* HAVE_PKT_FILTER */
 
 #if defined(FILTER_PID) || defined(FILTER_COMM)
 #define PROCESS_FILTER 1

@@ -79,6 +79,9 @@ static __always_inline struct rx_entry *rx_claim(struct rx_set *set, u64 skb, u6
 struct rx_cur {
 	u64 skb;
 	u64 sk; /* set by tcp_probe; 0 for UDP */
+#ifdef HAVE_PKT_FILTER
+	s64 pkt; /* pkt_wanted() of the skb's headers, read at netif_receive_skb */
+#endif
 };
 BPF_PERCPU_ARRAY(rx_current, struct rx_cur, 1);
 
@@ -124,8 +127,28 @@ static __always_inline void rx_l2_done(u64 skb)
 	 * an older packet (say one waiting in a socket backlog) for its own */
 	cur->skb = e ? skb : 0;
 	cur->sk = 0;
-	if (e)
+	if (e) {
 		e->t1 = bpf_ktime_get_ns();
+#ifdef HAVE_PKT_FILTER
+		/* the IP header starts at skb->data here; a UDP datagram's socket is not known yet, and
+		 * its headers are read while the skb is certainly alive (a GSO skb is segmented, and
+		 * freed, before its datagrams reach the socket) */
+		u64 data = 0;
+		READ(data, skb, OFF_SKB_DATA);
+		cur->pkt = pkt_wanted(data, 0);
+#endif
+	}
+}
+
+/* The filters for a packet reaching socket sk at sk_data_ready: a UDP datagram by its headers
+ * (under a port/address filter), anything else by its socket. */
+static __always_inline int rx_wanted(struct rx_cur *cur, u64 sk, struct skinfo *si)
+{
+#ifdef HAVE_PKT_FILTER
+	if (si->protocol == PROTO_UDP && cur->pkt != PKT_NOT_UDP)
+		return cur->pkt == 1 && udp_proto_wanted();
+#endif
+	return sk_wanted(sk, si);
 }
 
 /* kprobe plan: L4 entry (tcp_v4_rcv / udp_rcv) in the same softirq. */
@@ -279,7 +302,7 @@ static __always_inline void rx_ready(u64 sk)
 	struct rx_entry *e = rx_find(skb);
 	if (!e)
 		return;
-	if (!sk_wanted(sk, &si)) {
+	if (!rx_wanted(cur, sk, &si)) {
 		e->t0 = 0;
 		return;
 	}
@@ -373,6 +396,19 @@ static __always_inline void rx_event(void *ctx, struct rx_read *v, u64 sk, u64 n
 	emit(ctx, &ev, sk);
 }
 
+/* The row a UDP read of socket sk counts in (rx_end): sock_row's; but under a port/address
+ * filter a read counts when it took a datagram that passed them (udp_read closed one, e2e > 0):
+ * an unconnected socket's own ports cannot say. */
+static __always_inline struct sock_stats *rx_udp_row(u64 sk, u64 id, u64 e2e)
+{
+#ifdef HAVE_PKT_FILTER
+	struct skinfo si = {};
+	if (sk_info(sk, &si) && si.protocol == PROTO_UDP)
+		return e2e && udp_proto_wanted() ? sock_entry(sk, &si, id) : 0;
+#endif
+	return sock_row(sk, id);
+}
+
 /* sock_recv_length: end of recvmsg. Every read of a TCP or UDP socket is counted in its row,
  * followed or not (sock_count); a followed read also ends its packet's stages. */
 static __always_inline void rx_end(void *ctx, u64 sk, int ret, u64 flags)
@@ -393,7 +429,7 @@ static __always_inline void rx_end(void *ctx, u64 sk, int ret, u64 flags)
 #endif
 		if ((!bytes && !e2e) || !task_wanted(id))
 			return;
-		s = sock_row(sk, id);
+		s = rx_udp_row(sk, id, e2e);
 		if (s) {
 			sock_count(s, PATH_RECV, sk, s->protocol, bytes);
 			sock_time(s, PATH_RECV, e2e);

@@ -143,6 +143,67 @@ static __always_inline void tx_begin(u64 sk)
 	c->t_sock = 0;
 }
 
+#ifdef HAVE_PKT_FILTER
+/* A UDP send under a port/address filter: the datagram's headers decide (HAVE_PKT_FILTER). UDP
+ * is sent in the sender's own syscall on its CPU (udp_sendmsg -> dev_queue_xmit), so the decision
+ * is kept per CPU for that thread and socket: for the send's end (tx_end's socket accounting) and
+ * for the datagram's later IP fragments, which carry no ports. */
+struct udp_tx_mark {
+	u64 pid_tgid;
+	u64 sk;
+	u64 wanted;
+};
+BPF_PERCPU_ARRAY(udp_tx_marks, struct udp_tx_mark, 1);
+#endif
+
+/* The filters for a packet at net_dev_queue: UDP by its headers (under a port/address filter),
+ * anything else by its socket. */
+static __always_inline int tx_wanted(u64 skb, u64 sk, struct skinfo *si)
+{
+#ifdef HAVE_PKT_FILTER
+	if (si->protocol == PROTO_UDP) {
+		u64 head = 0, id = bpf_get_current_pid_tgid();
+		u16 nh = 0;
+		u32 zero = 0;
+		struct udp_tx_mark *m = udp_tx_marks.lookup(&zero);
+		READ(head, skb, OFF_SKB_HEAD);
+		READ(nh, skb, OFF_SKB_NETWORK_HEADER);
+		int w = pkt_wanted(head + nh, 1);
+		if (w == PKT_FRAGMENT)
+			w = m && m->pid_tgid == id && m->sk == sk && m->wanted;
+		else if (w == PKT_NOT_UDP)
+			w = sk_wanted(sk, si);
+		w = w && udp_proto_wanted();
+		if (m) {
+			m->pid_tgid = id;
+			m->sk = sk;
+			m->wanted = w;
+		}
+		return w;
+	}
+#endif
+	return sk_wanted(sk, si);
+}
+
+/* The row a send call on socket sk counts in (tx_end): sock_row's; but under a port/address
+ * filter a UDP send counts when its datagram passed them at net_dev_queue (the mark tx_wanted
+ * left), whatever the socket's own ports say. */
+static __always_inline struct sock_stats *tx_end_row(u64 sk, u64 id)
+{
+#ifdef HAVE_PKT_FILTER
+	struct skinfo si = {};
+	if (sk_info(sk, &si) && si.protocol == PROTO_UDP) {
+		u32 zero = 0;
+		struct udp_tx_mark *m = udp_tx_marks.lookup(&zero);
+		if (!m || m->pid_tgid != id || m->sk != sk)
+			return 0;
+		m->sk = 0; /* consumed: one send, one datagram */
+		return m->wanted ? sock_entry(sk, &si, id) : 0;
+	}
+#endif
+	return sock_row(sk, id);
+}
+
 /* A packet we do not follow may reuse the address of one we did and never completed: make sure
  * the old entry cannot pair with it. */
 static __always_inline void tx_forget(u64 skb)
@@ -184,7 +245,7 @@ static __always_inline void tx_queue(u64 skb)
 
 	/* In the send syscall the socket is known to be TCP (the cursor says so): read nothing
 	 * from it unless a socket filter needs it. */
-	if ((!in_syscall && !sk_info(sk, &si)) || !sk_wanted(sk, &si) || !dev_wanted(skb)) {
+	if ((!in_syscall && !sk_info(sk, &si)) || !tx_wanted(skb, sk, &si) || !dev_wanted(skb)) {
 		tx_forget(skb);
 		return;
 	}
@@ -337,7 +398,7 @@ static __always_inline void tx_end(u64 sk, int ret)
 		return;
 	if (!task_wanted(id))
 		return;
-	struct sock_stats *s = sock_row(sk, id);
+	struct sock_stats *s = tx_end_row(sk, id);
 	if (!s)
 		return;
 	sock_count(s, PATH_SEND, sk, s->protocol, ret > 0 ? ret : 0);

@@ -1,0 +1,108 @@
+"""UDP as services use it, on the real kernel: unconnected sockets, many peers, batched and segmented I/O.
+
+A DNS resolver, QUIC or statsd server answers many peers on one unconnected socket; its clients are
+unconnected too (remote 0.0.0.0:0, an ephemeral local port). Filters on ports and addresses must
+match the datagrams' own headers, so ``--port`` on the service port keeps both halves of every
+exchange and nothing on another port. Counts are checked against what the test programs sent and
+received. Other loads may run on this machine: every figure is taken on a filtered port.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+from test_probes import assert_counted, count, probes  # tests/kernel is on sys.path
+
+from tui.model.snapshot import RECV, SEND
+
+pytestmark = pytest.mark.kernel
+
+N = 200
+
+
+def _udp_socket(family: int, bind: str) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.bind((bind, 0))
+    sock.settimeout(5)
+    return sock
+
+
+def unconnected_rr(bind: str, count_: int, size: int = 100) -> tuple[int, int, int]:
+    """``count_`` request/response exchanges between two unconnected sockets (sendto/recvfrom),
+    as a resolver and its client do. Returns (server port, client port, exchanges done)."""
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    server, client = _udp_socket(family, bind), _udp_socket(family, bind)
+    with server, client:
+        target = server.getsockname()[:2]
+        for _ in range(count_):
+            client.sendto(b"q" * size, target)
+            data, peer = server.recvfrom(65536)
+            server.sendto(data, peer)
+            client.recvfrom(65536)
+        return server.getsockname()[1], client.getsockname()[1], count_
+
+
+class OtherTraffic:
+    """Unconnected UDP exchanges on other ports, in a thread, while the test's own run."""
+
+    def __init__(self, bind: str) -> None:
+        self.bind, self.done, self.exchanges = bind, threading.Event(), 0
+        self.ports: set[int] = set()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self.done.is_set():
+            server_port, client_port, n = unconnected_rr(self.bind, 20)
+            self.ports |= {server_port, client_port}
+            self.exchanges += n
+
+    def __enter__(self) -> OtherTraffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join(timeout=30)
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1", "::1"])
+def test_port_filter_keeps_both_halves_of_unconnected_exchanges_and_no_other_port(bind: str) -> None:
+    """--port on the service port: the client's requests (to the port) and the server's replies
+    (from it) are all counted, on both paths and in both sockets' rows; a concurrent flow on
+    other ports never is."""
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    # The service port is known before the probes start (the filter is compiled in).
+    with _udp_socket(family, bind) as hold:
+        port = hold.getsockname()[1]
+    server, client = socket.socket(family, socket.SOCK_DGRAM), _udp_socket(family, bind)
+    server.bind((bind, port))
+    server.settimeout(5)
+    with server, client, probes(port=str(port)) as source, OtherTraffic(bind) as other:
+        for _ in range(N):
+            client.sendto(b"q" * 100, (bind, port))
+            data, peer = server.recvfrom(65536)
+            server.sendto(data, peer)
+            client.recvfrom(65536)
+        client_port = client.getsockname()[1]
+        time.sleep(0.05)
+        other.done.set()
+        other.thread.join(timeout=30)
+        snap = source.poll()
+    assert other.exchanges > 0 and port not in other.ports
+    # Every datagram of both halves, once: the requests and the replies.
+    assert_counted(snap, SEND, "udp_l2", 2 * N)
+    assert snap.path(SEND).counters["udp"] == 2 * N
+    for key in ("backlog", "ip_tcp", "stack", "udp_e2e"):
+        assert_counted(snap, RECV, key, 2 * N)
+    assert count(snap, SEND, "total") == count(snap, RECV, "e2e") == 0  # no TCP
+    # Both sockets, and no other: the client's row is kept though its own ports are not the port.
+    rows = {s.lport: s for s in snap.sockets}
+    assert set(rows) == {port, client_port}, sorted(rows)
+    for row in rows.values():
+        assert (row.protocol, row.family, row.tx_packets, row.rx_packets) == (
+            "UDP", 6 if ":" in bind else 4, N, N)
+        assert row.recv_hist.total == N
+    assert rows[client_port].rport == 0  # unconnected: its socket names no peer
