@@ -9,7 +9,9 @@ received. Other loads may run on this machine: every figure is taken on a filter
 
 from __future__ import annotations
 
+import ctypes
 import socket
+import struct
 import threading
 import time
 
@@ -106,3 +108,104 @@ def test_port_filter_keeps_both_halves_of_unconnected_exchanges_and_no_other_por
             "UDP", 6 if ":" in bind else 4, N, N)
         assert row.recv_hist.total == N
     assert rows[client_port].rport == 0  # unconnected: its socket names no peer
+
+
+# ---- batched I/O: sendmmsg / recvmmsg ----
+
+
+class _Iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class _Msghdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32), ("iov", ctypes.POINTER(_Iovec)),
+                ("iovlen", ctypes.c_size_t), ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+
+
+class _Mmsghdr(ctypes.Structure):
+    _fields_ = [("hdr", _Msghdr), ("len", ctypes.c_uint)]
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+class Batch:
+    """``vlen`` messages for sendmmsg/recvmmsg: one buffer and one peer address (sockaddr) each."""
+
+    def __init__(self, vlen: int, size: int) -> None:
+        self.vlen, self.size = vlen, size
+        self.bufs = [ctypes.create_string_buffer(size) for _ in range(vlen)]
+        self.names = [ctypes.create_string_buffer(128) for _ in range(vlen)]
+        self.iovs = (_Iovec * vlen)()
+        self.msgs = (_Mmsghdr * vlen)()
+        for i in range(vlen):
+            self.iovs[i] = _Iovec(ctypes.cast(self.bufs[i], ctypes.c_void_p), size)
+            self.msgs[i].hdr.iov = ctypes.pointer(self.iovs[i])
+            self.msgs[i].hdr.iovlen = 1
+
+    def _call(self, fn: str, sock: socket.socket, flags: int) -> int:
+        n = getattr(_LIBC, fn)(sock.fileno(), self.msgs, self.vlen, flags, None)
+        if n < 0:
+            raise OSError(ctypes.get_errno(), f"{fn} failed")
+        return n
+
+    def send_to(self, sock: socket.socket, peers: list[bytes]) -> int:
+        """sendmmsg of every message, message i to sockaddr ``peers[i]``."""
+        for i, peer in enumerate(peers):
+            ctypes.memmove(self.names[i], peer, len(peer))
+            self.msgs[i].hdr.name = ctypes.cast(self.names[i], ctypes.c_void_p)
+            self.msgs[i].hdr.namelen = len(peer)
+            self.iovs[i].len = self.size
+        return self._call("sendmmsg", sock, 0)
+
+    def recv_all(self, sock: socket.socket) -> list[bytes]:
+        """recvmmsg until all ``vlen`` messages arrived (a blocking socket waits for them); returns
+        each message's sender (sockaddr bytes)."""
+        for i in range(self.vlen):
+            self.msgs[i].hdr.name = ctypes.cast(self.names[i], ctypes.c_void_p)
+            self.msgs[i].hdr.namelen = 128
+        got = self._call("recvmmsg", sock, 0)
+        assert got == self.vlen and all(self.msgs[i].len == self.size for i in range(got))
+        return [self.names[i].raw[: self.msgs[i].hdr.namelen] for i in range(got)]
+
+
+def _sockaddr(sock: socket.socket) -> bytes:
+    """The sockaddr of a bound IPv4/IPv6 socket, as the kernel writes it."""
+    host, port = sock.getsockname()[:2]
+    if sock.family == socket.AF_INET:
+        return struct.pack("=H", socket.AF_INET) + struct.pack("!H", port) + socket.inet_aton(host) + bytes(8)
+    return (struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", port, 0)
+            + socket.inet_pton(socket.AF_INET6, host) + struct.pack("=I", 0))
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1", "::1"])
+def test_sendmmsg_and_recvmmsg_batches_count_and_time_every_datagram(bind: str) -> None:
+    """ROUNDS rounds of a BATCH-datagram sendmmsg from an unconnected client to the service port,
+    one recvmmsg of the whole batch on the server, a sendmmsg of the replies, one recvmmsg on the
+    client: every datagram of every batch is counted on both paths and timed to its read."""
+    rounds, batch = 10, 32
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    server, client = _udp_socket(family, bind), _udp_socket(family, bind)
+    port, client_port = server.getsockname()[1], client.getsockname()[1]
+    server.settimeout(None)  # recvmmsg blocks until the whole batch is there
+    client.settimeout(None)
+    to_server = [_sockaddr(server)] * batch
+    out, back = Batch(batch, 100), Batch(batch, 100)
+    with server, client, probes(port=str(port)) as source:
+        for _ in range(rounds):
+            assert out.send_to(client, to_server) == batch
+            peers = back.recv_all(server)
+            assert back.send_to(server, peers) == batch
+            out.recv_all(client)
+        snap = source.poll()
+    datagrams = 2 * rounds * batch
+    assert_counted(snap, SEND, "udp_l2", datagrams)
+    for key in ("stack", "udp_e2e"):
+        assert_counted(snap, RECV, key, datagrams)
+    assert snap.path(RECV).counters["evicted"] == 0
+    rows = {s.lport: s for s in snap.sockets}
+    assert set(rows) == {port, client_port}
+    for row in rows.values():
+        assert (row.tx_packets, row.rx_packets, row.recv_hist.total) == (
+            rounds * batch, rounds * batch, rounds * batch)

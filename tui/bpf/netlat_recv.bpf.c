@@ -205,63 +205,98 @@ static __always_inline void rx_record_stack(struct rx_entry *e)
  * datagram is closed by the first read of its socket that finds it taken off the socket's queues:
  * __skb_unlink() sets skb->next to NULL, and freeing the skb leaves it so (SLUB keeps its free
  * pointer in the middle of the object; init_on_free zeroes it). A MSG_PEEK read unlinks nothing.
- * Up to UDP_PENDING followed datagrams wait per socket; a deeper queue overwrites the oldest
- * (counted as evicted), so a slow reader's queue is sampled, never mispaired. */
-#define UDP_PENDING 8
+ * A socket's queue is first in, first out, so its followed datagrams wait in a ring in the order
+ * they were queued (sk_data_ready), and a read looks at the oldest few (UDP_WINDOW: two CPUs
+ * queueing at once may call sk_data_ready in the other order) for the newest one unlinked. recvmmsg reads a batch as one
+ * sock_recv_length per datagram, so a batch of up to UDP_PENDING is timed whole; a deeper queue
+ * overwrites the oldest (counted as evicted), so a slow reader's queue is sampled, never
+ * mispaired. The ring is updated from softirq and the reader without a lock: two updates racing
+ * can lose one datagram's time, never pair it with another. */
+#define UDP_PENDING 64
+#define UDP_WINDOW 4
 struct udp_pending {
 	u64 skb[UDP_PENDING];
-	u32 next; /* round-robin write position */
-	u32 pad;
+	u32 head; /* oldest waiting */
+	u32 tail; /* next write */
 };
 BPF_TABLE("lru_hash", u64, struct udp_pending, udp_waiting, 4096);
+/* Never written: the initial value of a socket's ring (too big to zero on the stack). */
+BPF_PERCPU_ARRAY(udp_waiting_zero, struct udp_pending, 1);
 
 static __always_inline void udp_queued(u64 sk, u64 skb)
 {
 	struct udp_pending *p = udp_waiting.lookup(&sk);
 	if (!p) {
-		struct udp_pending fresh = {};
-		fresh.skb[0] = skb;
-		fresh.next = 1;
-		udp_waiting.update(&sk, &fresh);
-		return;
+		u32 zero = 0;
+		struct udp_pending *blank = udp_waiting_zero.lookup(&zero);
+		if (!blank)
+			return;
+		udp_waiting.update(&sk, blank);
+		p = udp_waiting.lookup(&sk);
+		if (!p)
+			return;
 	}
-	u32 i = p->next & (UDP_PENDING - 1);
-	if (p->skb[i] && rx_find(p->skb[i]))
-		count(PATH_RECV, CTR_EVICTED, 1);
-	p->skb[i] = skb;
-	p->next = i + 1;
+	u32 tail = p->tail;
+	if (tail - p->head >= UDP_PENDING) { /* full: the oldest is overwritten */
+		u64 old = p->skb[tail & (UDP_PENDING - 1)];
+		if (old && rx_find(old))
+			count(PATH_RECV, CTR_EVICTED, 1);
+		p->head = tail - UDP_PENDING + 1;
+	}
+	p->skb[tail & (UDP_PENDING - 1)] = skb;
+	p->tail = tail + 1;
 }
 
-/* A read of UDP socket sk ended: close the earliest followed datagram no longer queued. Returns
+static __always_inline void udp_forget(u64 skb)
+{
+	struct rx_entry *e = rx_find(skb);
+	if (e)
+		e->t0 = 0;
+}
+
+/* A read of UDP socket sk ended: close the followed datagram it took off the queue. Returns
  * its time to the application (0 when none closed) for rx_end's socket accounting. */
 static __always_inline u64 udp_read(u64 sk, u64 id)
 {
 	struct udp_pending *p = udp_waiting.lookup(&sk);
 	if (!p)
 		return 0;
-	u32 best = UDP_PENDING;
-	u64 best_t2 = ~0ULL;
+	u32 head = p->head, tail = p->tail;
+	u64 skb = 0;
 #pragma unroll
-	for (u32 i = 0; i < UDP_PENDING; i++) {
-		u64 skb = p->skb[i];
-		if (!skb)
+	for (u32 i = 0; i < UDP_WINDOW; i++) {
+		u32 k = (head + i) & (UDP_PENDING - 1);
+		u64 s = p->skb[k];
+		if (head + i == tail)
+			break;
+		if (!s)
 			continue;
-		struct rx_entry *e = rx_find(skb);
+		struct rx_entry *e = rx_find(s);
 		if (!e || e->sk != sk || !e->t2) {
-			p->skb[i] = 0; /* closed by a copy (non-linear datagram), or its slot reused */
+			p->skb[k] = 0; /* closed by a copy (non-linear datagram), or its slot reused */
 			continue;
 		}
 		u64 next = 1;
-		READ(next, skb, OFF_SKB_NEXT);
-		if (!next && e->t2 < best_t2) {
-			best_t2 = e->t2;
-			best = i;
+		READ(next, s, OFF_SKB_NEXT);
+		if (!next) {
+			/* the newest one taken off the queue is this read's (a read also drops the
+			 * bad-checksum datagrams it meets); an older one's read was missed */
+			if (skb)
+				udp_forget(skb);
+			p->skb[k] = 0;
+			skb = s;
 		}
 	}
-	if (best >= UDP_PENDING)
+	/* the ring's start moves past the datagrams closed or forgotten */
+#pragma unroll
+	for (u32 i = 0; i < UDP_WINDOW; i++) {
+		if (head == tail || p->skb[head & (UDP_PENDING - 1)])
+			break;
+		head += 1;
+	}
+	p->head = head;
+	if (!skb)
 		return 0;
-	u64 skb = p->skb[best & (UDP_PENDING - 1)];
-	p->skb[best & (UDP_PENDING - 1)] = 0;
 	struct rx_entry *e = rx_find(skb);
 	if (!e)
 		return 0;
