@@ -45,6 +45,8 @@ PROBE_FIELDS: dict[str, str] = {
     "net_device.name": "OFF_DEV_NAME",
     "socket.sk": "OFF_SOCKET_SK",
     "sock.sk_protocol": "OFF_SK_PROTOCOL",
+    "sock.sk_receive_queue": "OFF_SK_RECEIVE_QUEUE",
+    "sk_buff_head.prev": "OFF_SKB_HEAD_PREV",
     "sock.sk_type": "OFF_SK_TYPE",
     "sock_common.skc_daddr": "OFF_SKC_DADDR",
     "sock_common.skc_rcv_saddr": "OFF_SKC_RCV_SADDR",

@@ -215,7 +215,8 @@ static __always_inline void rx_record_stack(struct rx_entry *e)
 #define UDP_PENDING 64
 #define UDP_WINDOW 4
 struct udp_pending {
-	u64 skb[UDP_PENDING];
+	u64 skb[UDP_PENDING];    /* the followed packet (its rx entry) */
+	u64 queued[UDP_PENDING]; /* the skb queued on the socket: itself, or its first datagram */
 	u32 head; /* oldest waiting */
 	u32 tail; /* next write */
 };
@@ -223,8 +224,25 @@ BPF_TABLE("lru_hash", u64, struct udp_pending, udp_waiting, 4096);
 /* Never written: the initial value of a socket's ring (too big to zero on the stack). */
 BPF_PERCPU_ARRAY(udp_waiting_zero, struct udp_pending, 1);
 
+/* The skb a followed UDP packet was queued as, at sk_data_ready: the packet itself, linked in
+ * the socket's queue; unless the kernel split it (a GSO skb reaching a socket without UDP_GRO:
+ * udp_rcv_segment queues new skbs, one per datagram, and frees the packet, unlinked): then the
+ * queue's tail, its first datagram. */
+static __always_inline u64 udp_queued_skb(u64 sk, u64 skb)
+{
+	u64 next = 0, tail = 0;
+	READ(next, skb, OFF_SKB_NEXT);
+	if (next)
+		return skb;
+	READ(tail, sk, OFF_SK_RECEIVE_QUEUE + OFF_SKB_HEAD_PREV);
+	if (!tail || tail == sk + OFF_SK_RECEIVE_QUEUE)
+		return skb; /* empty: a reader took it already */
+	return tail;
+}
+
 static __always_inline void udp_queued(u64 sk, u64 skb)
 {
+	u64 queued = udp_queued_skb(sk, skb);
 	struct udp_pending *p = udp_waiting.lookup(&sk);
 	if (!p) {
 		u32 zero = 0;
@@ -244,6 +262,7 @@ static __always_inline void udp_queued(u64 sk, u64 skb)
 		p->head = tail - UDP_PENDING + 1;
 	}
 	p->skb[tail & (UDP_PENDING - 1)] = skb;
+	p->queued[tail & (UDP_PENDING - 1)] = queued;
 	p->tail = tail + 1;
 }
 
@@ -277,7 +296,7 @@ static __always_inline u64 udp_read(u64 sk, u64 id)
 			continue;
 		}
 		u64 next = 1;
-		READ(next, s, OFF_SKB_NEXT);
+		READ(next, p->queued[k], OFF_SKB_NEXT);
 		if (!next) {
 			/* the newest one taken off the queue is this read's (a read also drops the
 			 * bad-checksum datagrams it meets); an older one's read was missed */
@@ -432,14 +451,20 @@ static __always_inline void rx_event(void *ctx, struct rx_read *v, u64 sk, u64 n
 }
 
 /* The row a UDP read of socket sk counts in (rx_end): sock_row's; but under a port/address
- * filter a read counts when it took a datagram that passed them (udp_read closed one, e2e > 0):
- * an unconnected socket's own ports cannot say. */
+ * filter a read counts when it took a datagram that passed them (udp_read closed one, e2e > 0),
+ * or when the socket itself passes them (then every datagram it receives does: a socket bound to
+ * the port receives only datagrams to it). So an unconnected client's row counts the replies from
+ * the port; the datagrams of a GSO skb after its first are not followed, and count only in a row
+ * whose socket passes. */
 static __always_inline struct sock_stats *rx_udp_row(u64 sk, u64 id, u64 e2e)
 {
 #ifdef HAVE_PKT_FILTER
 	struct skinfo si = {};
-	if (sk_info(sk, &si) && si.protocol == PROTO_UDP)
-		return e2e && udp_proto_wanted() ? sock_entry(sk, &si, id) : 0;
+	if (sk_info(sk, &si) && si.protocol == PROTO_UDP) {
+		if (e2e && udp_proto_wanted())
+			return sock_entry(sk, &si, id);
+		return sk_wanted(sk, &si) ? sock_row(sk, id) : 0;
+	}
 #endif
 	return sock_row(sk, id);
 }
