@@ -24,7 +24,7 @@ from netns import VethPair
 from test_probes import assert_counted, count, free_port, probes  # tests/kernel is on sys.path
 
 from tui.bpf.plans import COUNTER_INDEX
-from tui.model.snapshot import RECV, SEND, Snapshot
+from tui.model.snapshot import PEERS_SHOWN, RECV, SEND, Snapshot
 
 pytestmark = pytest.mark.kernel
 
@@ -322,3 +322,74 @@ def test_udp_segment_send_over_veth_counts_wire_segments(veth: VethPair) -> None
     send, recv = snap.path(SEND).counters, snap.path(RECV).counters
     assert (send["packets"], send["segs"]) == (SENDS, SENDS * SEGS)
     assert (recv["packets"], recv["segs"]) == (SENDS, SENDS * SEGS)
+
+
+# ---- many peers ----
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1", "::1"])
+def test_a_server_with_50_peers_shows_each_peer_with_its_counts_and_times(bind: str) -> None:
+    """One unconnected server socket, 50 unconnected clients, ROUNDS exchanges each: the server's
+    row has 50 peers (the busiest PEERS_SHOWN listed), each with its datagrams both ways and a
+    mean time; each client's row has the server as its one peer; nothing dropped."""
+    peers_n, rounds = 50, 4
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    server = _udp_socket(family, bind)
+    port = server.getsockname()[1]
+    clients = [_udp_socket(family, bind) for _ in range(peers_n)]
+    try:
+        with probes(port=str(port)) as source:
+            for i, client in enumerate(clients):
+                for _ in range(rounds + (i == 0)):  # the first client is the busiest
+                    client.sendto(b"q" * 100, (bind, port))
+                    data, peer = server.recvfrom(65536)
+                    server.sendto(data, peer)
+                    client.recvfrom(65536)
+            snap = source.poll()
+    finally:
+        server.close()
+        client_ports = [c.getsockname()[1] for c in clients]
+        for c in clients:
+            c.close()
+    rows = {s.lport: s for s in snap.sockets}
+    srv = rows[port]
+    assert (srv.peer_count, srv.peer_drops, len(srv.peers)) == (peers_n, 0, PEERS_SHOWN)
+    assert srv.peers[0].port == client_ports[0] and srv.peers[0].tx_packets == rounds + 1
+    for p in srv.peers:
+        assert p.addr == bind and p.port in client_ports
+        assert p.tx_packets == p.rx_packets and p.rx_bytes > 0
+        assert p.tx_mean_ns and p.rx_mean_ns and p.rx_max_ns >= p.rx_mean_ns
+    assert sum(p.tx_packets for p in srv.peers) == rounds * PEERS_SHOWN + 1
+    for i, cport in enumerate(client_ports):
+        mine = rows[cport]
+        assert mine.peer_count == 1 and mine.peers[0].port == port
+        assert mine.peers[0].tx_packets == mine.peers[0].rx_packets == rounds + (i == 0)
+
+
+def test_a_full_peer_table_refuses_new_peers_and_counts_their_datagrams(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With room for 40 rows, 50 clients of one server: each of the first 20 takes two rows (its
+    own row for the server, the server's row for it); the other 30 get none, and the server's
+    row counts their datagrams both ways as dropped."""
+    from tui.bpf import program
+
+    monkeypatch.setattr(program, "PEERS_MAX", 40)
+    peers_n, rounds = 50, 4
+    server = _udp_socket(socket.AF_INET, "127.0.0.1")
+    port = server.getsockname()[1]
+    clients = [_udp_socket(socket.AF_INET, "127.0.0.1") for _ in range(peers_n)]
+    with server, probes(port=str(port)) as source:
+        for client in clients:
+            for _ in range(rounds):
+                client.sendto(b"q" * 100, ("127.0.0.1", port))
+                data, peer = server.recvfrom(65536)
+                server.sendto(data, peer)
+                client.recvfrom(65536)
+        snap = source.poll()
+        for c in clients:
+            c.close()
+    srv = next(s for s in snap.sockets if s.lport == port)
+    assert (srv.peer_count, srv.peer_drops) == (20, 30 * rounds * 2)
+    assert sum(s.peer_count for s in snap.sockets) == 40
+    # the rows it has are complete: a row is taken at a peer's first datagram
+    assert all(p.tx_packets == p.rx_packets == rounds for p in srv.peers)

@@ -52,6 +52,19 @@ def test_socket_drill_down(snap_compare) -> None:
     assert snap_compare(synthetic_app(limit=TICKS), terminal_size=(120, 32), run_before=run_then("d"))
 
 
+def test_udp_socket_drill_down_lists_its_busiest_peers(snap_compare) -> None:
+    from tui.screens.socket_detail import SocketScreen
+
+    async def open_udp_socket(pilot) -> None:
+        await ended(pilot)
+        udp = next(s for s in pilot.app.frame.view.shown.sockets if s.protocol == "UDP")
+        pilot.app.push_screen(SocketScreen(udp.key))
+        await pilot.pause(0.3)
+        await until(pilot, lambda: settled(pilot), "the drill-down's redraw")
+
+    assert snap_compare(synthetic_app(limit=TICKS), terminal_size=(80, 24), run_before=open_udp_socket)
+
+
 def test_help(snap_compare) -> None:
     app = synthetic_app(limit=TICKS)
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_then("question_mark"))

@@ -148,3 +148,24 @@ def test_header_shows_the_probes_cost_over_the_last_tick_within_80_columns() -> 
     off = replace(now, cost=replace(now.cost, bpf_measured=False))
     text = status_text(build_status("live", "send", build_view(off, off, base, "send"), "")).plain
     assert "BPF not measured" in text
+
+
+def test_udp_peer_lines_fit_80_columns_and_say_when_peers_were_refused() -> None:
+    from tui.model.snapshot import PeerStats, SocketStats
+    from tui.screens.socket_detail import peer_lines, peer_rows_for_height, socket_summary
+
+    peers = tuple(PeerStats(addr=f"2001:db8:ffff:ffff:ffff:ffff:ffff:{i:x}", port=65000 + i,
+                            tx_packets=10**6 * (9 - i), rx_packets=10**6, tx_mean_ns=1234.0,
+                            rx_mean_ns=None, rx_max_ns=0) for i in range(8))
+    sock = SocketStats(key=1, pid=1, comm="unbound", protocol="UDP", family=6, laddr="::", lport=53,
+                       raddr="::", rport=0, peers=peers, peer_count=12000, peer_drops=4321)
+    text = peer_lines(sock, 5).plain
+    lines = text.splitlines()
+    assert len(lines) == 2 + 5 and all(len(line) <= 80 for line in lines)
+    assert "peers 12000 (busiest 5, since start)" in lines[0] and "4.3k datagrams dropped" in lines[0]
+    assert lines[2].startswith("  …") and lines[2].split()[1:3] == ["9.0M", "1.0M"]
+    assert peer_rows_for_height(24) == 3 and peer_rows_for_height(52) == 10
+    # a TCP socket's drill-down is unchanged: no peer section
+    tcp = SocketStats(key=2, pid=1, comm="nginx", protocol="TCP", family=4, laddr="10.0.0.1", lport=443,
+                      raddr="10.0.0.2", rport=5000)
+    assert "peers" not in socket_summary(tcp).plain

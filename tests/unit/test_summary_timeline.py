@@ -95,3 +95,15 @@ def test_every_socket_is_listed_unless_top_cuts_it_and_the_table_counts_are_give
     top = snapshot_summary(snap, top=3)
     assert [s["local"] for s in top["sockets"]] == [s["local"] for s in doc["sockets"][:3]]
     assert top["socket_table"]["listed"] == 3
+
+
+def test_a_udp_socket_lists_its_peers_in_the_json() -> None:
+    source = SyntheticSource(seed=3)
+    source.start()
+    for _ in range(3):
+        snap = source.poll()
+    doc = json.loads(json.dumps(snapshot_summary(snap)))
+    udp = next(s for s in doc["sockets"] if s["protocol"] == "UDP")
+    assert udp["peer_count"] == 14 and udp["peer_drops"] == 0 and len(udp["peers"]) == 10
+    assert udp["peers"][0]["peer"] == "10.0.0.10:30000" and udp["peers"][0]["rx_mean_us"] > 0
+    assert all("peers" not in s for s in doc["sockets"] if s["protocol"] == "TCP")

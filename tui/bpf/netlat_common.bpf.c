@@ -337,30 +337,30 @@ static __always_inline int sk_wanted(u64 sk, struct skinfo *si)
 	return 1;
 }
 
-/* ---- packet filters: a UDP datagram's own ports and addresses ----
- * An unconnected UDP socket (a resolver, a QUIC or statsd server, and their clients) names no peer
- * (remote 0.0.0.0:0) and often has an ephemeral local port, so its socket cannot tell whether a
- * datagram goes to or comes from the filtered port. UDP datagrams are matched on their own IP and
- * UDP headers instead (port: source or destination; lport/rport: the local/remote end's; addr:
- * source or destination; family: the IP version). TCP sockets name both ends of every segment, so
- * TCP keeps the socket filters. The send path reads the header at net_dev_queue (skb->head +
- * network_header), the receive path at netif_receive_skb (skb->data: the link header is pulled). */
-#if defined(FILTER_PORT) || defined(FILTER_LPORT) || defined(FILTER_RPORT) || \
-	defined(FILTER_ADDR_FAMILY) || defined(FILTER_FAMILY)
-#define HAVE_PKT_FILTER 1
-#define PKT_NOT_UDP -1  /* not UDP over IPv4/IPv6: the socket filters decide */
+/* ---- a UDP datagram's own header: ports and addresses ---- */
+
+#define PKT_NOT_UDP -1  /* not UDP over IPv4/IPv6 */
 #define PKT_FRAGMENT -2 /* an IPv4 fragment after the first: no UDP header, no ports */
 #define PKT_HEAD 44     /* an IPv6 header and the UDP ports behind it */
 struct pkt_head {
 	u8 b[PKT_HEAD];
 };
 
-/* 1/0: whether the datagram whose IP header starts at ``ip`` passes the port, address and family
- * filters (``outgoing``: its source is the local end); PKT_NOT_UDP or PKT_FRAGMENT otherwise. */
-static __always_inline int pkt_wanted(u64 ip, int outgoing)
+struct pkt_hdr {
+	u16 family; /* AF_INET_/AF_INET6_ */
+	u16 sport;  /* host order */
+	u16 dport;
+	u16 pad;
+	u8 saddr[16]; /* IPv4: the first 4 bytes */
+	u8 daddr[16];
+};
+
+/* Parse the UDP datagram whose IP header starts at ``ip``: 1, or PKT_NOT_UDP / PKT_FRAGMENT. One
+ * probe read (two with IPv4 options); IPv6 extension headers are not walked. */
+static __always_inline int pkt_parse(u64 ip, struct pkt_hdr *ph)
 {
 	struct pkt_head h = {};
-	u16 family, sport, dport, lport, rport, frag;
+	u16 frag;
 	u8 ports[4];
 
 	if (bpf_probe_read_kernel(&h, sizeof(h), (void *)ip))
@@ -372,25 +372,62 @@ static __always_inline int pkt_wanted(u64 ip, int outgoing)
 		__builtin_memcpy(&frag, &h.b[6], 2);
 		if (__builtin_bswap16(frag) & 0x1fff)
 			return PKT_FRAGMENT;
-		family = AF_INET_;
+		ph->family = AF_INET_;
+		__builtin_memcpy(ph->saddr, &h.b[12], 4);
+		__builtin_memcpy(ph->daddr, &h.b[16], 4);
 		if (ihl == 20)
 			__builtin_memcpy(ports, &h.b[20], 4);
 		else if (bpf_probe_read_kernel(ports, 4, (void *)(ip + ihl)))
 			return PKT_NOT_UDP;
 	} else if ((h.b[0] >> 4) == 6) {
-		if (h.b[6] != PROTO_UDP) /* extension headers are not walked */
+		if (h.b[6] != PROTO_UDP)
 			return PKT_NOT_UDP;
-		family = AF_INET6_;
+		ph->family = AF_INET6_;
+		__builtin_memcpy(ph->saddr, &h.b[8], 16);
+		__builtin_memcpy(ph->daddr, &h.b[24], 16);
 		__builtin_memcpy(ports, &h.b[40], 4);
 	} else {
 		return PKT_NOT_UDP;
 	}
-	sport = ((u16)ports[0] << 8) | ports[1];
-	dport = ((u16)ports[2] << 8) | ports[3];
-	lport = outgoing ? sport : dport;
-	rport = outgoing ? dport : sport;
+	ph->sport = ((u16)ports[0] << 8) | ports[1];
+	ph->dport = ((u16)ports[2] << 8) | ports[3];
+	return 1;
+}
+
+/* The IP header of an skb on the send path (set by IP before net_dev_queue). */
+static __always_inline u64 skb_ip_header(u64 skb)
+{
+	u64 head = 0;
+	u16 nh = 0;
+	READ(head, skb, OFF_SKB_HEAD);
+	READ(nh, skb, OFF_SKB_NETWORK_HEADER);
+	return head + nh;
+}
+
+/* ---- packet filters: a UDP datagram's own ports and addresses ----
+ * An unconnected UDP socket (a resolver, a QUIC or statsd server, and their clients) names no peer
+ * (remote 0.0.0.0:0) and often has an ephemeral local port, so its socket cannot tell whether a
+ * datagram goes to or comes from the filtered port. UDP datagrams are matched on their own IP and
+ * UDP headers instead (port: source or destination; lport/rport: the local/remote end's; addr:
+ * source or destination; family: the IP version). TCP sockets name both ends of every segment, so
+ * TCP keeps the socket filters. The send path reads the header at net_dev_queue (skb->head +
+ * network_header), the receive path at netif_receive_skb (skb->data: the link header is pulled). */
+#if defined(FILTER_PORT) || defined(FILTER_LPORT) || defined(FILTER_RPORT) || \
+	defined(FILTER_ADDR_FAMILY) || defined(FILTER_FAMILY)
+#define HAVE_PKT_FILTER 1
+
+/* 1/0: whether the datagram whose IP header starts at ``ip`` passes the port, address and family
+ * filters (``outgoing``: its source is the local end); PKT_NOT_UDP or PKT_FRAGMENT otherwise. */
+static __always_inline int pkt_wanted(u64 ip, int outgoing)
+{
+	struct pkt_hdr ph = {};
+	int r = pkt_parse(ip, &ph);
+	if (r != 1)
+		return r;
+	u16 lport = outgoing ? ph.sport : ph.dport;
+	u16 rport = outgoing ? ph.dport : ph.sport;
 #ifdef FILTER_FAMILY
-	if (family != FILTER_FAMILY)
+	if (ph.family != FILTER_FAMILY)
 		return 0;
 #endif
 #ifdef FILTER_PORT
@@ -406,13 +443,9 @@ static __always_inline int pkt_wanted(u64 ip, int outgoing)
 		return 0;
 #endif
 #ifdef FILTER_ADDR_FAMILY
-	if (family != FILTER_ADDR_FAMILY)
+	if (ph.family != FILTER_ADDR_FAMILY)
 		return 0;
-#if FILTER_ADDR_FAMILY == AF_INET_
-	return either_addr(&h.b[12], &h.b[16]);
-#else
-	return either_addr(&h.b[8], &h.b[24]);
-#endif
+	return either_addr(ph.saddr, ph.daddr);
 #endif
 	return 1;
 }
@@ -427,6 +460,65 @@ static __always_inline int udp_proto_wanted(void)
 #endif
 }
 #endif /* HAVE_PKT_FILTER */
+
+/* ---- UDP peers: per socket, the far ends its datagrams go to and come from ----
+ * A server socket answering many peers (a resolver, a QUIC or game server) shows them in the
+ * drill-down. Keyed by socket and peer (address, port) plus the socket's own port (a socket at a
+ * reused address starts afresh); a plain hash, not LRU: when its PEERS_MAX rows (tui.bpf.program)
+ * are taken, a new peer's datagrams are refused a row and counted per socket in peer_drops, never
+ * silently evicted. The live source deletes the rows of sockets that left the socket table. */
+struct peer_addr {
+	u8 addr[16];
+	u16 port;  /* the peer's */
+	u16 lport; /* the socket's */
+	u8 family; /* AF_INET_/AF_INET6_ */
+	u8 pad[3];
+};
+struct peer_key {
+	u64 sk;
+	struct peer_addr peer;
+};
+struct peer_stats {
+	u64 tx_packets;
+	u64 tx_bytes;
+	u64 tx_ns;    /* sum of the sends' UDP L2 times */
+	u64 rx_packets;
+	u64 rx_bytes;
+	u64 rx_ns;    /* sum of the timed datagrams' times to the application */
+	u64 rx_timed;
+	u64 rx_max;
+};
+BPF_HASH(peers, struct peer_key, struct peer_stats, PEERS_MAX);
+BPF_TABLE("lru_hash", u64, u64, peer_drops, 4096);
+
+/* The peer of a parsed datagram: its destination when sent (``outgoing``), else its source. */
+static __always_inline void peer_of(struct pkt_hdr *ph, int outgoing, struct peer_addr *pa)
+{
+	pa->family = ph->family;
+	pa->port = outgoing ? ph->dport : ph->sport;
+	pa->lport = outgoing ? ph->sport : ph->dport;
+	__builtin_memcpy(pa->addr, outgoing ? ph->daddr : ph->saddr, 16);
+}
+
+/* The row of a socket's peer, created when there is room (else the drop is counted). */
+static __always_inline struct peer_stats *peer_row(u64 sk, struct peer_addr *pa, int create)
+{
+	struct peer_key k = {.sk = sk, .peer = *pa};
+	struct peer_stats *p = peers.lookup(&k);
+	if (p || !create)
+		return p;
+	struct peer_stats zero = {};
+	peers.insert(&k, &zero);
+	p = peers.lookup(&k);
+	if (!p) {
+		u64 one = 1, *d = peer_drops.lookup(&sk);
+		if (d)
+			__sync_fetch_and_add(d, 1);
+		else
+			peer_drops.update(&sk, &one);
+	}
+	return p;
+}
 
 #if defined(FILTER_PID) || defined(FILTER_COMM)
 #define PROCESS_FILTER 1

@@ -217,6 +217,7 @@ static __always_inline void rx_record_stack(struct rx_entry *e)
 struct udp_pending {
 	u64 skb[UDP_PENDING];    /* the followed packet (its rx entry) */
 	u64 queued[UDP_PENDING]; /* the skb queued on the socket: itself, or its first datagram */
+	struct peer_addr peer[UDP_PENDING]; /* where it came from (family 0: unknown) */
 	u32 head; /* oldest waiting */
 	u32 tail; /* next write */
 };
@@ -240,9 +241,20 @@ static __always_inline u64 udp_queued_skb(u64 sk, u64 skb)
 	return tail;
 }
 
-static __always_inline void udp_queued(u64 sk, u64 skb)
+static __always_inline void udp_queued(u64 sk, u64 skb, u32 len)
 {
 	u64 queued = udp_queued_skb(sk, skb);
+	/* the peer, from the queued skb's header (live: the packet itself may be freed) */
+	struct pkt_hdr ph = {};
+	struct peer_addr pa = {};
+	if (pkt_parse(skb_ip_header(queued), &ph) == 1) {
+		peer_of(&ph, 0, &pa);
+		struct peer_stats *row = peer_row(sk, &pa, 1);
+		if (row) {
+			__sync_fetch_and_add(&row->rx_packets, 1);
+			__sync_fetch_and_add(&row->rx_bytes, len);
+		}
+	}
 	struct udp_pending *p = udp_waiting.lookup(&sk);
 	if (!p) {
 		u32 zero = 0;
@@ -263,6 +275,7 @@ static __always_inline void udp_queued(u64 sk, u64 skb)
 	}
 	p->skb[tail & (UDP_PENDING - 1)] = skb;
 	p->queued[tail & (UDP_PENDING - 1)] = queued;
+	p->peer[tail & (UDP_PENDING - 1)] = pa;
 	p->tail = tail + 1;
 }
 
@@ -282,6 +295,7 @@ static __always_inline u64 udp_read(u64 sk, u64 id)
 		return 0;
 	u32 head = p->head, tail = p->tail;
 	u64 skb = 0;
+	struct peer_addr pa = {};
 #pragma unroll
 	for (u32 i = 0; i < UDP_WINDOW; i++) {
 		u32 k = (head + i) & (UDP_PENDING - 1);
@@ -304,6 +318,7 @@ static __always_inline u64 udp_read(u64 sk, u64 id)
 				udp_forget(skb);
 			p->skb[k] = 0;
 			skb = s;
+			pa = p->peer[k];
 		}
 	}
 	/* the ring's start moves past the datagrams closed or forgotten */
@@ -333,6 +348,13 @@ static __always_inline u64 udp_read(u64 sk, u64 id)
 #endif
 	u64 e2e = now - v.t0;
 	record(PATH_RECV, SLOT_RECV_UDP_E2E, e2e);
+	struct peer_stats *row = pa.family ? peer_row(sk, &pa, 0) : 0;
+	if (row) {
+		__sync_fetch_and_add(&row->rx_ns, e2e);
+		__sync_fetch_and_add(&row->rx_timed, 1);
+		if (e2e > row->rx_max)
+			row->rx_max = e2e; /* racy between CPUs: a display figure */
+	}
 	return e2e;
 }
 #endif
@@ -383,7 +405,7 @@ static __always_inline void rx_ready(u64 sk)
 #ifdef UDP_E2E
 	if (!cur->sk) { /* no tcp_probe named a socket: a UDP datagram (sk_info said so) */
 		e->udp = 1;
-		udp_queued(sk, skb);
+		udp_queued(sk, skb, e->len);
 	}
 #endif
 }

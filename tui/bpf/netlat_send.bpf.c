@@ -162,13 +162,10 @@ static __always_inline int tx_wanted(u64 skb, u64 sk, struct skinfo *si)
 {
 #ifdef HAVE_PKT_FILTER
 	if (si->protocol == PROTO_UDP) {
-		u64 head = 0, id = bpf_get_current_pid_tgid();
-		u16 nh = 0;
+		u64 id = bpf_get_current_pid_tgid();
 		u32 zero = 0;
 		struct udp_tx_mark *m = udp_tx_marks.lookup(&zero);
-		READ(head, skb, OFF_SKB_HEAD);
-		READ(nh, skb, OFF_SKB_NETWORK_HEADER);
-		int w = pkt_wanted(head + nh, 1);
+		int w = pkt_wanted(skb_ip_header(skb), 1);
 		if (w == PKT_FRAGMENT)
 			w = m && m->pid_tgid == id && m->sk == sk && m->wanted;
 		else if (w == PKT_NOT_UDP)
@@ -329,6 +326,22 @@ static __always_inline void tx_event(void *ctx, struct tx_entry *v, u64 now, u64
 	emit(ctx, &ev, v->sk);
 }
 
+/* A UDP datagram the device took: its socket's row for the peer it went to. */
+static __always_inline void tx_peer(u64 skb, struct tx_entry *v, u64 total)
+{
+	struct pkt_hdr ph = {};
+	struct peer_addr pa = {};
+	if (pkt_parse(skb_ip_header(skb), &ph) != 1)
+		return;
+	peer_of(&ph, 1, &pa);
+	struct peer_stats *p = peer_row(v->sk, &pa, 1);
+	if (!p)
+		return;
+	__sync_fetch_and_add(&p->tx_packets, 1);
+	__sync_fetch_and_add(&p->tx_bytes, v->len);
+	__sync_fetch_and_add(&p->tx_ns, total);
+}
+
 /* net_dev_xmit: the device took the packet; close qdisc, device and total. */
 static __always_inline void tx_done(void *ctx, u64 skb)
 {
@@ -367,6 +380,7 @@ static __always_inline void tx_done(void *ctx, u64 skb)
 	} else if (v.flags & TX_UDP) {
 		record(PATH_SEND, SLOT_SEND_UDP_L2, total);
 		count(PATH_SEND, CTR_UDP, 1);
+		tx_peer(skb, &v, total);
 	} else {
 		record(PATH_SEND, SLOT_SEND_DEFERRED, total);
 		count(PATH_SEND, CTR_DEFERRED, 1);

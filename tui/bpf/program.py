@@ -36,6 +36,10 @@ MIN_SOCKETS, MAX_SOCKETS = 16, 1 << 20
 #: Sampled events per second and CPU (the UI shows a handful); more are counted as rate-limited.
 EVENTS_PER_SEC = 500
 
+#: Rows of the UDP peer table (socket, peer) for all sockets; a full table refuses new peers and
+#: counts their datagrams per socket (netlat_common.bpf.c, peers).
+PEERS_MAX = 16384
+
 #: Bytes of struct sock_common the probes read in one go (netlat_common.bpf.c SKC_HEAD).
 SKC_HEAD = 24
 #: Every plan's C, in this order, before the plan's own file: structs and the bucket function,
@@ -257,6 +261,7 @@ def build_source(
         f"#define AGE_LIMIT_NS {AGE_LIMIT_NS}ULL",
         f"#define EVENTS_PER_SEC {EVENTS_PER_SEC}",
         f"#define MAX_SOCKETS {max_sockets}",
+        f"#define PEERS_MAX {PEERS_MAX}",
     ]
     if ringbuf:
         head.append("#define USE_RINGBUF 1")

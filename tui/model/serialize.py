@@ -17,6 +17,7 @@ from tui.model.snapshot import (
     PATHS,
     PacketEvent,
     PathStats,
+    PeerStats,
     PlanInfo,
     Snapshot,
     SocketStats,
@@ -64,6 +65,16 @@ def _socket_to_dict(s: SocketStats) -> dict[str, Any]:
         "rx_packets": s.rx_packets, "rx_bytes": s.rx_bytes,
         "send_hist": hist_to_dict(s.send_hist), "recv_hist": hist_to_dict(s.recv_hist),
         "max_ns": s.max_ns, **_workload_to_dict(s),
+        **({"peers": [_peer_to_dict(p) for p in s.peers], "peer_count": s.peer_count,
+            "peer_drops": s.peer_drops} if s.peers or s.peer_drops else {}),
+    }
+
+
+def _peer_to_dict(p: PeerStats) -> dict[str, Any]:
+    return {
+        "addr": p.addr, "port": p.port, "tx_packets": p.tx_packets, "tx_bytes": p.tx_bytes,
+        "rx_packets": p.rx_packets, "rx_bytes": p.rx_bytes, "tx_mean_ns": p.tx_mean_ns,
+        "rx_mean_ns": p.rx_mean_ns, "rx_max_ns": p.rx_max_ns,
     }
 
 
@@ -252,6 +263,31 @@ def _socket_from_dict(obj: Any, where: str) -> SocketStats:
         send_hist=hist_from_dict(_field(obj, "send_hist", dict, where), f"{where}.send_hist"),
         recv_hist=hist_from_dict(_field(obj, "recv_hist", dict, where), f"{where}.recv_hist"),
         max_ns=_count(obj, "max_ns", where), **_workload_from_dict(obj, where),
+        # optional: recordings made before UDP peers have none
+        peers=tuple(_peer_from_dict(p, f"{where}.peers[{i}]") for i, p in enumerate(obj.get("peers", ()))),
+        peer_count=_count(obj, "peer_count", where) if "peer_count" in obj else 0,
+        peer_drops=_count(obj, "peer_drops", where) if "peer_drops" in obj else 0,
+    )
+
+
+def _mean(obj: Any, name: str, where: str) -> float | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise SerializeError(f"{where}.{name}: expected a duration in ns or null")
+    return float(value)
+
+
+def _peer_from_dict(obj: Any, where: str) -> PeerStats:
+    if not isinstance(obj, dict):
+        raise SerializeError(f"{where}: expected an object")
+    return PeerStats(
+        addr=_field(obj, "addr", str, where), port=_count(obj, "port", where),
+        tx_packets=_count(obj, "tx_packets", where), tx_bytes=_count(obj, "tx_bytes", where),
+        rx_packets=_count(obj, "rx_packets", where), rx_bytes=_count(obj, "rx_bytes", where),
+        tx_mean_ns=_mean(obj, "tx_mean_ns", where), rx_mean_ns=_mean(obj, "rx_mean_ns", where),
+        rx_max_ns=_count(obj, "rx_max_ns", where),
     )
 
 

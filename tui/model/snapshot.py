@@ -15,6 +15,8 @@ from tui.model.histogram import SOCKET_SUB_BITS, Histogram
 SEND = "send"
 RECV = "recv"
 PATHS: tuple[str, ...] = (SEND, RECV)
+#: A UDP socket's busiest peers kept in its SocketStats (the drill-down shows them).
+PEERS_SHOWN = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,30 @@ class PathStats:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerStats:
+    """One far end of a UDP socket (cumulative since start): datagrams to and from it and their
+    mean times (send: UDP L2; receive: to the application)."""
+
+    addr: str
+    port: int
+    tx_packets: int = 0
+    rx_packets: int = 0
+    tx_bytes: int = 0
+    rx_bytes: int = 0
+    tx_mean_ns: float | None = None
+    rx_mean_ns: float | None = None  #: over the received datagrams whose read was timed
+    rx_max_ns: int = 0
+
+    @property
+    def packets(self) -> int:
+        return self.tx_packets + self.rx_packets
+
+    @property
+    def endpoint(self) -> str:
+        return endpoint(self.addr, self.port)
+
+
+@dataclass(frozen=True, slots=True)
 class SocketStats:
     """One socket's cumulative traffic and latency, keyed by a stable id (sock cookie or address)."""
 
@@ -113,6 +139,10 @@ class SocketStats:
     cgroup: str = ""
     netns: int = 0  #: inode of the socket's network namespace (0 when unknown)
     netns_name: str = ""  #: its ``ip netns`` name, "" when it has none
+    #: UDP: the busiest peers (by packets, at most PEERS_SHOWN), cumulative since start
+    peers: tuple[PeerStats, ...] = ()
+    peer_count: int = 0  #: peers with a row in the kernel's peer table
+    peer_drops: int = 0  #: datagrams of a peer refused a row (the peer table was full)
 
     @property
     def local(self) -> str:

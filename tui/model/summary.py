@@ -11,7 +11,10 @@ Schema (``schema`` = "netlat-tui/summary/2"; times in microseconds, floats):
      "sockets": [{"pid", "comm", "protocol", "family", "local", "remote",
                   "tx_packets", "tx_bytes", "rx_packets", "rx_bytes",
                   "send": STAT, "recv": STAT,
-                  "cgroup", "cgroup_id", "workload", "netns", "netns_name"}],
+                  "cgroup", "cgroup_id", "workload", "netns", "netns_name",
+                  UDP sockets with peers: "peer_count", "peer_drops",
+                  "peers": [{"peer", "tx_packets", "rx_packets", "tx_mean_us", "rx_mean_us",
+                             "rx_max_us"}] (the busiest, since start)}],
      "groups": [{"cgroup", "workload", "sockets", "netns": [str],
                  "tx_packets", "tx_bytes", "rx_packets", "rx_bytes", "tx_packets_s", "rx_packets_s",
                  "send": STAT, "recv": STAT}],
@@ -90,6 +93,21 @@ SCHEMA = "netlat-tui/summary/2"
 TOP_GROUPS = 50
 #: Seconds of the newest timeline window the verdict judges (the dashboard's default window).
 VERDICT_WINDOW_S = DEFAULT_WINDOW_S
+
+
+def _us(ns: float | None) -> float | None:
+    return None if ns is None else round(ns / 1000.0, 3)
+
+
+def _peers(s: SocketStats) -> dict[str, Any]:
+    """A UDP socket's peers for the JSON: how many, the datagrams refused a row, the busiest."""
+    return {
+        "peer_count": s.peer_count,
+        "peer_drops": s.peer_drops,
+        "peers": [{"peer": p.endpoint, "tx_packets": p.tx_packets, "rx_packets": p.rx_packets,
+                   "tx_mean_us": _us(p.tx_mean_ns), "rx_mean_us": _us(p.rx_mean_ns),
+                   "rx_max_us": _us(p.rx_max_ns or None)} for p in s.peers],
+    }
 
 
 def _us(ns: float | None) -> float | None:
@@ -213,6 +231,7 @@ def snapshot_summary(
             "send": hist_stat(s.send_hist),
             "recv": hist_stat(s.recv_hist),
             **workload_summary(s),
+            **(_peers(s) if s.peers or s.peer_drops else {}),
         }
         for s in (busiest if top is None else busiest[:top])
     ]

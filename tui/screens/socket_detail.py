@@ -61,7 +61,34 @@ def cgroup_line(sock: SocketStats) -> str:
     return " cgroup unknown"
 
 
-def socket_summary(sock: SocketStats) -> Text:
+def peer_lines(sock: SocketStats, rows: int) -> Text:
+    """A UDP socket's busiest peers, ``rows`` at most, one line each (fits 80 columns)."""
+    text = Text()
+    if not sock.peers and not sock.peer_drops:
+        return text
+    shown = sock.peers[:rows]
+    text.append(f" peers {sock.peer_count}", "bold")
+    text.append(f" (busiest {len(shown)}, since start)" if len(shown) < sock.peer_count else " (since start)")
+    if sock.peer_drops:
+        text.append(f"  {fmt_count(sock.peer_drops)} datagrams dropped (peer table full)", "red")
+    text.append(f"\n  {'peer':<26}{'tx':>8}{'rx':>8}{'send avg':>10}{'recv avg':>10}{'recv max':>10}\n",
+                "dim")
+    for peer in shown:
+        name = peer.endpoint if len(peer.endpoint) <= 25 else "…" + peer.endpoint[-24:]
+        text.append(
+            f"  {name:<26}{fmt_count(peer.tx_packets):>8}{fmt_count(peer.rx_packets):>8}"
+            f"{fmt_ns(peer.tx_mean_ns):>10}{fmt_ns(peer.rx_mean_ns):>10}"
+            f"{fmt_ns(peer.rx_max_ns or None):>10}\n"
+        )
+    return text
+
+
+def peer_rows_for_height(height: int) -> int:
+    """Peer lines the drill-down can spare at a terminal height: 3 at 24 lines, 10 from 52."""
+    return max(3, min(10, height // 4 - 3))
+
+
+def socket_summary(sock: SocketStats, peer_rows: int = 5) -> Text:
     text = Text.assemble(
         (f" {sock.comm} ", "bold reverse"),
         f" pid {sock.pid}  {sock.protocol}  {sock.local} ⇄ {sock.remote}\n",
@@ -76,6 +103,7 @@ def socket_summary(sock: SocketStats) -> Text:
             f" {path:<4} {fmt_count(pkts):>7} pkts {fmt_bytes(nbytes):>9}"
             f"  p50 {fmt_ns(hist.percentile(50)):>7}  p99 {fmt_ns(hist.percentile(99)):>7}\n"
         )
+    text.append_text(peer_lines(sock, peer_rows))
     text.rstrip()  # the cgroup line follows (#sock-cgroup)
     return text
 
@@ -123,7 +151,7 @@ class SocketScreen(Screen):
             summary.update(" this socket is gone (closed, evicted or filtered out); escape to go back")
             self.query_one("#sock-cgroup", Static).update("")
             return
-        summary.update(socket_summary(sock))
+        summary.update(socket_summary(sock, peer_rows_for_height(self.app.size.height)))
         self.query_one("#sock-cgroup", Static).update(cgroup_line(sock))
         self.query_one(LatencyHistogram).update_snapshot(
             f"{sock.comm} {view.path} latency", sock.hist(view.path)

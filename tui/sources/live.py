@@ -32,11 +32,13 @@ from tui.errors import UserError, one_line
 from tui.model.filters import Filters
 from tui.model.histogram import SOCKET_SUB_BITS, STAGE_SUB_BITS, Histogram, bucket_count
 from tui.model.snapshot import (
+    PEERS_SHOWN,
     RECV,
     SEND,
     Cost,
     PacketEvent,
     PathStats,
+    PeerStats,
     Snapshot,
     SocketStats,
     SourceMeta,
@@ -88,6 +90,20 @@ def table_items(table: Any) -> Iterable[tuple[int, Any]]:
         return [(int(k), v) for k, v in table.items_lookup_batch()]
     except Exception:  # BCC raises a bare Exception when the kernel refuses the batch
         return [(int(k.value), v) for k, v in table.items()]
+
+
+def socket_ident(key: int, lport: int, rport: int, protocol: int) -> int:
+    """A socket row's key: the kernel's key (the struct sock address) with the ports and protocol,
+    since an address is reused by later sockets."""
+    return hash((key, lport, rport, protocol)) & (2**63 - 1)
+
+
+def peer_rows(table: Any) -> list[tuple[Any, Any]]:
+    """Every (key, value) of the peer table: one batch call where the kernel has it."""
+    try:
+        return list(table.items_lookup_batch())
+    except Exception:  # BCC raises a bare Exception when the kernel refuses the batch
+        return list(table.items())
 
 
 class BatchReader:
@@ -148,7 +164,7 @@ class BatchReader:
         family, at, n = f["family"], self.at, 4 * self.buckets
         # An address is reused by later sockets (the kernel side restarts the entry when the ports
         # change), so the key includes the ports: a new socket is a new row.
-        ident = hash((key, f["lport"], f["rport"], f["protocol"])) & (2**63 - 1)
+        ident = socket_ident(key, f["lport"], f["rport"], f["protocol"])
         return SocketStats(
             key=ident, pid=f["pid"],
             comm=bytes(raw[at["comm"]:at["comm"] + 16]).split(b"\0", 1)[0].decode(errors="replace"),
@@ -219,6 +235,7 @@ class LiveSource(SourceContext):
         self._socket_cache: dict[tuple[int, bytes], SocketStats] = {}
         self._sockets_reader: BatchReader | None = None
         self._idle_since: dict[tuple[int, bytes], float] = {}  # UDP rows: unchanged since
+        self._orphan_peers: set[bytes] = set()
         self._uses_ringbuf = True
         self._cgroups = CgroupNames()
         self._netns_names: dict[int, str] = {}
@@ -398,7 +415,7 @@ class LiveSource(SourceContext):
         events = tuple(self._events)
         self._events.clear()
         lost = sum(counters[p].get("events_lost", 0) for p in counters)
-        sockets = self._read_sockets()
+        sockets = self._with_peers(self._read_sockets())
         seen, dropped = self._read_socktab()
         self._seq += 1
         return Snapshot(
@@ -511,6 +528,51 @@ class LiveSource(SourceContext):
                 del table[table.Key(key)]
         self._socket_cache = current
         return tuple(current.values())
+
+    def _with_peers(self, sockets: tuple[SocketStats, ...]) -> tuple[SocketStats, ...]:
+        """UDP sockets with their busiest peers from the kernel's peer table. Rows of a socket that
+        has no row in the socket table at two reads in a row (closed, evicted, or filtered out) are
+        deleted: the table is bounded and a full one refuses new peers (counted as drops)."""
+        udp = {s.key: s for s in sockets if s.protocol == "UDP"}
+        table = self._bpf[b"peers"]
+        peers: dict[int, list[PeerStats]] = {}
+        raw_of: dict[int, int] = {}
+        orphans: set[bytes] = set()
+        for k, v in peer_rows(table):
+            pa = k.peer
+            family = 4 if int(pa.family) == 2 else 6
+            port = int(pa.port)
+            ident = next((i for rport in (0, port) if (i := socket_ident(int(k.sk), int(pa.lport), rport, 17))
+                          in udp), None)
+            if ident is None:
+                raw = bytes(k)
+                orphans.add(raw)
+                if raw in self._orphan_peers:
+                    with contextlib.suppress(Exception):
+                        del table[k]
+                continue
+            raw_of[ident] = int(k.sk)
+            tx, rx, timed = int(v.tx_packets), int(v.rx_packets), int(v.rx_timed)
+            peers.setdefault(ident, []).append(PeerStats(
+                addr=_addr(pa.addr, family), port=port,
+                tx_packets=tx, tx_bytes=int(v.tx_bytes), rx_packets=rx, rx_bytes=int(v.rx_bytes),
+                tx_mean_ns=int(v.tx_ns) / tx if tx else None,
+                rx_mean_ns=int(v.rx_ns) / timed if timed else None, rx_max_ns=int(v.rx_max),
+            ))
+        self._orphan_peers = orphans
+        if not peers:
+            return sockets
+        drops_table = self._bpf[b"peer_drops"]
+        drops = {int(k.value): int(v.value) for k, v in drops_table.items()} if raw_of else {}
+        out = []
+        for sock in sockets:
+            mine = peers.get(sock.key)
+            if mine:
+                mine.sort(key=lambda p: -p.packets)
+                sock = replace(sock, peers=tuple(mine[:PEERS_SHOWN]), peer_count=len(mine),
+                               peer_drops=drops.get(raw_of[sock.key], 0))
+            out.append(sock)
+        return tuple(out)
 
     def prog_stats(self) -> dict[str, tuple[int, int]]:
         """Per-program (run_cnt, run_time_ns) while kernel.bpf_stats_enabled=1 (benchmarks)."""

@@ -12,10 +12,12 @@ from dataclasses import dataclass, replace
 from tui.bpf.plans import TRACEPOINT_INFO
 from tui.model.histogram import SOCKET_SUB_BITS, Histogram, bucket_index
 from tui.model.snapshot import (
+    PEERS_SHOWN,
     RECV,
     SEND,
     PacketEvent,
     PathStats,
+    PeerStats,
     Snapshot,
     SocketStats,
     SourceMeta,
@@ -80,6 +82,28 @@ class _Flow:
     rport: int
     weight: int  # relative packet rate
     size: int  # bytes per packet
+
+
+#: The demo resolver's clients: (address, port, share of its datagrams).
+_DEMO_PEERS = tuple((f"10.0.{i // 8}.{10 + i}", 30000 + 17 * i, 1.0 / (i + 1)) for i in range(14))
+
+
+def _demo_peers(s: dict) -> dict:
+    """A UDP socket's peers, from its totals (deterministic: shares of its counts and times)."""
+    total = sum(share for *_, share in _DEMO_PEERS)
+    send, recv = Histogram(tuple(s[SEND]), SOCKET_SUB_BITS), Histogram(tuple(s[RECV]), SOCKET_SUB_BITS)
+    peers = []
+    for i, (addr, port, share) in enumerate(_DEMO_PEERS[:PEERS_SHOWN]):
+        slower = 1.0 + 0.15 * i
+        part = share / total
+        peers.append(PeerStats(
+            addr=addr, port=port, tx_packets=int(s["tx"] * part), tx_bytes=int(s["txb"] * part),
+            rx_packets=int(s["rx"] * part), rx_bytes=int(s["rxb"] * part),
+            tx_mean_ns=(send.percentile(50) or 0) * slower or None,
+            rx_mean_ns=(recv.percentile(50) or 0) * slower or None,
+            rx_max_ns=int((recv.percentile(99) or 0) * slower),
+        ))
+    return {"peers": tuple(peers), "peer_count": len(_DEMO_PEERS)}
 
 
 _FLOWS = (
@@ -246,6 +270,7 @@ class SyntheticSource(ItemFilters, SourceContext):
                 send_hist=Histogram(tuple(s[SEND]), SOCKET_SUB_BITS),
                 recv_hist=Histogram(tuple(s[RECV]), SOCKET_SUB_BITS),
                 max_ns=s["max"], **_WORKLOADS[f.comm],  # type: ignore[arg-type]
+                **(_demo_peers(s) if f.protocol == "UDP" else {}),
             )
             for f in _FLOWS
             for s in (self._sockets[f.key],)
