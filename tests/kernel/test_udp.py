@@ -116,6 +116,29 @@ def test_port_filter_keeps_both_halves_of_unconnected_exchanges_and_no_other_por
     assert rows[client_port].rport == 0  # unconnected: its socket names no peer
 
 
+@pytest.mark.parametrize(("which", "half"), [("lport", "server"), ("rport", "client"), ("addr", "both")])
+def test_lport_rport_and_addr_match_each_datagram_s_own_ends(which: str, half: str) -> None:
+    """--lport P keeps what the server's socket sends from P and receives at P (the server's half),
+    --rport P what goes to P and comes from P (the client's half), --addr both."""
+    server, client = _udp_socket(socket.AF_INET, "127.0.0.2"), _udp_socket(socket.AF_INET, "127.0.0.2")
+    port = server.getsockname()[1]
+    value = {"lport": str(port), "rport": str(port), "addr": "127.0.0.2"}[which]
+    with server, client, probes(**{which: value}) as source:
+        for _ in range(N):
+            client.sendto(b"q" * 100, ("127.0.0.2", port))
+            data, peer = server.recvfrom(65536)
+            server.sendto(data, peer)
+            client.recvfrom(65536)
+        snap = source.poll()
+        client_port = client.getsockname()[1]
+    per_half = {"server": N, "client": N, "both": 2 * N}[half]
+    assert_counted(snap, SEND, "udp_l2", per_half)
+    assert_counted(snap, RECV, "udp_e2e", per_half)
+    kept = {"server": {port}, "client": {client_port}, "both": {port, client_port}}[half]
+    rows = {s.lport: (s.tx_packets, s.rx_packets) for s in snap.sockets if s.lport in (port, client_port)}
+    assert rows == {p: (N, N) for p in kept}
+
+
 # ---- batched I/O: sendmmsg / recvmmsg ----
 
 

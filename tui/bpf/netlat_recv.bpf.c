@@ -207,11 +207,11 @@ static __always_inline void rx_record_stack(struct rx_entry *e)
  * pointer in the middle of the object; init_on_free zeroes it). A MSG_PEEK read unlinks nothing.
  * A socket's queue is first in, first out, so its followed datagrams wait in a ring in the order
  * they were queued (sk_data_ready), and a read looks at the oldest few (UDP_WINDOW: two CPUs
- * queueing at once may call sk_data_ready in the other order) for the newest one unlinked. recvmmsg reads a batch as one
- * sock_recv_length per datagram, so a batch of up to UDP_PENDING is timed whole; a deeper queue
- * overwrites the oldest (counted as evicted), so a slow reader's queue is sampled, never
- * mispaired. The ring is updated from softirq and the reader without a lock: two updates racing
- * can lose one datagram's time, never pair it with another. */
+ * queueing at once may call sk_data_ready in the other order) for the newest one unlinked.
+ * recvmmsg ends each datagram of a batch with its own sock_recv_length, so a batch of up to
+ * UDP_PENDING is timed whole; a deeper queue overwrites the oldest (counted as evicted), so a slow
+ * reader's queue is sampled, never mispaired. The ring is updated from softirq and the reader
+ * without a lock: two updates racing can lose one datagram's time, never pair it with another. */
 #define UDP_PENDING 64
 #define UDP_WINDOW 4
 struct udp_pending {

@@ -137,10 +137,10 @@ class Filters:
 
     pid: int | None = None
     comm: str | None = None
-    port: int | None = None  #: local or remote
+    port: int | None = None  #: local or remote (in the probes, a UDP datagram's own; README)
     lport: int | None = None
     rport: int | None = None
-    addr: str | None = None  #: local or remote address
+    addr: str | None = None  #: local or remote address (as port)
     family: int | None = None
     protocol: str | None = None
     iface: str | None = None
@@ -195,7 +195,9 @@ class Filters:
 
     def matches(self, item: SocketStats | PacketEvent) -> bool:
         """Whether a socket or sampled packet passes every filter that can apply to it (the
-        interface is not part of a socket or event, so ``iface`` never excludes one)."""
+        interface is not part of a socket or event, so ``iface`` never excludes one). This is the
+        socket's 4-tuple: an unconnected UDP socket whose datagrams the probes kept (they match
+        each datagram's header) does not pass here, in recorded or demo data."""
         checks = (
             self.pid is None or item.pid == self.pid,
             self.comm is None or item.comm == self.comm,
