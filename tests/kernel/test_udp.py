@@ -38,18 +38,23 @@ def _udp_socket(family: int, bind: str) -> socket.socket:
     return sock
 
 
-def unconnected_rr(bind: str, count_: int, size: int = 100) -> tuple[int, int, int]:
+def exchange(client: socket.socket, server: socket.socket, count_: int, size: int = 100) -> None:
     """``count_`` request/response exchanges between two unconnected sockets (sendto/recvfrom),
-    as a resolver and its client do. Returns (server port, client port, exchanges done)."""
+    as a resolver and its client do: the server answers whoever asked."""
+    target = server.getsockname()[:2]
+    for _ in range(count_):
+        client.sendto(b"q" * size, target)
+        data, peer = server.recvfrom(65536)
+        server.sendto(data, peer)
+        client.recvfrom(65536)
+
+
+def unconnected_rr(bind: str, count_: int) -> tuple[int, int, int]:
+    """``exchange`` on two new sockets; (server port, client port, exchanges done)."""
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET
     server, client = _udp_socket(family, bind), _udp_socket(family, bind)
     with server, client:
-        target = server.getsockname()[:2]
-        for _ in range(count_):
-            client.sendto(b"q" * size, target)
-            data, peer = server.recvfrom(65536)
-            server.sendto(data, peer)
-            client.recvfrom(65536)
+        exchange(client, server, count_)
         return server.getsockname()[1], client.getsockname()[1], count_
 
 
@@ -89,11 +94,7 @@ def test_port_filter_keeps_both_halves_of_unconnected_exchanges_and_no_other_por
     server.bind((bind, port))
     server.settimeout(5)
     with server, client, probes(port=str(port)) as source, OtherTraffic(bind) as other:
-        for _ in range(N):
-            client.sendto(b"q" * 100, (bind, port))
-            data, peer = server.recvfrom(65536)
-            server.sendto(data, peer)
-            client.recvfrom(65536)
+        exchange(client, server, N)
         client_port = client.getsockname()[1]
         time.sleep(0.05)
         other.done.set()
@@ -124,11 +125,7 @@ def test_lport_rport_and_addr_match_each_datagram_s_own_ends(which: str, half: s
     port = server.getsockname()[1]
     value = {"lport": str(port), "rport": str(port), "addr": "127.0.0.2"}[which]
     with server, client, probes(**{which: value}) as source:
-        for _ in range(N):
-            client.sendto(b"q" * 100, ("127.0.0.2", port))
-            data, peer = server.recvfrom(65536)
-            server.sendto(data, peer)
-            client.recvfrom(65536)
+        exchange(client, server, N)
         snap = source.poll()
         client_port = client.getsockname()[1]
     per_half = {"server": N, "client": N, "both": 2 * N}[half]
@@ -363,11 +360,7 @@ def test_a_server_with_50_peers_shows_each_peer_with_its_counts_and_times(bind: 
     try:
         with probes(port=str(port)) as source:
             for i, client in enumerate(clients):
-                for _ in range(rounds + (i == 0)):  # the first client is the busiest
-                    client.sendto(b"q" * 100, (bind, port))
-                    data, peer = server.recvfrom(65536)
-                    server.sendto(data, peer)
-                    client.recvfrom(65536)
+                exchange(client, server, rounds + (i == 0))  # the first client is the busiest
             snap = source.poll()
     finally:
         server.close()
@@ -403,11 +396,7 @@ def test_a_full_peer_table_refuses_new_peers_and_counts_their_datagrams(
     clients = [_udp_socket(socket.AF_INET, "127.0.0.1") for _ in range(peers_n)]
     with server, probes(port=str(port)) as source:
         for client in clients:
-            for _ in range(rounds):
-                client.sendto(b"q" * 100, ("127.0.0.1", port))
-                data, peer = server.recvfrom(65536)
-                server.sendto(data, peer)
-                client.recvfrom(65536)
+            exchange(client, server, rounds)
         snap = source.poll()
         for c in clients:
             c.close()
