@@ -136,6 +136,39 @@ def test_lport_rport_and_addr_match_each_datagram_s_own_ends(which: str, half: s
     assert rows == {p: (N, N) for p in kept}
 
 
+#: Run inside a namespace: ``exchange`` on the namespace's loopback with the server on PORT.
+_RR_IN_NS = """
+import socket, sys
+port, count = int(sys.argv[1]), int(sys.argv[2])
+server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+server.bind(("127.0.0.1", port))
+client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+client.bind(("127.0.0.1", 0))
+for _ in range(count):
+    client.sendto(b"q" * 100, ("127.0.0.1", port))
+    data, peer = server.recvfrom(65536)
+    server.sendto(data, peer)
+    client.recvfrom(65536)
+"""
+
+
+def test_port_with_netns_keeps_the_namespace_s_datagrams_only(veth: VethPair) -> None:
+    """The same port in two namespaces at once: --port P --netns A keeps A's 2N datagrams, not
+    this namespace's: the header decides the port, the socket still decides the namespace."""
+    with _udp_socket(socket.AF_INET, "127.0.0.1") as here:
+        port = here.getsockname()[1]
+        client = _udp_socket(socket.AF_INET, "127.0.0.1")
+        with client, probes(port=str(port), netns=veth.ns_a) as source:
+            there = _in_ns(veth, veth.ns_a, _RR_IN_NS, port, N)
+            exchange(client, here, N)
+            _out, err = there.communicate(timeout=60)
+            assert there.returncode == 0, err
+            snap = source.poll()
+    assert_counted(snap, SEND, "udp_l2", 2 * N)
+    assert_counted(snap, RECV, "udp_e2e", 2 * N)
+    assert all(s.netns_name == veth.ns_a for s in snap.sockets) and len(snap.sockets) == 2
+
+
 # ---- batched I/O: sendmmsg / recvmmsg ----
 
 

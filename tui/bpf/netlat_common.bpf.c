@@ -293,6 +293,25 @@ static __always_inline int addr_match(u64 sk, u16 family)
 #define HAVE_SK_FILTER 1
 #endif
 
+/* The socket filters that are not about its ends: protocol, namespace, cgroup. A UDP datagram
+ * whose own header decides ports and addresses (pkt_wanted) still passes these by its socket. */
+static __always_inline int sk_owner_wanted(u64 sk, struct skinfo *si)
+{
+#ifdef FILTER_PROTO
+	if (si->protocol != FILTER_PROTO)
+		return 0;
+#endif
+#ifdef FILTER_NETNS
+	if (sk_netns(sk) != FILTER_NETNS)
+		return 0;
+#endif
+#ifdef FILTER_CGROUP_ID
+	if (!cgroup_match(sk, si->state))
+		return 0;
+#endif
+	return 1;
+}
+
 /* Socket-level filters: family, protocol, ports, address. Without any, every socket passes
  * and nothing is read (``si`` is then left as it was). */
 static __always_inline int sk_wanted(u64 sk, struct skinfo *si)
@@ -304,10 +323,6 @@ static __always_inline int sk_wanted(u64 sk, struct skinfo *si)
 		return 0;
 #ifdef FILTER_FAMILY
 	if (si->family != FILTER_FAMILY)
-		return 0;
-#endif
-#ifdef FILTER_PROTO
-	if (si->protocol != FILTER_PROTO)
 		return 0;
 #endif
 #ifdef FILTER_PORT
@@ -326,15 +341,7 @@ static __always_inline int sk_wanted(u64 sk, struct skinfo *si)
 	if (!addr_match(sk, si->family))
 		return 0;
 #endif
-#ifdef FILTER_NETNS
-	if (sk_netns(sk) != FILTER_NETNS)
-		return 0;
-#endif
-#ifdef FILTER_CGROUP_ID
-	if (!cgroup_match(sk, si->state))
-		return 0;
-#endif
-	return 1;
+	return sk_owner_wanted(sk, si);
 }
 
 /* ---- a UDP datagram's own header: ports and addresses ---- */
@@ -450,15 +457,6 @@ static __always_inline int pkt_wanted(u64 ip, int outgoing)
 	return 1;
 }
 
-/* The protocol filter, for a datagram the packet filters decide. */
-static __always_inline int udp_proto_wanted(void)
-{
-#ifdef FILTER_PROTO
-	return FILTER_PROTO == PROTO_UDP;
-#else
-	return 1;
-#endif
-}
 #endif /* HAVE_PKT_FILTER */
 
 /* ---- UDP peers: per socket, the far ends its datagrams go to and come from ----

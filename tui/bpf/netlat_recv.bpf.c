@@ -146,7 +146,7 @@ static __always_inline int rx_wanted(struct rx_cur *cur, u64 sk, struct skinfo *
 {
 #ifdef HAVE_PKT_FILTER
 	if (si->protocol == PROTO_UDP && cur->pkt != PKT_NOT_UDP)
-		return cur->pkt == 1 && udp_proto_wanted();
+		return cur->pkt == 1 && sk_owner_wanted(sk, si);
 #endif
 	return sk_wanted(sk, si);
 }
@@ -483,7 +483,7 @@ static __always_inline struct sock_stats *rx_udp_row(u64 sk, u64 id, u64 e2e)
 #ifdef HAVE_PKT_FILTER
 	struct skinfo si = {};
 	if (sk_info(sk, &si) && si.protocol == PROTO_UDP) {
-		if (e2e && udp_proto_wanted())
+		if (e2e && sk_owner_wanted(sk, &si))
 			return sock_entry(sk, &si, id);
 		return sk_wanted(sk, &si) ? sock_row(sk, id) : 0;
 	}

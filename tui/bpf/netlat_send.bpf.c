@@ -170,7 +170,7 @@ static __always_inline int tx_wanted(u64 skb, u64 sk, struct skinfo *si)
 			w = m && m->pid_tgid == id && m->sk == sk && m->wanted;
 		else if (w == PKT_NOT_UDP)
 			w = sk_wanted(sk, si);
-		w = w && udp_proto_wanted();
+		w = w && sk_owner_wanted(sk, si);
 		if (m) {
 			m->pid_tgid = id;
 			m->sk = sk;
