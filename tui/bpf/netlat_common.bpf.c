@@ -423,18 +423,17 @@ static __always_inline u64 skb_ip_header(u64 skb)
 	defined(FILTER_ADDR_FAMILY) || defined(FILTER_FAMILY)
 #define HAVE_PKT_FILTER 1
 
-/* 1/0: whether the datagram whose IP header starts at ``ip`` passes the port, address and family
- * filters (``outgoing``: its source is the local end); PKT_NOT_UDP or PKT_FRAGMENT otherwise. */
-static __always_inline int pkt_wanted(u64 ip, int outgoing)
+/* 1/0: whether a datagram (``parsed``: what pkt_parse returned for ``ph``) passes the port,
+ * address and family filters (``outgoing``: its source is the local end); PKT_NOT_UDP or
+ * PKT_FRAGMENT when its header cannot say. */
+static __always_inline int pkt_wanted(int parsed, struct pkt_hdr *ph, int outgoing)
 {
-	struct pkt_hdr ph = {};
-	int r = pkt_parse(ip, &ph);
-	if (r != 1)
-		return r;
-	u16 lport = outgoing ? ph.sport : ph.dport;
-	u16 rport = outgoing ? ph.dport : ph.sport;
+	if (parsed != 1)
+		return parsed;
+	u16 lport = outgoing ? ph->sport : ph->dport;
+	u16 rport = outgoing ? ph->dport : ph->sport;
 #ifdef FILTER_FAMILY
-	if (ph.family != FILTER_FAMILY)
+	if (ph->family != FILTER_FAMILY)
 		return 0;
 #endif
 #ifdef FILTER_PORT
@@ -450,9 +449,9 @@ static __always_inline int pkt_wanted(u64 ip, int outgoing)
 		return 0;
 #endif
 #ifdef FILTER_ADDR_FAMILY
-	if (ph.family != FILTER_ADDR_FAMILY)
+	if (ph->family != FILTER_ADDR_FAMILY)
 		return 0;
-	return either_addr(ph.saddr, ph.daddr);
+	return either_addr(ph->saddr, ph->daddr);
 #endif
 	return 1;
 }

@@ -134,8 +134,9 @@ static __always_inline void rx_l2_done(u64 skb)
 		 * its headers are read while the skb is certainly alive (a GSO skb is segmented, and
 		 * freed, before its datagrams reach the socket) */
 		u64 data = 0;
+		struct pkt_hdr ph = {};
 		READ(data, skb, OFF_SKB_DATA);
-		cur->pkt = pkt_wanted(data, 0);
+		cur->pkt = pkt_wanted(pkt_parse(data, &ph), &ph, 0);
 #endif
 	}
 }

@@ -68,6 +68,7 @@ struct tx_entry {
 	u64 pid_tgid;
 	u32 len;
 	u32 flags;
+	struct peer_addr peer; /* UDP: where the datagram goes (family 0: unknown) */
 };
 BPF_ARRAY(tx_slots, struct tx_entry, 1 << SKB_SLOT_BITS);
 
@@ -156,16 +157,16 @@ struct udp_tx_mark {
 BPF_PERCPU_ARRAY(udp_tx_marks, struct udp_tx_mark, 1);
 #endif
 
-/* The filters for a packet at net_dev_queue: UDP by its headers (under a port/address filter),
- * anything else by its socket. */
-static __always_inline int tx_wanted(u64 skb, u64 sk, struct skinfo *si)
+/* The filters for a packet at net_dev_queue: UDP by its headers (under a port/address filter;
+ * ``parsed``: what pkt_parse returned for ``ph``), anything else by its socket. */
+static __always_inline int tx_wanted(u64 sk, struct skinfo *si, int parsed, struct pkt_hdr *ph)
 {
 #ifdef HAVE_PKT_FILTER
 	if (si->protocol == PROTO_UDP) {
 		u64 id = bpf_get_current_pid_tgid();
 		u32 zero = 0;
 		struct udp_tx_mark *m = udp_tx_marks.lookup(&zero);
-		int w = pkt_wanted(skb_ip_header(skb), 1);
+		int w = pkt_wanted(parsed, ph, 1);
 		if (w == PKT_FRAGMENT)
 			w = m && m->pid_tgid == id && m->sk == sk && m->wanted;
 		else if (w == PKT_NOT_UDP)
@@ -242,7 +243,15 @@ static __always_inline void tx_queue(u64 skb)
 
 	/* In the send syscall the socket is known to be TCP (the cursor says so): read nothing
 	 * from it unless a socket filter needs it. */
-	if ((!in_syscall && !sk_info(sk, &si)) || !tx_wanted(skb, sk, &si) || !dev_wanted(skb)) {
+	if (!in_syscall && !sk_info(sk, &si)) {
+		tx_forget(skb);
+		return;
+	}
+	/* a UDP datagram's own header: its ends for the filters and its peer (read here, where the
+	 * skb is certainly alive: after net_dev_xmit a NIC's completion may free it) */
+	struct pkt_hdr ph = {};
+	int parsed = si.protocol == PROTO_UDP ? pkt_parse(skb_ip_header(skb), &ph) : PKT_NOT_UDP;
+	if (!tx_wanted(sk, &si, parsed, &ph) || !dev_wanted(skb)) {
 		tx_forget(skb);
 		return;
 	}
@@ -264,6 +273,8 @@ static __always_inline void tx_queue(u64 skb)
 		}
 	} else if (si.protocol == PROTO_UDP) {
 		e.flags = TX_UDP;
+		if (parsed == 1)
+			peer_of(&ph, 1, &e.peer);
 #ifdef PROCESS_FILTER
 		if (!task_wanted(id)) { /* UDP is sent in the sender's own context */
 			tx_forget(skb);
@@ -327,14 +338,11 @@ static __always_inline void tx_event(void *ctx, struct tx_entry *v, u64 now, u64
 }
 
 /* A UDP datagram the device took: its socket's row for the peer it went to. */
-static __always_inline void tx_peer(u64 skb, struct tx_entry *v, u64 total)
+static __always_inline void tx_peer(struct tx_entry *v, u64 total)
 {
-	struct pkt_hdr ph = {};
-	struct peer_addr pa = {};
-	if (pkt_parse(skb_ip_header(skb), &ph) != 1)
+	if (!v->peer.family) /* a later IP fragment, or not UDP over IP */
 		return;
-	peer_of(&ph, 1, &pa);
-	struct peer_stats *p = peer_row(v->sk, &pa, 1);
+	struct peer_stats *p = peer_row(v->sk, &v->peer, 1);
 	if (!p)
 		return;
 	__sync_fetch_and_add(&p->tx_packets, 1);
@@ -380,7 +388,7 @@ static __always_inline void tx_done(void *ctx, u64 skb)
 	} else if (v.flags & TX_UDP) {
 		record(PATH_SEND, SLOT_SEND_UDP_L2, total);
 		count(PATH_SEND, CTR_UDP, 1);
-		tx_peer(skb, &v, total);
+		tx_peer(&v, total);
 	} else {
 		record(PATH_SEND, SLOT_SEND_DEFERRED, total);
 		count(PATH_SEND, CTR_DEFERRED, 1);
