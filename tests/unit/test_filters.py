@@ -66,3 +66,16 @@ def test_ipv4_address_is_four_bytes_in_network_order() -> None:
 
 def test_no_filters_no_defines() -> None:
     assert filter_defines(Filters()) == ""
+
+
+def test_an_unconnected_udp_socket_matches_port_and_addr_filters_through_its_peers() -> None:
+    from tui.model.snapshot import PeerStats, SocketStats
+
+    client = SocketStats(key=1, pid=1, comm="dig", protocol="UDP", family=4, laddr="0.0.0.0", lport=40000,
+                         raddr="0.0.0.0", rport=0, peers=(PeerStats(addr="10.0.0.53", port=53),))
+    assert Filters.parse(port="53").matches(client)
+    assert Filters.parse(rport="53").matches(client)
+    assert Filters.parse(addr="10.0.0.53").matches(client)
+    assert not Filters.parse(port="54").matches(client)
+    assert not Filters.parse(lport="53").matches(client)
+    assert not Filters.parse(addr="10.0.0.54").matches(client)

@@ -195,16 +195,19 @@ class Filters:
 
     def matches(self, item: SocketStats | PacketEvent) -> bool:
         """Whether a socket or sampled packet passes every filter that can apply to it (the
-        interface is not part of a socket or event, so ``iface`` never excludes one). This is the
-        socket's 4-tuple: an unconnected UDP socket whose datagrams the probes kept (they match
-        each datagram's header) does not pass here, in recorded or demo data."""
+        interface is not part of a socket or event, so ``iface`` never excludes one). The probes
+        match a UDP datagram by its own header, so an unconnected UDP socket's remote end here is
+        any of its listed peers (recorded and demo data; the busiest only)."""
+        peers = getattr(item, "peers", ())
+        rports = (item.rport, *(p.port for p in peers))
+        raddrs = (item.raddr, *(p.addr for p in peers))
         checks = (
             self.pid is None or item.pid == self.pid,
             self.comm is None or item.comm == self.comm,
-            self.port is None or self.port in (item.lport, item.rport),
+            self.port is None or self.port == item.lport or self.port in rports,
             self.lport is None or item.lport == self.lport,
-            self.rport is None or item.rport == self.rport,
-            self.addr is None or self.addr in (item.laddr, item.raddr),
+            self.rport is None or self.rport in rports,
+            self.addr is None or self.addr == item.laddr or self.addr in raddrs,
             self.family is None or (6 if ":" in item.laddr else 4) == self.family,
             self.protocol is None or item.protocol.lower() == self.protocol,
             self.cgroup is None or self.cgroup.covers(item.cgroup),
