@@ -193,14 +193,32 @@ static __always_inline struct sock_stats *tx_end_row(u64 sk, u64 id)
 	if (sk_info(sk, &si) && si.protocol == PROTO_UDP) {
 		u32 zero = 0;
 		struct udp_tx_mark *m = udp_tx_marks.lookup(&zero);
-		if (!m || m->pid_tgid != id || m->sk != sk)
+		int wanted = 0;
+		if (m && m->pid_tgid == id && m->sk == sk) {
+			m->sk = 0; /* consumed: one send, one datagram */
+			wanted = m->wanted;
+		}
+		/* a socket that passes the filters itself sends only datagrams that do */
+		if (!wanted && !sk_wanted(sk, &si))
 			return 0;
-		m->sk = 0; /* consumed: one send, one datagram */
-		return m->wanted ? sock_entry(sk, &si, id) : 0;
+		return sock_entry(sk, &si, id);
 	}
 #endif
 	return sock_row(sk, id);
 }
+
+#ifdef HAVE_PKT_FILTER
+/* A UDP datagram --sample does not follow still leaves its mark: the socket table counts every
+ * send call. */
+static __always_inline void tx_mark_only(u64 skb, u64 sk)
+{
+	struct skinfo si = {};
+	struct pkt_hdr ph = {};
+	if (!sk_info(sk, &si) || si.protocol != PROTO_UDP)
+		return;
+	tx_wanted(sk, &si, pkt_parse(skb_ip_header(skb), &ph), &ph);
+}
+#endif
 
 /* A packet we do not follow may reuse the address of one we did and never completed: make sure
  * the old entry cannot pair with it. */
@@ -227,6 +245,10 @@ static __always_inline void tx_queue(u64 skb)
 	int mine = c && c->sk == sk;
 	/* sampling: in-syscall packets follow their send's decision, others decide here */
 	if (mine ? c->skip : !sampled()) {
+#if defined(HAVE_PKT_FILTER) && SAMPLE_EVERY > 1
+		if (!mine)
+			tx_mark_only(skb, sk);
+#endif
 		tx_forget(skb);
 		return;
 	}
