@@ -284,3 +284,19 @@ def test_nic_first_sight_at_netif_rx_or_without_rps_fails(nic: dict) -> None:
     bad["scenarios"]["nic"]["evidence"]["softnet"][1]["rps"] = 0
     with pytest.raises(AssertionError, match="no packet came through RPS"):
         fig.check_nic_rps(bad)
+
+
+@pytest.mark.parametrize(("plan", "lost", "fails"), [
+    ("tracepoint", 1, True), ("fentry", 1, False), ("kprobe", 1, False), ("fentry", 2, True),
+])
+def test_function_plans_may_lose_one_unreported_veth_read_and_no_more(
+    healthy: dict, plan: str, lost: int, fails: bool
+) -> None:
+    bad = _with_stage(healthy, "veth", "recv", "e2e", [40.0] * (2 * N_VETH - lost))
+    for scenario in bad["scenarios"].values():
+        scenario["summary"]["plan"] = {**PLAN, "name": plan}
+    if fails:
+        with pytest.raises(AssertionError, match=f"veth recv e2e: {2 * N_VETH - lost} reads"):
+            fig.check_veth_counts(bad)
+    else:
+        fig.check_veth_counts(bad)

