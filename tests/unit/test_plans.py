@@ -159,6 +159,26 @@ def test_fentry_plan_tries_fentry_per_function_and_keeps_every_kprobe_as_fallbac
     assert plans.NO_SOCK_NOTE not in plan.info.merged
 
 
+def test_a_fentry_plan_whose_every_hook_fell_back_is_named_kprobe_or_refused_when_asked_for() -> None:
+    plan = plans.fentry_plan(KALLSYMS)
+    kprobes = tuple((by, sym, kind) for kind, sym, by in plan.attach)
+    refused = {hook: "attach refused: Permission denied" for hook in plan.fentry}
+    # auto: what runs is the kprobe plan, with its own event names
+    ran = plans.attached_plan(plan, kprobes, "auto", refused)
+    assert ran.info.name == "kprobe" and not ran.fentry
+    assert ran.info.hooks == kprobes
+    assert ran.info.stages[SEND][0].opens.startswith("kprobe:")
+    with pytest.raises(UserError, match="--probes fentry: no function attaches with fentry here "
+                       r"\(attach refused: Permission denied\)"):
+        plans.attached_plan(plan, kprobes, "fentry", refused)
+    # one hook on fentry: still the fentry plan, which says per hook what it got
+    mixed = (("tcp_sendmsg", "tcp_sendmsg", "fentry"), *kprobes)
+    assert plans.attached_plan(plan, mixed, "auto", refused).info.name == "fentry"
+    # the kprobe plan is taken as attached
+    kp = plans.kprobe_plan(KALLSYMS)
+    assert plans.attached_plan(kp, kprobes, "kprobe", {}).info.name == "kprobe"
+
+
 def test_without_a_socket_layer_hook_the_plan_says_so() -> None:
     plan = plans.kprobe_plan(KALLSYMS)
     assert "sock" not in [s.key for s in plan.info.stages[SEND]]

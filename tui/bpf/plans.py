@@ -422,6 +422,24 @@ def fentry_plan(kallsyms: dict[str, str] | None = None, optional_tracepoints: tu
     return kprobe_plan(kallsyms, optional_tracepoints, name=_FE)
 
 
+def attached_plan(plan: Plan, hooks: tuple[tuple[str, str, str], ...], requested: str,
+                  refused: dict[str, str]) -> Plan:
+    """The plan as it was really attached: ``hooks`` are (hook, symbol, attach type) from attach().
+
+    The fentry plan falls back per hook to kprobes; when no hook took fentry at all (a kernel whose
+    BTF and trampolines say yes but that refuses every attach), what runs is the kprobe plan, and
+    saying "fentry" would be a lie: under ``--probes auto`` it is named kprobe, under an explicit
+    ``--probes fentry`` it is refused (UserError, one line)."""
+    if not plan.fentry or any(kind in ("fentry", "fexit") for _hook, _sym, kind in hooks):
+        return replace(plan, info=replace(plan.info, hooks=hooks))
+    why = next(iter(refused.values()), "no hook attached")
+    if requested == _FE:
+        raise UserError(f"--probes fentry: no function attaches with fentry here ({why}); "
+                        "try --probes kprobe")
+    info = replace(_function_info(_KP, plan.kprobes), sample=plan.info.sample, hooks=hooks)
+    return replace(plan, info=info, fentry={})
+
+
 def _why_not_tracepoint(features: KernelFeatures) -> str | None:
     if not features.btf:
         return "the kernel has no BTF (/sys/kernel/btf/vmlinux), needed for struct offsets"

@@ -312,8 +312,15 @@ class LiveSource(SourceContext):
                 self.close()
                 why = error_line(chatter(), exc)
                 raise SourceError(f"cannot attach the {plan.info.name} probes: {why}") from None
-        self.plan = replace(plan, info=replace(plan.info, hooks=hooks))
-        if refused:
+        try:
+            self.plan = plans.attached_plan(plan, hooks, self.probes, refused)
+        except UserError as exc:
+            self.close()
+            raise SourceError(one_line(exc)) from None
+        if refused and not self.plan.fentry:
+            self.notes = (*self.notes, f"fentry refused by every hook (e.g. {next(iter(refused.values()))}): "
+                          "the kprobe plan runs")
+        elif refused:
             self.notes = (*self.notes, f"fentry refused, kprobe instead: {', '.join(sorted(refused))} "
                           f"(e.g. {next(iter(refused.values()))})")
         try:
