@@ -184,6 +184,16 @@ def test_udp_check_wants_every_datagram_once_and_no_peek_counted() -> None:
         fig.check_udp(_udp_result(100, (50, 50), e2e=3))
 
 
+def test_a_socket_may_count_a_retransmitted_segment_only_if_the_kernel_retransmitted(healthy: dict) -> None:
+    for s in healthy["scenarios"]["veth"]["summary"]["sockets"]:
+        s["tx_packets"] = N_VETH + 1
+    with pytest.raises(AssertionError, match=r"'tx_packets': 61"):
+        fig.check_veth_counts(healthy)
+    for scenario in ("veth", "tbf"):
+        healthy["scenarios"][scenario]["truth"].update(retrans=1, data_segs_out=2 * N_VETH + 1)
+    fig.check_veth_counts(healthy)
+
+
 # ---- the NIC scenarios (nic, nic_bulk, nic_tbf) ----
 
 N_NIC, BULK = 50, 1 << 20

@@ -132,6 +132,14 @@ def each_counted(got: int, expected: int, skipped: int) -> bool:
     return expected - skipped <= got <= expected
 
 
+def socket_counted(s: Doc, key: str, t: Doc, skipped: int) -> bool:
+    """A TCP socket row's packets: one per exchange each way. Sent packets are the kernel's own
+    data_segs_out, which counts a retransmitted segment again (a TCG vCPU stall can fire the loss
+    probe; behind the tbf one was seen): each retransmission of the scenario allows one more."""
+    extra = t.get("retrans", 0) if key == "tx_packets" and s["protocol"] == "TCP" else 0
+    return t["exchanges"] - skipped <= s[key] <= t["exchanges"] + extra
+
+
 def check_loopback_counts(result: Doc) -> None:
     """Every request and every response is one packet, counted once in every stage."""
     doc, t = summary(result, "loopback"), truth(result, "loopback")
@@ -177,7 +185,7 @@ def check_loopback_sockets(result: Doc) -> None:
     for s in busy:
         assert port in (s["local"].rsplit(":", 1)[1], s["remote"].rsplit(":", 1)[1]), s
         assert s["local"].startswith("127.0.0.1:") and s["remote"].startswith("127.0.0.1:"), s
-        assert each_counted(s["tx_packets"], t["exchanges"], missed(doc, "send")), (s, missed(doc, "send"))
+        assert socket_counted(s, "tx_packets", t, missed(doc, "send")), (s, missed(doc, "send"), t)
         assert each_counted(s["rx_packets"], t["exchanges"], missed(doc, "recv")), (s, missed(doc, "recv"))
 
 
@@ -233,7 +241,7 @@ def check_veth_counts(result: Doc) -> None:
             addrs = (s["local"], s["remote"])
             assert all(a.startswith("10.231.0.") for a in addrs), f"{scenario}: {s}"
             for key, path in (("tx_packets", "send"), ("rx_packets", "recv")):
-                assert each_counted(s[key], t["exchanges"], missed(doc, path)), \
+                assert socket_counted(s, key, t, missed(doc, path)), \
                     f"{scenario}: {s} ({missed(doc, path)} {path} runs missed)"
 
 
@@ -384,8 +392,8 @@ def _check_nic_sockets(doc: Doc, t: Doc, scenario: str, key: str, path: str) -> 
     assert len(busy) == 2, f"{scenario}: {busy}"
     for s in busy:
         assert s["local"].startswith(NIC_NET) and s["remote"].startswith(NIC_NET), f"{scenario}: {s}"
-        assert each_counted(s[key], t["exchanges"], missed(doc, path)), \
-            f"{scenario}: {s} ({missed(doc, path)} {path} runs missed)"
+        assert socket_counted(s, key, t, missed(doc, path)), \
+            f"{scenario}: {s} ({missed(doc, path)} {path} runs missed, {t.get('retrans')} retrans)"
 
 
 def check_nic_counts(result: Doc, path: str) -> None:
