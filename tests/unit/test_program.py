@@ -148,7 +148,7 @@ def test_every_table_name_in_the_c_is_defined_once_preprocessed(
     left = set(re.findall(r"\b(?:SLOT_\w+|CTR_\w+|PATH_SEND|PATH_RECV|NR_\w+|EV_STAGES|SLOTS_PER_PATH)\b",
                           out.stdout))
     assert not left
-    assert "stage_hists, struct stage_hist, 2 * 9" in out.stdout
+    assert f"stage_hists, struct stage_hist, 2 * {plans.SLOTS_PER_PATH}" in out.stdout
 
 
 def test_fentry_programs_call_their_handler_with_the_return_value_after_the_arguments(

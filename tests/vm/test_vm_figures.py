@@ -162,14 +162,15 @@ def test_a_missed_counter_past_reason_fails(healthy: dict) -> None:
         fig.check_loopback_counts(_missed(healthy, "loopback", "recv", fig.MAX_MISSED + 1))
 
 
-def _udp_result(udp_e2e: int, rx: tuple[int, int], e2e: int = 0) -> dict:
+def _udp_result(udp_e2e: int, rx: tuple[int, int], e2e: int = 0, tx: tuple[int, int] = (50, 50)) -> dict:
     paths = _paths(1, [5.0])
     paths["recv"]["totals"]["udp_e2e"] = _stat([40.0] * udp_e2e)
     paths["recv"]["totals"]["e2e"] = _stat([40.0] * e2e)
     paths["recv"]["counters"] = {"stale": 0}
-    socks = [dict(_socket("127.0.0.1:5000", "0.0.0.0:0", 0), protocol="UDP", rx_packets=rx[0], tx_packets=50),
+    socks = [dict(_socket("127.0.0.1:5000", "0.0.0.0:0", 0), protocol="UDP", rx_packets=rx[0],
+                  tx_packets=tx[0]),
              dict(_socket("127.0.0.1:40000", "127.0.0.1:5000", 0), protocol="UDP", rx_packets=rx[1],
-                  tx_packets=50)]
+                  tx_packets=tx[1])]
     return {"scenarios": {"udp": {"truth": {"port": 5000, "exchanges": 50},
                                   "summary": {"plan": PLAN, "paths": paths, "sockets": socks}}}}
 
@@ -182,6 +183,26 @@ def test_udp_check_wants_every_datagram_once_and_no_peek_counted() -> None:
         fig.check_udp(_udp_result(100, (100, 50)))
     with pytest.raises(AssertionError, match="TCP's end to end"):
         fig.check_udp(_udp_result(100, (50, 50), e2e=3))
+
+    with pytest.raises(AssertionError, match="UDP sends"):
+        fig.check_udp(_udp_result(100, (50, 50), tx=(50, 49)))
+
+
+def test_function_plans_time_every_udp_send_from_udp_sendmsg_once() -> None:
+    def plan_result(sent: int, mean_us: float = 60.0) -> dict:
+        result = _udp_result(100, (50, 50))
+        doc = result["scenarios"]["udp"]["summary"]
+        doc["plan"] = copy.deepcopy(PLAN)
+        doc["plan"]["stages"]["send"].append(_spec("udp", "u0", "d", True))
+        doc["paths"]["send"]["totals"]["udp"] = _stat([mean_us] * sent)
+        doc["paths"]["send"]["totals"]["udp_l2"] = _stat([40.0] * 100)
+        return result
+
+    fig.check_udp(plan_result(100))
+    with pytest.raises(AssertionError, match="UDP send: 99"):
+        fig.check_udp(plan_result(99))
+    with pytest.raises(AssertionError):  # shorter than its own device part: a wrong start
+        fig.check_udp(plan_result(100, mean_us=20.0))
 
 
 def test_a_socket_may_count_a_retransmitted_segment_only_if_the_kernel_retransmitted(healthy: dict) -> None:

@@ -201,8 +201,20 @@ def check_udp(result: Doc) -> None:
     assert doc["paths"]["recv"]["counters"]["stale"] == 0
     udp = [s for s in doc["sockets"] if s["protocol"] == "UDP" and (s["tx_packets"] or s["rx_packets"])]
     assert len(udp) == 2, udp
+    tx_missed = missed(doc, "send")
     for s in udp:
         assert each_counted(s["rx_packets"], t["exchanges"], rx_missed), f"peeks counted as reads? {s}"
+        # every send call counts, the connected client's send() and the server's sendto() alike
+        assert each_counted(s["tx_packets"], t["exchanges"], tx_missed), f"UDP sends: {s}"
+    if "udp" in [x["key"] for x in specs(doc, "send")]:
+        # function plans: each datagram timed from udp_sendmsg down to the device, once, and that
+        # takes at least its net_dev_queue -> device part (UDP L2; means of bucket midpoints)
+        sent = stat(doc, "send", "udp")
+        assert each_counted(sent["count"], datagrams, tx_missed), \
+            f"UDP send: {sent['count']}, expected {datagrams} ({tx_missed} missed)"
+        l2 = stat(doc, "send", "udp_l2")
+        assert each_counted(l2["count"], datagrams, tx_missed), l2
+        assert sent["mean_us"] >= (1 - SUM_TOLERANCE) * l2["mean_us"], (sent, l2)
 
 
 ALL_TOTALS = (("send", "total"), ("recv", "stack"), ("recv", "e2e"))

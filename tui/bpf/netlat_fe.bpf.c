@@ -29,6 +29,21 @@ static __always_inline void fx_tcp_sendmsg(u64 *ctx, int ret)
 	tx_end(ctx[0], ret);
 }
 
+/* udp_sendmsg(sk, msg, len) / udpv6_sendmsg */
+static __always_inline void fe_udp_sendmsg(u64 *ctx)
+{
+	tx_udp_begin(ctx[0]);
+}
+
+/* fexit udp_sendmsg: end of the UDP send. Only while its cursor is open: udpv6_sendmsg calls
+ * udp_sendmsg for a v4-mapped peer, and the send must count once (the inner exit closes it). */
+static __always_inline void fx_udp_sendmsg(u64 *ctx, int ret)
+{
+	struct cursor *c = cursor_get(bpf_get_current_pid_tgid(), 0);
+	if (c && c->sk == ctx[0])
+		tx_end(ctx[0], ret);
+}
+
 /* __ip_queue_xmit(sk, skb, ...) / ip_queue_xmit / ip6_xmit */
 static __always_inline void fe_ip_queue_xmit(u64 *ctx)
 {

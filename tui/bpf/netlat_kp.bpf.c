@@ -39,6 +39,23 @@ int kr_tcp_sendmsg(struct pt_regs *ctx)
 	return 0;
 }
 
+/* udp_sendmsg(sk, msg, len) / udpv6_sendmsg: a UDP send from L4 */
+int kp_udp_sendmsg(struct pt_regs *ctx)
+{
+	tx_udp_begin(PT_REGS_PARM1(ctx));
+	return 0;
+}
+
+/* kretprobe udp_sendmsg: end of the UDP send (its socket row counts the call) */
+int kr_udp_sendmsg(struct pt_regs *ctx)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	struct cursor *c = cursor_get(id, 0);
+	if (c && c->sk)
+		tx_end(c->sk, (int)PT_REGS_RC(ctx));
+	return 0;
+}
+
 /* ip_queue_xmit(sk, skb, fl) / __ip_queue_xmit / ip6_xmit(sk, skb, ...) */
 int kp_ip_queue_xmit(struct pt_regs *ctx)
 {

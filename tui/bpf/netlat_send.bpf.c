@@ -22,6 +22,7 @@
 
 #define TX_IN_SYSCALL 1
 #define TX_UDP 2
+#define TX_UDP_L4 4 /* a UDP datagram followed from udp_sendmsg (kprobe/fentry plans) */
 
 struct cursor {
 	u64 t;          /* start of the current in-syscall stretch */
@@ -33,6 +34,7 @@ struct cursor {
 	u64 t_sock;     /* kprobe/fentry plans: sock_sendmsg of the send in progress, 0 = none */
 	u64 sock_sk;    /* its socket's sk */
 	u64 l5;         /* socket layer time of this send (sock_sendmsg -> tcp_sendmsg), 0 = unknown */
+	u64 udp;        /* kprobe/fentry plans: the send in progress is udp_sendmsg's */
 };
 #ifdef HAVE_TASK_STORAGE
 /* Task-local storage: the cheapest per-thread state (no hash lookup), Linux 5.11+. */
@@ -136,12 +138,23 @@ static __always_inline void tx_begin(u64 sk)
 	 * that its packets are not mistaken for deferred ones, and costs no clock read */
 	c->skip = !sampled();
 	c->l5 = 0;
+	c->udp = 0;
 	if (!c->skip) {
 		c->t = bpf_ktime_get_ns();
 		if (c->t_sock && c->sock_sk == sk && c->t - c->t_sock < AGE_LIMIT_NS)
 			c->l5 = c->t - c->t_sock;
 	}
 	c->t_sock = 0;
+}
+
+/* kprobe/fentry plans: udp_sendmsg(sk, msg, len) / udpv6_sendmsg: a UDP datagram's L4 starts.
+ * The cursor works as for TCP; its datagrams are told apart at net_dev_queue (TX_UDP_L4). */
+static __always_inline void tx_udp_begin(u64 sk)
+{
+	tx_begin(sk);
+	struct cursor *c = cursor_get(bpf_get_current_pid_tgid(), 0);
+	if (c && c->sk == sk)
+		c->udp = 1;
 }
 
 #ifdef HAVE_PKT_FILTER
@@ -254,6 +267,8 @@ static __always_inline void tx_queue(u64 skb)
 	}
 	u64 now = bpf_ktime_get_ns();
 	int in_syscall = mine && now - c->t < AGE_LIMIT_NS;
+	int udp_l4 = in_syscall && c->udp; /* a datagram of the udp_sendmsg in progress */
+	in_syscall = in_syscall && !c->udp;
 	if (in_syscall) {
 		/* The send's own data sits in page fragments (tcp_sendmsg copies only into frags), so
 		 * data_len > 0. A linear skb leaving in the window is TCP's own control packet, such as
@@ -295,6 +310,10 @@ static __always_inline void tx_queue(u64 skb)
 		}
 	} else if (si.protocol == PROTO_UDP) {
 		e.flags = TX_UDP;
+		if (udp_l4) {
+			e.flags |= TX_UDP_L4;
+			e.t_begin = c->t;
+		}
 		if (parsed == 1)
 			peer_of(&ph, 1, &e.peer);
 #ifdef PROCESS_FILTER
@@ -409,6 +428,8 @@ static __always_inline void tx_done(void *ctx, u64 skb)
 		}
 	} else if (v.flags & TX_UDP) {
 		record(PATH_SEND, SLOT_SEND_UDP_L2, total);
+		if (v.flags & TX_UDP_L4) /* from udp_sendmsg: the sender's own syscall down to the device */
+			record(PATH_SEND, SLOT_SEND_UDP, now - v.t_begin);
 		count(PATH_SEND, CTR_UDP, 1);
 		tx_peer(&v, total);
 	} else {

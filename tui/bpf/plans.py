@@ -37,10 +37,10 @@ from tui.model.snapshot import RECV, SEND, PlanInfo, StageSpec
 
 #: Path -> its index (key of path_counters; stage_hists key = path index * SLOTS_PER_PATH + slot).
 PATH_INDEX = {SEND: 0, RECV: 1}
-SLOTS_PER_PATH = 9
+SLOTS_PER_PATH = 10
 #: Stage slots: stage or total key -> slot in the path's row of the kernel histogram array.
 SEND_SLOTS = {"tcp_ip": 0, "qdisc": 1, "device": 2, "total": 3, "deferred": 4, "udp_l2": 5,
-              "tcp": 6, "ip": 7, "sock": 8}
+              "tcp": 6, "ip": 7, "sock": 8, "udp": 9}
 RECV_SLOTS = {"backlog": 0, "ip_tcp": 1, "sock_queue": 2, "copy": 3, "stack": 4, "e2e": 5,
               "ip": 6, "tcp": 7, "udp_e2e": 8}
 SLOTS = {SEND: SEND_SLOTS, RECV: RECV_SLOTS}
@@ -78,7 +78,8 @@ COUNTERS: dict[str, dict[str, int]] = {
 #: ``rtp_``, ``kp_``, ``kr_``); every other program of a plan is on the receive path.
 SEND_HOOKS = frozenset({"tcp_sendmsg_locked", "net_dev_queue", "net_dev_start_xmit", "net_dev_xmit",
                         "sock_send_length", "tcp_sendmsg", "ip_queue_xmit", "sock_sendmsg",
-                        "__ip_queue_xmit", "ip6_xmit", "__sock_sendmsg", "security_socket_sendmsg"})
+                        "__ip_queue_xmit", "ip6_xmit", "__sock_sendmsg", "security_socket_sendmsg",
+                        "udp_sendmsg", "udpv6_sendmsg"})
 _PROGRAM_PREFIXES = ("raw_tracepoint__", "rtp_", "kp_", "kr_", "kfunc__", "kretfunc__")
 
 
@@ -147,6 +148,11 @@ TRACEPOINT_INFO = PlanInfo(
 #: The socket layer of a send (kprobe and fentry plans, where sock_sendmsg can be hooked).
 SOCK_STAGE = _s("sock", "socket", "L5", "kprobe:sock_sendmsg", "kprobe:tcp_sendmsg")
 NO_SOCK_NOTE = "send: the socket layer (sock_sendmsg -> tcp_sendmsg) is not split from TCP"
+#: A UDP send from UDP (L4) down to the device (kprobe and fentry plans, where udp_sendmsg resolved).
+UDP_SEND_TOTAL = _s("udp", "UDP send", "L4-L2", "kprobe:udp_sendmsg", "net:net_dev_xmit", True)
+UDP_L2_ONLY_NOTE = "send: UDP is timed from net_dev_queue only (UDP L2)"
+UDP_SEND_NOTE = ("send: a UDP datagram is timed from udp_sendmsg to the device ('UDP send', in the "
+                 "sender's syscall) and from net_dev_queue ('UDP L2')")
 
 KPROBE_INFO = PlanInfo(
     name=_KP,
@@ -182,7 +188,7 @@ KPROBE_INFO = PlanInfo(
         NO_SOCK_NOTE,
         "send: qdisc/device/total count packets sent inside the send syscall; packets leaving "
         "later (softirq, timers, ACKs) are in 'deferred L2'",
-        "send: UDP is timed from net_dev_queue only (UDP L2)",
+        UDP_L2_ONLY_NOTE,
         "recv: UDP has no socket queue/copy split: a datagram is timed to the end of the "
         "udp_recvmsg that took it ('UDP to app')",
         "L3/L4 boundaries come from kprobes: not validated on the development kernel (no kprobes)",
@@ -225,6 +231,8 @@ KPROBE_OPTIONAL: dict[str, tuple[str, ...]] = {
     # __sock_sendmsg and of the older sock_sendmsg alike (a function wherever LSMs are built in)
     "sock_sendmsg": ("__sock_sendmsg", "security_socket_sendmsg", "sock_sendmsg"),
     "ip6_xmit": ("ip6_xmit",),
+    "udp_sendmsg": ("udp_sendmsg",),
+    "udpv6_sendmsg": ("udpv6_sendmsg",),
     "tcp_v6_rcv": ("tcp_v6_rcv",),
     "udpv6_rcv": ("udpv6_rcv",),
     "udpv6_recvmsg": ("udpv6_recvmsg",),
@@ -235,6 +243,8 @@ _KPROBE_ATTACH: dict[str, tuple[tuple[str, str], ...]] = {
     "tcp_sendmsg": (("kprobe", "kp_tcp_sendmsg"), ("kretprobe", "kr_tcp_sendmsg")),
     "ip_queue_xmit": (("kprobe", "kp_ip_queue_xmit"),),
     "ip6_xmit": (("kprobe", "kp_ip_queue_xmit"),),
+    "udp_sendmsg": (("kprobe", "kp_udp_sendmsg"), ("kretprobe", "kr_udp_sendmsg")),
+    "udpv6_sendmsg": (("kprobe", "kp_udp_sendmsg"), ("kretprobe", "kr_udp_sendmsg")),
     "tcp_v4_rcv": (("kprobe", "kp_l4_rcv"),),
     "tcp_v6_rcv": (("kprobe", "kp_l4_rcv"),),
     "udp_rcv": (("kprobe", "kp_l4_rcv"),),
@@ -252,6 +262,8 @@ FENTRY_HANDLERS: dict[str, tuple[tuple[str, str], ...]] = {
     "tcp_sendmsg": (("fentry", "fe_tcp_sendmsg"), ("fexit", "fx_tcp_sendmsg")),
     "ip_queue_xmit": (("fentry", "fe_ip_queue_xmit"),),
     "ip6_xmit": (("fentry", "fe_ip_queue_xmit"),),
+    "udp_sendmsg": (("fentry", "fe_udp_sendmsg"), ("fexit", "fx_udp_sendmsg")),
+    "udpv6_sendmsg": (("fentry", "fe_udp_sendmsg"), ("fexit", "fx_udp_sendmsg")),
     "tcp_v4_rcv": (("fentry", "fe_l4_rcv"),),
     "tcp_v6_rcv": (("fentry", "fe_l4_rcv"),),
     "udp_rcv": (("fentry", "fe_l4_rcv"),),
@@ -382,6 +394,9 @@ def _function_info(name: str, resolved: dict[str, str]) -> PlanInfo:
     if "sock_sendmsg" in resolved:
         info = replace(info, stages={**info.stages, SEND: (SOCK_STAGE, *info.stages[SEND])},
                        merged=tuple(m for m in info.merged if m != NO_SOCK_NOTE))
+    if "udp_sendmsg" in resolved:
+        info = replace(info, totals={**info.totals, SEND: (*info.totals[SEND], UDP_SEND_TOTAL)},
+                       merged=tuple(UDP_SEND_NOTE if m == UDP_L2_ONLY_NOTE else m for m in info.merged))
     if name == _FE:
         def ev(text: str) -> str:
             return text.replace("kretprobe:", "fexit:").replace("kprobe:", "fentry:")
