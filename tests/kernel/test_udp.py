@@ -114,6 +114,12 @@ def test_port_filter_keeps_both_halves_of_unconnected_exchanges_and_no_other_por
             "UDP", 6 if ":" in bind else 4, N, N)
         assert row.recv_hist.total == N
     assert rows[client_port].rport == 0  # unconnected: its socket names no peer
+    # The event log names each sent datagram's own peer, not the unconnected socket's 0.0.0.0:0.
+    sent = [e for e in snap.events if e.path == SEND]
+    assert sent, "no sampled send event"
+    ends = {(port, client_port), (client_port, port)}
+    for e in sent:
+        assert e.protocol == "UDP" and (e.lport, e.rport) in ends and e.raddr == bind, e
 
 
 @pytest.mark.parametrize(("which", "half"), [("lport", "server"), ("rport", "client"), ("addr", "both")])

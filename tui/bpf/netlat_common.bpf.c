@@ -749,9 +749,16 @@ static __always_inline void event_sock(struct event *ev, u64 sk)
 	}
 }
 
-static __always_inline void emit(void *ctx, struct event *ev, u64 sk)
+/* ``peer``: where a UDP datagram went or came from (family 0: unknown), shown instead of the
+ * socket's remote end, which an unconnected socket does not have (0.0.0.0:0). */
+static __always_inline void emit(void *ctx, struct event *ev, u64 sk, struct peer_addr *peer)
 {
 	event_sock(ev, sk);
+	if (peer && peer->family) {
+		ev->family = peer->family == AF_INET_ ? 4 : 6; /* a v6 socket may send to a v4 peer */
+		ev->rport = peer->port;
+		__builtin_memcpy(ev->raddr, peer->addr, 16);
+	}
 #ifdef USE_RINGBUF
 	if (events.ringbuf_output(ev, sizeof(*ev), 0) != 0)
 		count(ev->path, CTR_EVENTS_LOST, 1);

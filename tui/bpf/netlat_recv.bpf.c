@@ -470,7 +470,7 @@ static __always_inline void rx_event(void *ctx, struct rx_read *v, u64 sk, u64 n
 		ev.l3_ns = v->t_l4 - v->t1; /* kprobe plan: the IP part of stages_ns[SLOT_RECV_IP_TCP] */
 	ev.total_ns = now - v->t0;
 	event_task(&ev, id);
-	emit(ctx, &ev, sk);
+	emit(ctx, &ev, sk, 0);
 }
 
 /* The row a UDP read of socket sk counts in (rx_end): sock_row's; but under a port/address

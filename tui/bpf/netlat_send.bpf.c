@@ -375,7 +375,7 @@ static __always_inline void tx_event(void *ctx, struct tx_entry *v, u64 now, u64
 	ev.total_ns = total;
 	if (!deferred) /* a deferred packet leaves outside its sender's context */
 		event_task(&ev, v->pid_tgid);
-	emit(ctx, &ev, v->sk);
+	emit(ctx, &ev, v->sk, &v->peer); /* family 0 unless a UDP datagram (tx_queue) */
 }
 
 /* A UDP datagram the device took: its socket's row for the peer it went to. */
