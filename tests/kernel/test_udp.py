@@ -114,12 +114,16 @@ def test_port_filter_keeps_both_halves_of_unconnected_exchanges_and_no_other_por
             "UDP", 6 if ":" in bind else 4, N, N)
         assert row.recv_hist.total == N
     assert rows[client_port].rport == 0  # unconnected: its socket names no peer
-    # The event log names each sent datagram's own peer, not the unconnected socket's 0.0.0.0:0.
-    sent = [e for e in snap.events if e.path == SEND]
-    assert sent, "no sampled send event"
+    # The event log has both paths' datagrams, each naming its own peer (not the unconnected
+    # socket's 0.0.0.0:0); a received one carries its first sight to the end of its read.
     ends = {(port, client_port), (client_port, port)}
-    for e in sent:
-        assert e.protocol == "UDP" and (e.lport, e.rport) in ends and e.raddr == bind, e
+    for path in (SEND, RECV):
+        events = [e for e in snap.events if e.path == path]
+        assert events, f"no sampled {path} event"
+        for e in events:
+            assert e.protocol == "UDP" and (e.lport, e.rport) in ends and e.raddr == bind, e
+    for e in (e for e in snap.events if e.path == RECV):
+        assert set(e.stages_ns) == {"backlog", "ip_tcp"} and e.total_ns > sum(e.stages_ns.values()), e
 
 
 @pytest.mark.parametrize(("which", "half"), [("lport", "server"), ("rport", "client"), ("addr", "both")])

@@ -287,9 +287,24 @@ static __always_inline void udp_forget(u64 skb)
 		e->t0 = 0;
 }
 
+/* The sampled event of a UDP datagram a read closed: first sight to the end of the read, with its
+ * L2 and L3/L4 stages (no socket queue/copy split for UDP) and the peer it came from. */
+static __always_inline void udp_event(void *ctx, struct rx_entry *v, u64 sk, u64 now, int ret, u64 id,
+				      struct peer_addr *pa)
+{
+	struct event ev = {.time_ns = now, .path = PATH_RECV, .len = ret > 0 ? ret : 0};
+	ev.stages_ns[SLOT_RECV_BACKLOG] = v->t1 - v->t0;
+	ev.stages_ns[SLOT_RECV_IP_TCP] = v->t2 - v->t1;
+	if (v->t_l4 > v->t1)
+		ev.l3_ns = v->t_l4 - v->t1;
+	ev.total_ns = now - v->t0;
+	event_task(&ev, id);
+	emit(ctx, &ev, sk, pa);
+}
+
 /* A read of UDP socket sk ended: close the followed datagram it took off the queue. Returns
  * its time to the application (0 when none closed) for rx_end's socket accounting. */
-static __always_inline u64 udp_read(u64 sk, u64 id)
+static __always_inline u64 udp_read(void *ctx, u64 sk, u64 id, int ret)
 {
 	struct udp_pending *p = udp_waiting.lookup(&sk);
 	if (!p)
@@ -356,6 +371,8 @@ static __always_inline u64 udp_read(u64 sk, u64 id)
 		if (e2e > row->rx_max)
 			row->rx_max = e2e; /* racy between CPUs: a display figure */
 	}
+	if (event_allowed(PATH_RECV, now))
+		udp_event(ctx, &v, sk, now, ret, id, &pa);
 	return e2e;
 }
 #endif
@@ -508,7 +525,7 @@ static __always_inline void rx_end(void *ctx, u64 sk, int ret, u64 flags)
 		u64 e2e = 0;
 #ifdef UDP_E2E
 		if (ret >= 0 && !(flags & MSG_PEEK_))
-			e2e = udp_read(sk, id);
+			e2e = udp_read(ctx, sk, id, ret);
 #endif
 		if ((!bytes && !e2e) || !task_wanted(id))
 			return;
