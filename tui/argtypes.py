@@ -117,3 +117,16 @@ def ipv4_port(text: str) -> tuple[str, int]:
     if not sep:
         raise argparse.ArgumentTypeError(f"expected IPv4:PORT, got {text!r}")
     return host, whole("port", 1, 65535)(port)
+
+
+#: what ``--metrics-by`` may label by
+METRICS_LABELS = ("comm", "cgroup")
+
+
+def metrics_labels(text: str) -> tuple[str, ...]:
+    """``comm``, ``cgroup`` or both, comma-separated: the labels the exporter adds."""
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",")))
+    wrong = [n for n in names if n not in METRICS_LABELS]
+    if wrong or not names:
+        raise argparse.ArgumentTypeError(f"expected comm, cgroup or comm,cgroup, got {text!r}")
+    return names

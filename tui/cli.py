@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from tui import __version__
-from tui.argtypes import listen_address, number
+from tui.argtypes import listen_address, metrics_labels, number
 from tui.bpf.program import DEFAULT_MAX_SOCKETS, MAX_SOCKETS, MIN_SOCKETS
 from tui.errors import UserError, fail
 from tui.exporter import DEFAULT_LISTEN
@@ -109,12 +109,15 @@ def _add_filter_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_metrics_options(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--metrics-by", choices=("comm",), metavar="comm",
-                       help="also label traffic and latency by process name (comm), never by pid or "
-                            "socket")
+    group.add_argument("--metrics-by", type=metrics_labels, metavar="comm[,cgroup]",
+                       help="also label traffic and latency by process name (comm) and/or by the "
+                            "sockets' own cgroup (cgroup and workload labels), never by pid or socket")
     group.add_argument("--metrics-comm-limit", type=_positive_int, default=20, metavar="N",
                        help="with --metrics-by comm: at most N process names get a label, the rest "
                             "count as '_other' (default 20)")
+    group.add_argument("--metrics-cgroup-limit", type=_positive_int, default=20, metavar="N",
+                       help="with --metrics-by cgroup: at most N cgroups get a label, the rest count "
+                            "as '_other' (default 20)")
     group.add_argument("--buckets-per-octave", type=int, choices=PER_OCTAVE_CHOICES, default=1,
                        metavar="N", help="latency bucket edges per power of two: 1 (default), 2, 4 or "
                        "8; every edge is one of the kernel's own (exact counts)")

@@ -243,3 +243,29 @@ def test_cgroup_filters_keep_exactly_their_groups_udp_datagrams(tree: Tree) -> N
         assert count(snap, SEND, "total") == 0
         ours = [s for s in snap.sockets if s.protocol == "UDP"]
         assert sum(s.tx_packets for s in ours) == sum(s.rx_packets for s in ours) == n
+
+
+def test_exporter_labels_each_workload_with_its_own_sockets_traffic(tree: Tree) -> None:
+    """--metrics-by cgroup: the server's group and the client's each get their own series, with
+    exactly the packets their sockets sent and read (the test's own exchanges)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tui.exporter.collector import SnapshotCollector
+
+    port = free_port()
+    collector = SnapshotCollector(cgroup_limit=10)
+    with ExitStack() as stack:
+        source = attached(stack, port=str(port))
+        exchange(tree.dir("a/inner"), tree.dir("b"), "127.0.0.1", N, port)
+        collector.publish(source.poll())
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    got = {}
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        if family.name == "netlat_cgroup_packets":
+            got.update({(s.labels["path"], s.labels["cgroup"], s.labels["workload"]): s.value
+                        for s in family.samples})
+    inner, b = tree.rel("a/inner"), tree.rel("b")
+    assert got == {("send", inner, "inner"): N, ("recv", inner, "inner"): N,
+                   ("send", b, "b"): N, ("recv", b, "b"): N}, got

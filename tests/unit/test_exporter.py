@@ -22,6 +22,7 @@ from tui.exporter.buckets import (
     le_seconds,
 )
 from tui.exporter.collector import OTHER_COMM, CommTotals, SnapshotCollector
+from tui.model.groups import short_name
 from tui.model.histogram import SOCKET_SUB_BITS, STAGE_SUB_BITS, Histogram
 from tui.model.snapshot import RECV, SEND, Snapshot
 from tui.sources.synthetic import SyntheticSource
@@ -180,6 +181,26 @@ def test_comm_cap_sends_later_names_to_other() -> None:
     figures = CommTotals(limit=1).update(snap)
     assert set(figures) == {snap.sockets[0].comm, OTHER_COMM}
     assert sum(f.rx_packets for f in figures.values()) == sum(s.rx_packets for s in snap.sockets)
+
+
+def test_cgroup_labels_sum_each_workload_s_sockets_under_a_cap() -> None:
+    snap = synthetic(2)
+    by_group: dict[str, int] = {}
+    for s in snap.sockets:
+        by_group[s.cgroup] = by_group.get(s.cgroup, 0) + s.rx_packets
+    assert len(by_group) >= 3, by_group
+    collector = SnapshotCollector(cgroup_limit=50)
+    collector.publish(snap)
+    families = scrape(collector)
+    for group, packets in by_group.items():
+        assert sample(families["netlat_cgroup_packets"], "_total", path="recv", cgroup=group) == packets
+    workloads = {s.labels["cgroup"]: s.labels["workload"] for s in families["netlat_cgroup_packets"].samples}
+    assert workloads == {g: short_name(g) for g in by_group}
+    assert "netlat_comm_packets" not in families  # only what was asked for
+    capped = SnapshotCollector(cgroup_limit=1)
+    capped.publish(snap)
+    groups = {s.labels["cgroup"] for s in scrape(capped)["netlat_cgroup_packets"].samples}
+    assert len(groups) == 2 and OTHER_COMM in groups
 
 
 def test_socket_histograms_use_only_their_own_edges() -> None:

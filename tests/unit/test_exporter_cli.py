@@ -64,7 +64,15 @@ def test_defaults_listen_on_loopback_and_the_dashboard_takes_metrics() -> None:
     args = build_exporter_parser().parse_args([])
     assert args.listen == ("127.0.0.1", 9465) and args.metrics_by is None
     dash = build_parser().parse_args(["--metrics", "[::1]:9100", "--metrics-by", "comm"])
-    assert dash.metrics == ("::1", 9100) and dash.metrics_by == "comm"
+    assert dash.metrics == ("::1", 9100) and dash.metrics_by == ("comm",)
+    both = build_exporter_parser().parse_args(["--metrics-by", "cgroup,comm", "--metrics-cgroup-limit", "5"])
+    assert both.metrics_by == ("cgroup", "comm") and both.metrics_cgroup_limit == 5
+
+
+def test_an_unknown_metrics_label_is_one_line(run_cli) -> None:
+    result = run_cli("exporter", "--synthetic", "--metrics-by", "pid", timeout=30)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("expected comm, cgroup or comm,cgroup, got 'pid'")
     assert build_parser().parse_args([]).metrics is None
 
 

@@ -8,14 +8,15 @@ scrape time (a scrape every 15 s costs less than a translation every 1 s poll).
 
 Metric names follow Prometheus' conventions: base unit seconds, ``_total`` for counters, labels
 ``path``, ``stage``, ``layer``, ``plan``; never a per-socket or per-pid label. Per process name
-(``comm``) only on request and under a cap (:class:`CommTotals`).
+(``comm``) or per cgroup (the socket's own workload) only on request and under a cap
+(:class:`LabelTotals`).
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.core import (
@@ -28,12 +29,13 @@ from prometheus_client.registry import Collector
 
 from tui import __version__
 from tui.exporter.buckets import cumulative_buckets, edges_ns, estimated_sum_seconds, is_kernel_edge
+from tui.model.groups import group_key, short_name
 from tui.model.histogram import Histogram
 from tui.model.snapshot import PATHS, Snapshot, SocketStats, StageStats
 
 NS_PER_S = 1e9
-#: label value that collects every process name beyond the cap
-OTHER_COMM = "_other"
+#: label value that collects every process name (or cgroup) beyond the cap
+OTHER_COMM = OTHER = "_other"
 #: per-path counters -> (metric name without _total, help); unknown counters get a generic name
 COUNTERS: Mapping[str, tuple[str, str]] = {
     "packets": ("netlat_packets", "Packets (skbs) followed through the path: all unless --sample."),
@@ -57,7 +59,7 @@ _LATENCY_LABELS = ("path", "stage", "layer", "plan")
 
 @dataclass(frozen=True, slots=True)
 class CommFigures:
-    """One process name's traffic, summed over its sockets since the exporter started."""
+    """One process name's (or cgroup's) traffic, summed over its sockets since the exporter started."""
 
     tx_packets: int = 0
     tx_bytes: int = 0
@@ -77,17 +79,23 @@ class CommFigures:
         )
 
 
-class CommTotals:
-    """Monotonic per-process-name totals from the socket table, under a cap on label values.
+def comm_of(sock: SocketStats) -> str:
+    return sock.comm
+
+
+class LabelTotals:
+    """Monotonic totals per label value (``key`` of a socket: its process name, its cgroup) from
+    the socket table, under a cap on label values.
 
     Sockets come and go (the kernel's socket map is an LRU; closed sockets leave), so summing the
     current table would make counters go backwards. Instead each socket's growth since the previous
-    snapshot is added to its process name's running total. The first ``limit`` names with traffic
+    snapshot is added to its label value's running total. The first ``limit`` values with traffic
     keep a label of their own for the exporter's life; later ones are summed under ``_other``.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, key: Callable[[SocketStats], str] = comm_of) -> None:
         self.limit = limit
+        self.key = key
         self._last: dict[int, SocketStats] = {}
         self._totals: dict[str, CommFigures] = {}
 
@@ -100,12 +108,17 @@ class CommTotals:
             grown = sock.since(old) if old is not None else sock
             if not (grown.tx_packets or grown.rx_packets or grown.send_hist or grown.recv_hist):
                 continue
-            own = len(totals) - (OTHER_COMM in totals)
-            name = sock.comm if sock.comm in totals or own < self.limit else OTHER_COMM
+            own = len(totals) - (OTHER in totals)
+            value = self.key(sock)
+            name = value if value in totals or own < self.limit else OTHER
             totals[name] = totals.get(name, CommFigures()).plus(grown)
         self._last = current
         self._totals = totals
         return dict(totals)
+
+
+#: the older name (process names are the default key)
+CommTotals = LabelTotals
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,15 +129,19 @@ class Published:
     #: (BPF program, path) -> (run count, run time ns); only while the kernel counts them
     programs: Mapping[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     comms: Mapping[str, CommFigures] = field(default_factory=dict)
+    #: cgroup path (group_key) -> its sockets' figures
+    cgroups: Mapping[str, CommFigures] = field(default_factory=dict)
 
 
 class SnapshotCollector(Collector):
     """Translates the newest published Snapshot into metric families on each scrape."""
 
-    def __init__(self, edges: Sequence[int] | None = None, comm_limit: int = 0) -> None:
+    def __init__(self, edges: Sequence[int] | None = None, comm_limit: int = 0,
+                 cgroup_limit: int = 0) -> None:
         #: kernel bucket edges (ns) exported as ``le`` (tui.exporter.buckets)
         self.edges = tuple(edges) if edges is not None else edges_ns()
-        self._comms = CommTotals(comm_limit) if comm_limit > 0 else None
+        self._comms = LabelTotals(comm_limit) if comm_limit > 0 else None
+        self._cgroups = LabelTotals(cgroup_limit, group_key) if cgroup_limit > 0 else None
         self._lock = threading.Lock()
         self._published: Published | None = None
 
@@ -132,7 +149,8 @@ class SnapshotCollector(Collector):
                 programs: Mapping[tuple[str, str], tuple[int, int]] | None = None) -> None:
         """Make ``snapshot`` what scrapes see (call from one thread: the one that polls)."""
         comms = self._comms.update(snapshot) if self._comms is not None else {}
-        record = Published(snapshot, dict(programs or {}), comms)
+        cgroups = self._cgroups.update(snapshot) if self._cgroups is not None else {}
+        record = Published(snapshot, dict(programs or {}), comms, cgroups)
         with self._lock:
             self._published = record
 
@@ -169,7 +187,13 @@ class SnapshotCollector(Collector):
         if record.programs:
             yield from _programs(record.programs)
         if record.comms:
-            yield from self._comm_metrics(record.comms)
+            yield from self._label_metrics("comm", "a process name's", ("comm",),
+                                           {(c,): f for c, f in record.comms.items()})
+        if record.cgroups:
+            # the cgroup path, and its short name (docker:<id>, pod:<uid>, nginx.service) for legends
+            rows = {(g, g if g == OTHER else short_name(g)): f for g, f in record.cgroups.items()}
+            yield from self._label_metrics("cgroup", "a cgroup's (the sockets' own workload)",
+                                           ("cgroup", "workload"), rows)
 
     def _add_histogram(self, family: HistogramMetricFamily, st: StageStats, path: str, plan: str) -> None:
         buckets = cumulative_buckets(st.hist, self._edges_for(st.hist))
@@ -201,23 +225,26 @@ class SnapshotCollector(Collector):
                 family.add_metric([path], value)
         yield from families.values()
 
-    def _comm_metrics(self, comms: Mapping[str, CommFigures]) -> Iterator[Metric]:
-        packets = CounterMetricFamily("netlat_comm_packets", "Packets of a process name's sockets.",
-                                      labels=["path", "comm"])
-        bytes_ = CounterMetricFamily("netlat_comm_bytes", "Payload bytes of a process name's sockets.",
-                                     labels=["path", "comm"])
+    def _label_metrics(self, name: str, whose: str, labels: tuple[str, ...],
+                       rows: Mapping[tuple[str, ...], CommFigures]) -> Iterator[Metric]:
+        """netlat_<name>_packets/_bytes/_latency_seconds, one series per path and label values."""
+        names = ["path", *labels]
+        packets = CounterMetricFamily(f"netlat_{name}_packets", f"Packets of {whose} sockets.",
+                                      labels=names)
+        bytes_ = CounterMetricFamily(f"netlat_{name}_bytes", f"Payload bytes of {whose} sockets.",
+                                     labels=names)
         latency = HistogramMetricFamily(
-            "netlat_comm_latency_seconds",
-            "Path latency of a process name's sockets (kernel buckets; _sum from bucket midpoints).",
-            labels=["path", "comm"])
-        for comm, fig in sorted(comms.items()):
+            f"netlat_{name}_latency_seconds",
+            f"Path latency of {whose} sockets (kernel buckets; _sum from bucket midpoints).",
+            labels=names)
+        for values, fig in sorted(rows.items()):
             for path, n, b, hist in (("send", fig.tx_packets, fig.tx_bytes, fig.send_hist),
                                      ("recv", fig.rx_packets, fig.rx_bytes, fig.recv_hist)):
-                packets.add_metric([path, comm], n)
-                bytes_.add_metric([path, comm], b)
+                packets.add_metric([path, *values], n)
+                bytes_.add_metric([path, *values], b)
                 if hist is not None:
                     buckets = cumulative_buckets(hist, self._edges_for(hist))
-                    latency.add_metric([path, comm], [(_le(le), c) for le, c in buckets],
+                    latency.add_metric([path, *values], [(_le(le), c) for le, c in buckets],
                                        estimated_sum_seconds(hist))
         yield packets
         yield bytes_

@@ -32,9 +32,9 @@ class MetricsEndpoint:
     from any one thread for each new snapshot, ``close()`` stops serving (idempotent)."""
 
     def __init__(self, host: str = DEFAULT_LISTEN[0], port: int = DEFAULT_LISTEN[1], *,
-                 edges: Sequence[int] | None = None, comm_limit: int = 0) -> None:
+                 edges: Sequence[int] | None = None, comm_limit: int = 0, cgroup_limit: int = 0) -> None:
         self.host, self.port = host, port
-        self.collector = SnapshotCollector(edges, comm_limit)
+        self.collector = SnapshotCollector(edges, comm_limit, cgroup_limit)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
         ProcessCollector(registry=self.registry)
@@ -43,9 +43,10 @@ class MetricsEndpoint:
     @classmethod
     def from_args(cls, args: argparse.Namespace, listen: tuple[str, int]) -> MetricsEndpoint:
         """The endpoint the command line asks for (``--metrics-by``, ``--buckets-per-octave``)."""
-        comm_limit = args.metrics_comm_limit if getattr(args, "metrics_by", None) == "comm" else 0
+        by = getattr(args, "metrics_by", None) or ()
         return cls(*listen, edges=edges_ns(getattr(args, "buckets_per_octave", 1)),
-                   comm_limit=comm_limit)
+                   comm_limit=args.metrics_comm_limit if "comm" in by else 0,
+                   cgroup_limit=args.metrics_cgroup_limit if "cgroup" in by else 0)
 
     @property
     def address(self) -> str:
