@@ -29,13 +29,18 @@ int kp_tcp_sendmsg(struct pt_regs *ctx)
 	return 0;
 }
 
+/* The end of the send whose cursor this thread holds (its socket is not an argument at return). */
+static __always_inline void send_call_end(struct pt_regs *ctx)
+{
+	struct cursor *c = cursor_get(bpf_get_current_pid_tgid(), 0);
+	if (c && c->sk)
+		tx_end(c->sk, (int)PT_REGS_RC(ctx));
+}
+
 /* kretprobe tcp_sendmsg: end of the TCP send (sock_send_length on newer kernels) */
 int kr_tcp_sendmsg(struct pt_regs *ctx)
 {
-	u64 id = bpf_get_current_pid_tgid();
-	struct cursor *c = cursor_get(id, 0);
-	if (c && c->sk)
-		tx_end(c->sk, (int)PT_REGS_RC(ctx));
+	send_call_end(ctx);
 	return 0;
 }
 
@@ -49,10 +54,7 @@ int kp_udp_sendmsg(struct pt_regs *ctx)
 /* kretprobe udp_sendmsg: end of the UDP send (its socket row counts the call) */
 int kr_udp_sendmsg(struct pt_regs *ctx)
 {
-	u64 id = bpf_get_current_pid_tgid();
-	struct cursor *c = cursor_get(id, 0);
-	if (c && c->sk)
-		tx_end(c->sk, (int)PT_REGS_RC(ctx));
+	send_call_end(ctx);
 	return 0;
 }
 
