@@ -14,8 +14,8 @@ from __future__ import annotations
 import functools
 import itertools
 import operator
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from array import array
+from collections.abc import Callable, Iterable, Sequence
 
 #: Sub-bucket bits of the per-stage histograms (8 sub-buckets per power of two).
 STAGE_SUB_BITS = 3
@@ -57,16 +57,75 @@ def bucket_mid(index: int, sub_bits: int = STAGE_SUB_BITS) -> float:
     return float(low) if high - low == 1 else (low + high) / 2.0
 
 
-@dataclass(frozen=True, slots=True)
 class Histogram:
-    """Immutable bucket counts of one latency distribution (values in nanoseconds)."""
+    """Immutable bucket counts of one latency distribution (values in nanoseconds).
 
-    counts: tuple[int, ...]
-    sub_bits: int = STAGE_SUB_BITS
+    ``counts`` may be given as they are, or filled on first use: from the kernel's raw uint32
+    array (:meth:`from_raw`) or from (index, count) pairs to add up (:meth:`from_pairs`). A poll of
+    20,000 sockets builds 40,000 histograms and the screen reads a few hundred of them, so the
+    others are never decoded; raw ones also compare as bytes. Not frozen by the language (a
+    plain slots class, so that building one stays cheap) but never changed once built.
+    """
+
+    __slots__ = ("_counts", "_pairs", "raw", "sub_bits")
+
+    def __init__(self, counts: tuple[int, ...], sub_bits: int = STAGE_SUB_BITS) -> None:
+        self._counts: tuple[int, ...] | None = counts
+        self._pairs: array | Callable[[], array] | None = None
+        #: the kernel's bytes (native uint32 per bucket) when built by :meth:`from_raw`, else None
+        self.raw: bytes | None = None
+        self.sub_bits = sub_bits
 
     @classmethod
     def empty(cls, sub_bits: int = STAGE_SUB_BITS) -> Histogram:
         return _empty(cls, sub_bits)
+
+    @classmethod
+    def from_raw(cls, raw: bytes, sub_bits: int) -> Histogram:
+        """Counts stored as native uint32, one per bucket (the BPF side's arrays): ``raw`` is
+        exactly ``4 * bucket_count(sub_bits)`` bytes, decoded when first needed."""
+        if len(raw) != 4 * bucket_count(sub_bits):
+            raise ValueError(f"raw histogram of {len(raw)} bytes, expected {4 * bucket_count(sub_bits)}")
+        hist = cls.__new__(cls)
+        hist._counts, hist._pairs, hist.raw, hist.sub_bits = None, None, raw, sub_bits
+        return hist
+
+    @classmethod
+    def from_pairs(cls, pairs: array | Callable[[], array], sub_bits: int) -> Histogram:
+        """The sum of flat (index, count, index, count, ...) pairs (indexes may repeat), added up
+        when first needed; ``pairs`` may be a function giving them then."""
+        hist = cls.__new__(cls)
+        hist._counts, hist._pairs, hist.raw, hist.sub_bits = None, pairs, None, sub_bits
+        return hist
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """Count per bucket, ``bucket_count(sub_bits)`` of them."""
+        counts = self._counts
+        if counts is None:
+            if self.raw is not None:
+                counts = tuple(memoryview(self.raw).cast("I"))
+            else:
+                dense = [0] * bucket_count(self.sub_bits)
+                flat = self._pairs() if callable(self._pairs) else self._pairs
+                for index, count in zip(flat[::2], flat[1::2], strict=True):
+                    dense[index] += count
+                counts = tuple(dense)
+            self._counts, self._pairs = counts, None
+        return counts
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Histogram):
+            return NotImplemented
+        if self.raw is not None and other.raw is not None:
+            return self.sub_bits == other.sub_bits and self.raw == other.raw
+        return self.sub_bits == other.sub_bits and self.counts == other.counts
+
+    def __hash__(self) -> int:
+        return hash((self.counts, self.sub_bits))
+
+    def __repr__(self) -> str:
+        return f"Histogram({self.sparse()!r}, sub_bits={self.sub_bits})"
 
     @classmethod
     def from_values(cls, values_ns: Iterable[int], sub_bits: int = STAGE_SUB_BITS) -> Histogram:
@@ -94,6 +153,8 @@ class Histogram:
         return sum(self.counts)
 
     def __bool__(self) -> bool:
+        if self.raw is not None:
+            return bool(self.raw.strip(b"\0"))
         return any(self.counts)
 
     def minus(self, older: Histogram) -> Histogram:
@@ -102,7 +163,7 @@ class Histogram:
         # C-level map/min over the tuples, and one shared empty histogram when nothing moved.
         if older.sub_bits != self.sub_bits or len(older.counts) != len(self.counts):
             raise ValueError("histograms of different schemes")
-        if older.counts == self.counts:
+        if older == self:
             return _empty(Histogram, self.sub_bits)
         diff = tuple(map(operator.sub, self.counts, older.counts))
         if min(diff) < 0:

@@ -130,11 +130,13 @@ class BatchReader:
         for offset, _name, kind in scalars:
             fmt += "x" * (offset - pos) + {1: "B", 2: "H", 4: "I", 8: "Q"}[ct.sizeof(kind)]
             pos = offset + ct.sizeof(kind)
-        self.names = tuple(name for _o, name, _k in scalars)
+        self.scalar_names = tuple(name for _o, name, _k in scalars)
         self.scalars = struct.Struct(fmt)
-        self.buckets = bucket_count(SOCKET_SUB_BITS)
+        self.index = {name: i for i, name in enumerate(self.scalar_names)}
+        self.hist_bytes = 4 * bucket_count(SOCKET_SUB_BITS)  # the storage is longer (netlat.h)
         self.at = {name: getattr(leaf, name).offset for name in ("laddr", "raddr", "comm", "send_hist",
                                                                   "recv_hist")}
+        self.ident_from, self.ident_to = leaf.pid.offset, leaf.send_hist.offset
 
     def rows(self) -> Iterable[tuple[int, bytes, memoryview]]:
         """(key, the value's head bytes, the whole value) of every entry."""
@@ -158,25 +160,43 @@ class BatchReader:
         """Whether a row's head says its socket closed (TCP_CLOSE)."""
         return any(head[self.closed_at:self.closed_at + 4])
 
-    def stats(self, key: int, raw: memoryview, workload: Callable[[int, int], dict[str, Any]]) -> SocketStats:
-        """One row as the model's SocketStats; ``workload(cgroup_id, netns)`` names its workload."""
-        f = dict(zip(self.names, self.scalars.unpack_from(raw), strict=True))
-        family, at, n = f["family"], self.at, 4 * self.buckets
+    def identity(self, raw: memoryview) -> bytes:
+        """The bytes of a row that name its socket (pid, protocol, ports, addresses, comm, cgroup,
+        namespace: from pid up to the histograms); equal bytes decode to the same fields."""
+        return bytes(raw[self.ident_from:self.ident_to])
+
+    def stats(self, key: int, raw: memoryview, workload: Callable[[int, int], tuple[int, str, int, str]],
+              named: tuple[tuple[Any, ...], tuple[int, int]] | None = None) -> SocketStats:
+        """One row as the model's SocketStats; ``workload(cgroup_id, netns)`` gives its workload
+        fields. ``named`` is what :meth:`names` gave for this row's identity bytes before (decoding
+        the comm and addresses is most of a moved row's cost): the histograms stay raw bytes,
+        decoded only if something reads them (the screen shows 200 rows of 20,000)."""
+        f = self.scalars.unpack_from(raw)
+        if named is None:
+            named = self.names(key, raw, f)
+        prefix, (cgroup_id, netns) = named
+        at, n, i = self.at, self.hist_bytes, self.index
+        return SocketStats(
+            *prefix, f[i["tx_packets"]], f[i["tx_bytes"]], f[i["rx_packets"]], f[i["rx_bytes"]],
+            Histogram.from_raw(bytes(raw[at["send_hist"]:at["send_hist"] + n]), SOCKET_SUB_BITS),
+            Histogram.from_raw(bytes(raw[at["recv_hist"]:at["recv_hist"] + n]), SOCKET_SUB_BITS),
+            f[i["max"]], *workload(cgroup_id, netns),
+        )
+
+    def names(self, key: int, raw: memoryview, f: tuple[int, ...] | None = None
+              ) -> tuple[tuple[Any, ...], tuple[int, int]]:
+        """A row's identity fields in SocketStats order (key to rport) and its (cgroup id, netns)."""
+        f = self.scalars.unpack_from(raw) if f is None else f
+        i, at = self.index, self.at
+        family, lport, rport, protocol = f[i["family"]], f[i["lport"]], f[i["rport"]], f[i["protocol"]]
         # An address is reused by later sockets (the kernel side restarts the entry when the ports
         # change), so the key includes the ports: a new socket is a new row.
-        ident = socket_ident(key, f["lport"], f["rport"], f["protocol"])
-        return SocketStats(
-            key=ident, pid=f["pid"],
-            comm=bytes(raw[at["comm"]:at["comm"] + 16]).split(b"\0", 1)[0].decode(errors="replace"),
-            protocol=_PROTO_NAMES.get(f["protocol"], "?"), family=family,
-            laddr=_addr(raw[at["laddr"]:at["laddr"] + 16], family), lport=f["lport"],
-            raddr=_addr(raw[at["raddr"]:at["raddr"] + 16], family), rport=f["rport"],
-            tx_packets=f["tx_packets"], tx_bytes=f["tx_bytes"],
-            rx_packets=f["rx_packets"], rx_bytes=f["rx_bytes"],
-            send_hist=Histogram(tuple(raw[at["send_hist"]:at["send_hist"] + n].cast("I")), SOCKET_SUB_BITS),
-            recv_hist=Histogram(tuple(raw[at["recv_hist"]:at["recv_hist"] + n].cast("I")), SOCKET_SUB_BITS),
-            max_ns=f["max"], **workload(f["cgroup_id"], f["netns"]),
-        )
+        prefix = (socket_ident(key, lport, rport, protocol), f[i["pid"]],
+                  bytes(raw[at["comm"]:at["comm"] + 16]).split(b"\0", 1)[0].decode(errors="replace"),
+                  _PROTO_NAMES.get(protocol, "?"), family,
+                  _addr(raw[at["laddr"]:at["laddr"] + 16], family), lport,
+                  _addr(raw[at["raddr"]:at["raddr"] + 16], family), rport)
+        return prefix, (f[i["cgroup_id"]], f[i["netns"]])
 
     def _lookup_batch(self) -> int:
         from bcc.libbcc import lib
@@ -232,7 +252,8 @@ class LiveSource(SourceContext):
         self._seq = 0
         self._events: collections.deque[PacketEvent] = collections.deque(maxlen=MAX_EVENTS_PER_POLL)
         self._events_delivered = 0
-        self._socket_cache: dict[tuple[int, bytes], SocketStats] = {}
+        #: kernel key -> (head bytes, identity bytes, its SocketStats, its decoded names)
+        self._socket_cache: dict[int, tuple[bytes, bytes, SocketStats, Any]] = {}
         self._sockets_reader: BatchReader | None = None
         self._idle_since: dict[tuple[int, bytes], float] = {}  # UDP rows: unchanged since
         self._orphan_peers: set[bytes] = set()
@@ -499,34 +520,45 @@ class LiveSource(SourceContext):
         )
 
     def _read_sockets(self) -> tuple[SocketStats, ...]:
-        # Converting a row (two histograms) is most of the read's cost: a row whose head (its
-        # counters, max, pid, ports and closed flag: the bytes before laddr) did not change since
-        # the last tick keeps last tick's SocketStats, so it is never converted.
+        # A row whose head (its counters, max, pid, ports and closed flag: the bytes before laddr)
+        # did not change since the last tick keeps last tick's SocketStats. A moved row whose
+        # identity bytes did not change keeps its decoded names (comm, addresses, ident), so with
+        # every one of 20,000 rows moving a tick decodes only counters and copies two histograms.
         previous, current = self._socket_cache, {}
         table = self._bpf[b"sockets"]
         if self._sockets_reader is None:
             self._sockets_reader = BatchReader(table)
         reader, closed, now = self._sockets_reader, [], time.monotonic()
-        named: dict[tuple[int, int], dict[str, Any]] = {}  # most rows share a few groups
+        named: dict[tuple[int, int], tuple[int, str, int, str]] = {}  # most rows share a few groups
 
-        def workload(cgroup_id: int, netns: int) -> dict[str, Any]:
+        def workload(cgroup_id: int, netns: int) -> tuple[int, str, int, str]:
             names = named.get((cgroup_id, netns))
             if names is None:
-                names = named[(cgroup_id, netns)] = self._workload(cgroup_id, netns)
+                w = self._workload(cgroup_id, netns)
+                names = named[(cgroup_id, netns)] = (cgroup_id, w["cgroup"], netns, w["netns_name"])
             return names
 
         idle_since, self._idle_since = self._idle_since, {}
         for key, head, row in reader.rows():
-            cached = previous.get((key, head))
-            stats = current[(key, head)] = (cached if cached is not None
-                                            else reader.stats(key, row, workload))
+            old = previous.get(key)
+            if old is not None and old[0] == head:
+                cached, stats = True, old[2]
+                current[key] = old
+            else:
+                cached = False
+                ident = reader.identity(row)
+                names = old[3] if old is not None and old[1] == ident else None
+                if names is None:
+                    names = reader.names(key, row)
+                stats = reader.stats(key, row, workload, names)
+                current[key] = (head, ident, stats, names)
             if reader.closed(head):
                 closed.append(key)  # its last counts are in this snapshot; the row goes after it
             elif stats.protocol == "UDP":
                 # No hook tells when a UDP socket closes: a row idle for UDP_IDLE_S goes (a live
                 # socket that sends again gets a new row; windows are sums of intervals, so they
                 # lose nothing)
-                since = idle_since.get((key, head), now) if cached is not None else now
+                since = idle_since.get((key, head), now) if cached else now
                 self._idle_since[(key, head)] = since
                 if now - since >= UDP_IDLE_S:
                     closed.append(key)
@@ -534,7 +566,7 @@ class LiveSource(SourceContext):
             with contextlib.suppress(KeyError):
                 del table[table.Key(key)]
         self._socket_cache = current
-        return tuple(current.values())
+        return tuple(entry[2] for entry in current.values())
 
     def _with_peers(self, sockets: tuple[SocketStats, ...]) -> tuple[SocketStats, ...]:
         """UDP sockets with their busiest peers from the kernel's peer table. Rows of a socket that
