@@ -83,3 +83,26 @@ def test_percentiles_within_ten_percent_of_exact() -> None:
     for q in (50, 90, 99, 99.9):
         exact = values[max(0, math.ceil(len(values) * q / 100) - 1)]
         assert abs(hist.percentile(q) - exact) <= 0.10 * exact, q
+
+
+def test_raw_and_pair_forms_give_the_figures_of_the_plain_one() -> None:
+    from array import array
+
+    rng = random.Random(5)
+    n = bucket_count(SOCKET_SUB_BITS)
+    for _ in range(200):
+        counts = [rng.choice((0, 0, 0, 0, rng.randrange(1, 50))) for _ in range(n)]
+        plain = Histogram(tuple(counts), SOCKET_SUB_BITS)
+        raw = Histogram.from_raw(array("I", counts).tobytes(), SOCKET_SUB_BITS)
+        # the same counts split into two pair lists, one with a zero count and a repeated index
+        flat = [x for i, c in enumerate(counts) if c for x in (i, c // 2, i, c - c // 2)] + [3, 0]
+        pairs = Histogram.from_pairs(array("Q", flat), SOCKET_SUB_BITS)
+        for form in (raw, pairs):
+            assert form.sparse() == plain.sparse() and form.total == plain.total
+            assert bool(form) == bool(plain) and form.max_bound() == plain.max_bound()
+            assert form.mean() == plain.mean()
+            assert [form.percentile(q) for q in (0, 1, 50, 90, 99, 100)] == [
+                plain.percentile(q) for q in (0, 1, 50, 90, 99, 100)]
+            assert form.counts == plain.counts and form == plain
+    empty = Histogram.from_pairs(array("Q"), SOCKET_SUB_BITS)
+    assert not empty and empty.percentile(50) is None and empty.max_bound() is None and empty.total == 0

@@ -121,3 +121,23 @@ def test_since_forgets_a_max_set_before_the_baseline() -> None:
     kept = stage.since(older)
     assert kept.max_ns == (stage.max_ns if stage.max_ns > older.max_ns else 0)
     assert stage.since(stage).max_ns == 0
+
+
+def test_with_traffic_is_replace_of_the_counts_and_histograms() -> None:
+    from dataclasses import fields, replace
+
+    from tui.model.histogram import SOCKET_SUB_BITS, Histogram
+    from tui.model.snapshot import PeerStats, SocketStats
+
+    # every field set to something other than its default, so a field left behind shows
+    values = {f.name: f"v-{f.name}" for f in fields(SocketStats)}
+    values |= {"key": 11, "pid": 22, "family": 6, "lport": 33, "rport": 44, "tx_packets": 1, "tx_bytes": 2,
+               "rx_packets": 3, "rx_bytes": 4, "max_ns": 5, "cgroup_id": 66, "netns": 77, "peer_count": 88,
+               "peer_drops": 99, "peers": (PeerStats("10.0.0.9", 53, tx_packets=1),),
+               "send_hist": Histogram.from_sparse({1: 1}, SOCKET_SUB_BITS),
+               "recv_hist": Histogram.from_sparse({2: 2}, SOCKET_SUB_BITS)}
+    sock = SocketStats(**values)
+    send, recv = Histogram.from_sparse({7: 3}, SOCKET_SUB_BITS), Histogram.empty(SOCKET_SUB_BITS)
+    assert sock.with_traffic(10, 20, 30, 40, send, recv, 50) == replace(
+        sock, tx_packets=10, tx_bytes=20, rx_packets=30, rx_bytes=40, send_hist=send, recv_hist=recv,
+        max_ns=50)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import pairwise
 
 import pytest
 
-from tui.model.snapshot import RECV, SEND, Snapshot
+from tui.model.histogram import SOCKET_SUB_BITS, Histogram
+from tui.model.snapshot import RECV, SEND, Snapshot, SocketStats
 from tui.model.timeline import Timeline, window_name
 from tui.sources.synthetic import SyntheticSource
 
@@ -212,3 +214,87 @@ def test_windows_without_sockets_and_asked_twice() -> None:
     assert timeline.window_before(1.0) is timeline.window_before(1.0)
     timeline.add(snaps[5])
     assert hists(timeline.window(1.0)) == hists(snaps[5].since(snaps[3]))
+
+
+def _sock(key: int, tx: int, rx: int, send: dict[int, int], pid: int = 100,
+          max_ns: int = 5000) -> SocketStats:
+    return SocketStats(key=key, pid=pid, comm=f"app{pid}", protocol="TCP", family=4, laddr="10.0.0.1",
+                       lport=key, raddr="10.0.0.2", rport=80, tx_packets=tx, tx_bytes=10 * tx,
+                       rx_packets=rx, rx_bytes=7 * rx,
+                       send_hist=Histogram.from_sparse(send, SOCKET_SUB_BITS),
+                       recv_hist=Histogram.from_sparse({5: rx} if rx else {}, SOCKET_SUB_BITS), max_ns=max_ns)
+
+
+def _reference(snaps: list[Snapshot]) -> dict[int, tuple]:
+    """Sum of every interval's socket deltas (SocketStats.since, those that moved), by key: what
+    a window promises, the newest identity of each socket."""
+    out: dict[int, tuple] = {}
+    for older, newer in pairwise(snaps):
+        old = {s.key: s for s in older.sockets}
+        for s in newer.sockets:
+            d = s.since(old[s.key]) if s.key in old else s
+            if not (d.tx_packets or d.rx_packets or d.tx_bytes or d.rx_bytes):
+                continue
+            tx, txb, rx, rxb, sh, rh, top, _ = out.get(s.key, (0, 0, 0, 0, Histogram.empty(SOCKET_SUB_BITS),
+                                                               Histogram.empty(SOCKET_SUB_BITS), 0, None))
+            out[s.key] = (tx + d.tx_packets, txb + d.tx_bytes, rx + d.rx_packets, rxb + d.rx_bytes,
+                          sh.plus(d.send_hist), rh.plus(d.recv_hist), max(top, d.max_ns), (s.pid, s.comm))
+    return out
+
+
+def _window_sockets(window: Snapshot) -> dict[int, tuple]:
+    return {s.key: (s.tx_packets, s.tx_bytes, s.rx_packets, s.rx_bytes, s.send_hist, s.recv_hist, s.max_ns,
+                    (s.pid, s.comm)) for s in window.sockets}
+
+
+def test_socket_windows_sum_their_intervals_through_row_restarts_and_new_sockets() -> None:
+    base = snapshots(1)[0]
+    rows = [
+        # key 1 moves every tick and changes pid at tick 4; key 2's row restarts at tick 3 (its
+        # counters go back); key 3 appears at tick 2; key 4 moves at ticks 1 and 4 only; key 5's
+        # max goes down at tick 4 with its counters still growing (another row, same key)
+        [_sock(1, 1, 1, {20: 1}), _sock(2, 5, 5, {30: 5}), _sock(4, 1, 0, {10: 1}),
+         _sock(5, 1, 1, {9: 1}, max_ns=90_000)],
+        [_sock(1, 2, 2, {20: 2}), _sock(2, 9, 6, {30: 9}), _sock(4, 2, 0, {10: 2}),
+         _sock(5, 2, 1, {9: 2}, max_ns=90_000)],
+        [_sock(1, 3, 3, {20: 2, 21: 1}), _sock(2, 12, 8, {30: 12}), _sock(3, 4, 4, {40: 4}),
+         _sock(4, 2, 0, {10: 2}), _sock(5, 3, 2, {9: 3}, max_ns=90_000)],
+        [_sock(1, 4, 3, {20: 3, 21: 1}), _sock(2, 2, 1, {31: 2}), _sock(3, 6, 4, {40: 6}),
+         _sock(4, 2, 0, {10: 2}), _sock(5, 4, 3, {9: 4}, max_ns=90_000)],
+        [_sock(1, 6, 4, {20: 5, 21: 1}, pid=101), _sock(2, 3, 1, {31: 3}), _sock(3, 7, 5, {40: 7}),
+         _sock(4, 5, 1, {10: 5}), _sock(5, 6, 4, {9: 6}, max_ns=2_000)],
+        [_sock(1, 7, 5, {20: 6, 21: 1}, pid=101), _sock(2, 4, 2, {31: 4}), _sock(3, 7, 5, {40: 7}),
+         _sock(4, 5, 1, {10: 5}), _sock(5, 7, 4, {9: 7}, max_ns=2_000)],
+    ]
+    snaps = [replace(base, seq=i + 1, time_s=float(i + 1), sockets=tuple(r)) for i, r in enumerate(rows)]
+    timeline = Timeline(interval_s=1.0)
+    for snap in snaps:
+        timeline.add(snap)
+    start = replace(snaps[0], sockets=())  # the first interval counts from the source's start
+    for k in range(1, 7):
+        want = _reference([start, *snaps][-1 - k:])
+        assert _window_sockets(timeline.window(float(k))) == want, k
+    whole = _window_sockets(timeline.window(None))
+    assert whole[1][:4] == (7, 70, 5, 35) and whole[1][7] == (101, "app101")
+    assert whole[2][:4] == (4, 40, 2, 14)  # since start is the cumulative row: the restarted one
+    assert _window_sockets(timeline.window(1e9))[2][:4] == (12 + 4, 120 + 40, 8 + 2, 56 + 14)  # summed
+
+
+def test_socket_windows_across_a_source_restart_and_a_clear() -> None:
+    base = snapshots(1)[0]
+    first = [replace(base, seq=i, time_s=float(i), sockets=(_sock(1, 2 * i, i, {20: 2 * i}),))
+             for i in range(1, 4)]
+    # a new run of the source: time starts again, the same socket key counts from zero
+    second = [replace(base, seq=i + 1, time_s=float(i + 1) / 2, sockets=(_sock(1, i + 1, 0, {22: i + 1}),))
+              for i in range(2)]
+    timeline = Timeline(interval_s=1.0)
+    for snap in first + second:
+        timeline.add(snap)
+    [s] = timeline.window(None).sockets
+    assert (s.tx_packets, s.rx_packets, s.send_hist.sparse()) == (6 + 2, 3, {20: 6, 22: 2})
+    [s] = timeline.window(1e9).sockets  # every interval kept: the same sums
+    assert (s.tx_packets, s.rx_packets, s.send_hist.sparse()) == (8, 3, {20: 6, 22: 2})
+    timeline.clear()
+    timeline.add(replace(second[-1], seq=3, time_s=1.5, sockets=(_sock(1, 5, 1, {22: 5}),)))
+    [s] = timeline.window(None).sockets
+    assert (s.tx_packets, s.rx_packets, s.send_hist.sparse()) == (3, 1, {22: 3})

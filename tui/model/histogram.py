@@ -16,6 +16,7 @@ import itertools
 import operator
 from array import array
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 #: Sub-bucket bits of the per-stage histograms (8 sub-buckets per power of two).
 STAGE_SUB_BITS = 3
@@ -67,11 +68,14 @@ class Histogram:
     plain slots class, so that building one stays cheap) but never changed once built.
     """
 
-    __slots__ = ("_counts", "_pairs", "raw", "sub_bits")
+    __slots__ = ("_counts", "_nonzero", "_pairs", "raw", "sub_bits")
 
     def __init__(self, counts: tuple[int, ...], sub_bits: int = STAGE_SUB_BITS) -> None:
         self._counts: tuple[int, ...] | None = counts
-        self._pairs: array | Callable[[], array] | None = None
+        self._pairs: array | tuple[Callable[..., array], Any] | None = None
+        #: (indexes, counts) of the non-empty buckets, ascending, once asked for: percentiles,
+        #: totals and the max walk these few instead of every bucket
+        self._nonzero: tuple[list[int], list[int]] | None = None
         #: the kernel's bytes (native uint32 per bucket) when built by :meth:`from_raw`, else None
         self.raw: bytes | None = None
         self.sub_bits = sub_bits
@@ -87,15 +91,15 @@ class Histogram:
         if len(raw) != 4 * bucket_count(sub_bits):
             raise ValueError(f"raw histogram of {len(raw)} bytes, expected {4 * bucket_count(sub_bits)}")
         hist = cls.__new__(cls)
-        hist._counts, hist._pairs, hist.raw, hist.sub_bits = None, None, raw, sub_bits
+        hist._counts, hist._pairs, hist._nonzero, hist.raw, hist.sub_bits = None, None, None, raw, sub_bits
         return hist
 
     @classmethod
-    def from_pairs(cls, pairs: array | Callable[[], array], sub_bits: int) -> Histogram:
+    def from_pairs(cls, pairs: array | tuple[Callable[..., array], Any], sub_bits: int) -> Histogram:
         """The sum of flat (index, count, index, count, ...) pairs (indexes may repeat), added up
-        when first needed; ``pairs`` may be a function giving them then."""
+        when first needed; ``pairs`` may be a function and its arguments giving them then."""
         hist = cls.__new__(cls)
-        hist._counts, hist._pairs, hist.raw, hist.sub_bits = None, pairs, None, sub_bits
+        hist._counts, hist._pairs, hist._nonzero, hist.raw, hist.sub_bits = None, pairs, None, None, sub_bits
         return hist
 
     @property
@@ -107,12 +111,31 @@ class Histogram:
                 counts = tuple(memoryview(self.raw).cast("I"))
             else:
                 dense = [0] * bucket_count(self.sub_bits)
-                flat = self._pairs() if callable(self._pairs) else self._pairs
-                for index, count in zip(flat[::2], flat[1::2], strict=True):
-                    dense[index] += count
+                for index, count in zip(*self.nonzero(), strict=True):
+                    dense[index] = count
                 counts = tuple(dense)
-            self._counts, self._pairs = counts, None
+            self._counts = counts
         return counts
+
+    def nonzero(self) -> tuple[list[int], list[int]]:
+        """(indexes, counts) of the non-empty buckets, ascending."""
+        nonzero = self._nonzero
+        if nonzero is None:
+            if self._counts is None and self.raw is None:
+                flat = self._pairs if self._pairs is not None else ()
+                if type(flat) is tuple and flat:  # (function, *its arguments): one object, not a partial
+                    flat = flat[0](*flat[1:])
+                summed: dict[int, int] = {}
+                for index, count in zip(flat[::2], flat[1::2], strict=True):
+                    summed[index] = summed.get(index, 0) + count
+                indexes = sorted(i for i, c in summed.items() if c)
+                nonzero = (indexes, [summed[i] for i in indexes])
+                self._pairs = None
+            else:
+                src = self._counts if self._counts is not None else memoryview(self.raw).cast("I")
+                nonzero = (list(itertools.compress(range(len(src)), src)), list(itertools.compress(src, src)))
+            self._nonzero = nonzero
+        return nonzero
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Histogram):
@@ -146,16 +169,18 @@ class Histogram:
 
     def sparse(self) -> dict[int, int]:
         """Non-zero buckets as ``{index: count}`` (the form used in JSON and replay files)."""
-        return dict(itertools.compress(enumerate(self.counts), self.counts))
+        return dict(zip(*self.nonzero(), strict=True))
 
     @property
     def total(self) -> int:
-        return sum(self.counts)
+        return sum(self.nonzero()[1])
 
     def __bool__(self) -> bool:
         if self.raw is not None:
             return bool(self.raw.strip(b"\0"))
-        return any(self.counts)
+        if self._counts is not None:
+            return any(self._counts)
+        return bool(self.nonzero()[0])
 
     def minus(self, older: Histogram) -> Histogram:
         """Counts added since ``older`` (a counter reset shows as the newer counts alone)."""
@@ -185,27 +210,26 @@ class Histogram:
         # Nearest-rank: the smallest bucket whose cumulative count reaches ceil(q% of total).
         rank = max(1, -(-round(q * total * 1000) // 100_000))
         seen = 0
-        for index, count in enumerate(self.counts):
+        indexes, counts = self.nonzero()
+        for index, count in zip(indexes, counts, strict=True):
             seen += count
             if seen >= rank:
                 return bucket_mid(index, self.sub_bits)
-        return bucket_mid(len(self.counts) - 1, self.sub_bits)  # pragma: no cover
+        return bucket_mid(indexes[-1], self.sub_bits)  # pragma: no cover
 
     def percentiles(self, qs: Sequence[float] = (50, 90, 99, 99.9)) -> dict[float, float | None]:
         return {q: self.percentile(q) for q in qs}
 
     def max_bound(self) -> int | None:
         """Upper edge (ns, exclusive) of the highest non-empty bucket, or None when empty."""
-        for index in range(len(self.counts) - 1, -1, -1):
-            if self.counts[index]:
-                return bucket_bounds(index, self.sub_bits)[1] - 1
-        return None
+        indexes = self.nonzero()[0]
+        return bucket_bounds(indexes[-1], self.sub_bits)[1] - 1 if indexes else None
 
     def mean(self) -> float | None:
         total = self.total
         if total == 0:
             return None
-        return sum(c * bucket_mid(i, self.sub_bits) for i, c in enumerate(self.counts) if c) / total
+        return sum(c * bucket_mid(i, self.sub_bits) for i, c in zip(*self.nonzero(), strict=True)) / total
 
 
 @functools.cache

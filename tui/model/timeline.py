@@ -24,12 +24,13 @@ the old segment counted. Nothing here imports textual or bcc.
 from __future__ import annotations
 
 import math
+import operator
 import struct
 from array import array
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from itertools import compress
+from itertools import accumulate, compress
 
 from tui.model.histogram import SOCKET_SUB_BITS, STAGE_SUB_BITS, Histogram, bucket_count
 from tui.model.snapshot import PathStats, Snapshot, SocketStats, StageStats
@@ -76,43 +77,131 @@ def unpack(packed: bytes) -> tuple[tuple[int, int], ...]:
     return tuple(zip(flat[::2], flat[1::2], strict=True))
 
 
-@dataclass(frozen=True, slots=True)
-class SocketPoint:
-    """One socket's traffic in one interval, compactly: its identity and counts (``stats``, whose
-    histograms are left empty) and its two histograms packed."""
-
-    stats: SocketStats
-    send: bytes
-    recv: bytes
-
-    @classmethod
-    def of(cls, s: SocketStats) -> SocketPoint:
-        empty = _EMPTY_SOCKET_HIST
-        return cls(replace(s, send_hist=empty, recv_hist=empty), pack(s.send_hist), pack(s.recv_hist))
-
-    @classmethod
-    def between(cls, new: SocketStats, old: SocketStats | None) -> SocketPoint | None:
-        """``new.since(old)`` compacted in one step (None: nothing moved), without building the
-        delta's histograms: a tick of a busy host does this for every socket that moved."""
-        if old is new:  # a source reuses an unchanged row's SocketStats
-            return None
-        if old is None or old.tx_packets > new.tx_packets or old.rx_packets > new.rx_packets:
-            return cls.of(new) if _traffic(new) else None  # new, or its row restarted (as since())
-        counts = (new.tx_packets - old.tx_packets, new.tx_bytes - old.tx_bytes,
-                  new.rx_packets - old.rx_packets, new.rx_bytes - old.rx_bytes)
-        if not any(counts):
-            return None
-        empty = _EMPTY_SOCKET_HIST
-        stats = replace(new, tx_packets=counts[0], tx_bytes=counts[1], rx_packets=counts[2],
-                        rx_bytes=counts[3], send_hist=empty, recv_hist=empty)
-        return cls(stats, _pack_since(new.send_hist, old.send_hist),
-                   _pack_since(new.recv_hist, old.recv_hist))
-
-
 def _traffic(s: SocketStats) -> bool:
     """Whether a socket delta moved anything (bytes too: a TCP read can move bytes whose segments
     were counted at an earlier call)."""
     return bool(s.tx_packets or s.rx_packets or s.tx_bytes or s.rx_bytes)
+
+
+#: What must not change for one interval's socket identity to serve the next (SocketStats but
+#: its counts and histograms).
+_IDENTITY = operator.attrgetter("pid", "comm", "protocol", "family", "laddr", "lport", "raddr", "rport",
+                                "cgroup_id", "cgroup", "netns", "netns_name", "peers", "peer_count",
+                                "peer_drops")
+#: Numbers per socket in SocketColumns.counts: the interval's tx packets, tx bytes, rx packets,
+#: rx bytes, the socket's max, then its cumulative tx packets, tx bytes, rx packets, rx bytes.
+_WIDTH = 9
+_LOW32 = (1 << 32) - 1
+
+
+class SocketColumns:
+    """The sockets that moved in one interval, column by column.
+
+    One object per socket and interval, kept for the 60 s of socket history, was millions of
+    objects at 20,000 busy sockets, and every full garbage collection walked them all (a few
+    hundred ms each, every few ticks). Here an interval is a handful of objects: the keys, each
+    socket's identity (a SocketStats with no counts, shared by the intervals while it does not
+    change), its counts in one array, its packed histogram deltas in one bytes object each way.
+    The counts keep the cumulative figures beside the deltas, so a window's counts are one
+    subtraction per socket (newest cumulative less the oldest's start) rather than a sum over its
+    intervals; ``breaks`` are the sockets whose figures restarted here (new rows, rows whose
+    counters went back, intervals of differences), where that shortcut does not hold.
+    """
+
+    __slots__ = ("breaks", "counts", "ids", "keys", "recv", "recv_at", "send", "send_at")
+
+    def __init__(self, ids: list[SocketStats], counts: list[int], breaks: Iterable[int],
+                 send: list[bytes], recv: list[bytes]) -> None:
+        self.ids = tuple(ids)
+        self.keys = tuple(s.key for s in self.ids)
+        self.counts = array("q", counts)
+        self.breaks = frozenset(breaks)
+        self.send, self.send_at = b"".join(send), array("I", accumulate(map(len, send), initial=0))
+        self.recv, self.recv_at = b"".join(recv), array("I", accumulate(map(len, recv), initial=0))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+    def packed(self, i: int, send: bool) -> bytes:
+        """Socket ``i``'s histogram delta as :func:`pack` wrote it."""
+        if send:
+            return self.send[self.send_at[i]:self.send_at[i + 1]]
+        return self.recv[self.recv_at[i]:self.recv_at[i + 1]]
+
+    def delta(self, i: int) -> SocketStats:
+        """Socket ``i``'s figures in this interval as a SocketStats."""
+        c = self.counts[_WIDTH * i:_WIDTH * i + 5]
+        return self.ids[i].with_traffic(c[0], c[1], c[2], c[3], _unpacked(self.packed(i, True)),
+                                        _unpacked(self.packed(i, False)), c[4])
+
+    @classmethod
+    def of(cls, sockets: Iterable[SocketStats]) -> SocketColumns:
+        """Socket differences as they are (those that moved), each a restart of its figures."""
+        ids, counts, send, recv = [], [], [], []
+        empty = _EMPTY_SOCKET_HIST
+        for s in sockets:
+            if _traffic(s):
+                ids.append(s.with_traffic(0, 0, 0, 0, empty, empty, 0))
+                counts += (s.tx_packets, s.tx_bytes, s.rx_packets, s.rx_bytes, s.max_ns,
+                           s.tx_packets, s.tx_bytes, s.rx_packets, s.rx_bytes)
+                send.append(pack(s.send_hist))
+                recv.append(pack(s.recv_hist))
+        return cls(ids, counts, (s.key for s in ids), send, recv)
+
+
+_NO_SOCKETS = SocketColumns([], [], (), [], [])
+
+
+def _unpacked(packed: bytes) -> Histogram:
+    return Histogram.from_pairs(array("Q", packed), SOCKET_SUB_BITS) if packed else _EMPTY_SOCKET_HIST
+
+
+class _Moved:
+    """Builds an interval's SocketColumns from two cumulative snapshots' sockets (Timeline.add)."""
+
+    def __init__(self, ids: dict[int, tuple[tuple[object, ...], SocketStats]]) -> None:
+        #: key -> (identity fields, identity SocketStats) of the previous interval
+        self.old_ids = ids
+        self.new_ids: dict[int, tuple[tuple[object, ...], SocketStats]] = {}
+
+    def columns(self, sockets: Iterable[SocketStats], before: Mapping[int, SocketStats]) -> SocketColumns:
+        ids, counts, breaks, send, recv = [], [], [], [], []
+        old_ids, new_ids, empty = self.old_ids, self.new_ids, _EMPTY_SOCKET_HIST
+        for new in sockets:
+            key = new.key
+            old = before.get(key)
+            if old is new:  # a source reuses an unchanged row's SocketStats
+                if (kept := old_ids.get(key)) is not None:
+                    new_ids[key] = kept
+                continue
+            tx, txb, rx, rxb = new.tx_packets, new.tx_bytes, new.rx_packets, new.rx_bytes
+            if old is None or old.tx_packets > tx or old.rx_packets > rx:
+                # new, or its row restarted (as SocketStats.since): the whole row is the delta
+                if not (tx or rx or txb or rxb):
+                    continue
+                counts += (tx, txb, rx, rxb, new.max_ns, tx, txb, rx, rxb)
+                breaks.append(key)
+                send.append(pack(new.send_hist))
+                recv.append(pack(new.recv_hist))
+            else:
+                d = (tx - old.tx_packets, txb - old.tx_bytes, rx - old.rx_packets, rxb - old.rx_bytes)
+                if not any(d):
+                    continue
+                counts += (*d, new.max_ns, tx, txb, rx, rxb)
+                if new.max_ns < old.max_ns:
+                    breaks.append(key)  # not the same row after all: a window must not span it
+                send.append(_pack_since(new.send_hist, old.send_hist))
+                recv.append(_pack_since(new.recv_hist, old.recv_hist))
+            fields = _IDENTITY(new)
+            kept = old_ids.get(key)
+            if kept is None or kept[0] != fields:
+                kept = (fields, new.with_traffic(0, 0, 0, 0, empty, empty, 0))
+            new_ids[key] = kept
+            ids.append(kept[1])
+        return SocketColumns(ids, counts, breaks, send, recv)
 
 
 def _pack_since(new: Histogram, old: Histogram) -> bytes:
@@ -204,8 +293,8 @@ class Interval:
     end_s: float
     points: Mapping[str, Mapping[str, StagePoint]]  #: path -> stage/total key -> its figures
     counters: Mapping[str, Mapping[str, int]]  #: path -> counter -> count in the interval
-    #: sockets with traffic in the interval (deltas); () once older than the socket horizon
-    sockets: tuple[SocketPoint, ...] = ()
+    #: sockets with traffic in the interval (deltas); empty once older than the socket horizon
+    sockets: SocketColumns = _NO_SOCKETS
     events_total: int = 0
     events_lost: int = 0
 
@@ -218,9 +307,9 @@ class Interval:
 
     @classmethod
     def of(cls, delta: Snapshot, start_s: float, end_s: float,
-           points: tuple[SocketPoint, ...] | None = None) -> Interval:
-        """Compact a difference of snapshots (``newer.since(older)``) into an interval; ``points``
-        are its sockets when the caller compacted them already (then ``delta`` needs none)."""
+           sockets: SocketColumns | None = None) -> Interval:
+        """Compact a difference of snapshots (``newer.since(older)``) into an interval; ``sockets``
+        when the caller compacted them already (then ``delta`` needs none)."""
         return cls(
             start_s=start_s,
             end_s=end_s,
@@ -229,8 +318,7 @@ class Interval:
                 for name, stats in delta.paths.items()
             },
             counters={name: dict(stats.counters) for name, stats in delta.paths.items()},
-            sockets=tuple(SocketPoint.of(s) for s in delta.sockets if _traffic(s)) if points is None
-            else points,
+            sockets=SocketColumns.of(delta.sockets) if sockets is None else sockets,
             events_total=delta.events_total,
             events_lost=delta.events_lost,
         )
@@ -261,6 +349,10 @@ class Timeline:
         self._carry: Interval | None = None  # since clear, counted by sources before a restart
         self._cleared_at = 0.0  # timeline seconds of the clear (or 0: start)
         self._memo: dict[tuple[object, ...], Snapshot | None] = {}  # windows asked since the last add
+        #: the latest snapshot's sockets by key, and their identities as the last interval kept them
+        self._by_key: dict[int, SocketStats] = {}
+        self._by_key_of: Snapshot | None = None
+        self._ids: dict[int, tuple[tuple[object, ...], SocketStats]] = {}
 
     # ------------------------------------------------------------------------------- feeding
 
@@ -278,19 +370,20 @@ class Timeline:
             self._base = prev = None
         # The first snapshot of a source run counts from that run's start (its own time zero).
         start = self._now(prev) if prev is not None else self._offset
-        if prev is None:
-            interval = Interval.of(snap, start, snap.time_s + self._offset)
-        else:
-            old = {s.key: s for s in prev.sockets}
-            points = tuple(p for s in snap.sockets
-                           if (p := SocketPoint.between(s, old.get(s.key))) is not None)
-            interval = Interval.of(snap.since(prev, sockets=False), start, snap.time_s + self._offset, points)
+        moved = _Moved(self._ids if prev is not None else {})
+        before = self._by_key if prev is not None and self._by_key_of is prev else (
+            {s.key: s for s in prev.sockets} if prev is not None else {})
+        columns = moved.columns(snap.sockets, before)
+        delta = snap.since(prev, sockets=False) if prev is not None else snap
+        interval = Interval.of(delta, start, snap.time_s + self._offset, columns)
+        self._ids = moved.new_ids
+        self._by_key, self._by_key_of = {s.key: s for s in snap.sockets}, snap
         self._ring.append(interval)
         self._memo.clear()
         if len(self._ring) > self.socket_intervals:
             old = len(self._ring) - self.socket_intervals - 1
             if self._ring[old].sockets:
-                self._ring[old] = replace(self._ring[old], sockets=())
+                self._ring[old] = replace(self._ring[old], sockets=_NO_SOCKETS)
         self.latest = snap
         return interval
 
@@ -306,7 +399,7 @@ class Timeline:
         """An independent copy (intervals are immutable and shared): what a paused screen keeps."""
         other = Timeline.__new__(Timeline)
         for name in ("interval_s", "max_intervals", "socket_intervals", "latest", "_offset", "_base",
-                     "_carry", "_cleared_at"):
+                     "_carry", "_cleared_at", "_by_key", "_by_key_of", "_ids"):
             setattr(other, name, getattr(self, name))
         other._ring = deque(self._ring, maxlen=self.max_intervals)
         other._memo = {}
@@ -439,7 +532,7 @@ def _merge(parts: Sequence[Interval]) -> Interval:
         points={path: {key: _point_sum(ps) for key, ps in stages.items()}
                 for path, stages in points.items()},
         counters=_counter_sum(parts),
-        sockets=tuple(SocketPoint.of(s) for s in _socket_sum(parts)),
+        sockets=SocketColumns.of(_socket_sum(parts)),
         events_total=sum(p.events_total for p in parts),
         events_lost=sum(p.events_lost for p in parts),
     )
@@ -475,44 +568,71 @@ def _counter_sum(parts: Iterable[Interval]) -> dict[str, dict[str, int]]:
     return out
 
 
+class _Gather:
+    """One socket's packed histogram deltas over a window's intervals, found through per-interval
+    indexes built the first time a window's histogram is read (most never are)."""
+
+    def __init__(self, cols: Sequence[SocketColumns]) -> None:
+        self.cols = cols
+        self._at: list[dict[int, int]] | None = None
+
+    def at(self) -> list[dict[int, int]]:
+        if self._at is None:
+            self._at = [dict(zip(c.keys, range(len(c)), strict=True)) for c in self.cols]
+        return self._at
+
+    def places(self, key: int) -> list[tuple[SocketColumns, int]]:
+        """(columns, index) of every interval where ``key`` moved, oldest first."""
+        return [(c, i) for c, at in zip(self.cols, self.at(), strict=True) if (i := at.get(key)) is not None]
+
+    def pairs(self, key: int, send: bool) -> array:
+        return array("Q", b"".join(c.packed(i, send) for c, i in self.places(key)))
+
+
 def _socket_sum(parts: Iterable[Interval]) -> tuple[SocketStats, ...]:
     """Every socket of ``parts`` once, its counts and histograms summed (the newest identity: pid
-    and comm may change on a reused key). A 60 s window of a host with a thousand busy sockets sums
-    60,000 of them, so the packed histograms are gathered per socket and summed in one pass."""
-    latest: dict[int, SocketStats] = {}
-    sums: dict[int, list] = {}  # key -> [tx, tx bytes, rx, rx bytes, max, send packs, recv packs]
-    for part in parts:
-        for point in part.sockets:
-            s = point.stats
-            latest[s.key] = s
-            acc = sums.get(s.key)
-            if acc is None:
-                sums[s.key] = [s.tx_packets, s.tx_bytes, s.rx_packets, s.rx_bytes, s.max_ns,
-                               [point.send], [point.recv]]
-                continue
-            acc[0] += s.tx_packets
-            acc[1] += s.tx_bytes
-            acc[2] += s.rx_packets
-            acc[3] += s.rx_bytes
-            acc[4] = max(acc[4], s.max_ns)
-            acc[5].append(point.send)
-            acc[6].append(point.recv)
-    return tuple(
-        replace(s, tx_packets=acc[0], tx_bytes=acc[1], rx_packets=acc[2], rx_bytes=acc[3], max_ns=acc[4],
-                send_hist=_packed_sum(acc[5]), recv_hist=_packed_sum(acc[6]))
-        for key, s in latest.items() for acc in (sums[key],)
-    )
+    and comm may change on a reused key), in the order they first moved.
 
-
-def _packed_sum(packs: list[bytes]) -> Histogram:
-    """The socket histogram summing :func:`pack`'s outputs."""
-    flat = array("Q", b"".join(packs))
-    if not flat:
-        return _EMPTY_SOCKET_HIST
-    counts = [0] * _SOCKET_BUCKETS
-    for index, count in zip(flat[::2], flat[1::2], strict=True):
-        counts[index] += count
-    return Histogram(tuple(counts), SOCKET_SUB_BITS)
+    A 10 s window of 20,000 busy sockets spans 200,000 socket deltas: their counts come from the
+    newest interval's cumulative figures less the oldest's start (dict updates at C speed find
+    both), the histograms are summed when first read."""
+    cols = [p.sockets for p in parts if p.sockets]
+    if not cols:
+        return ()
+    newest: dict[int, int] = {}  # key -> (interval << 32) | index, in the order sockets first moved
+    oldest: dict[int, int] = {}
+    for j, c in enumerate(cols):
+        newest.update(zip(c.keys, range(j << 32, (j << 32) + len(c)), strict=True))
+    for j in range(len(cols) - 1, -1, -1):
+        c = cols[j]
+        oldest.update(zip(c.keys, range(j << 32, (j << 32) + len(c)), strict=True))
+    # A socket whose figures restarted after its oldest interval here: summed interval by interval.
+    slow = {k for j, c in enumerate(cols) if j for k in c.breaks if oldest[k] >> 32 < j}
+    gather = _Gather(cols)
+    pairs = gather.pairs
+    out = []
+    for key, at in newest.items():
+        c1, i1 = cols[at >> 32], at & _LOW32
+        if key in slow:
+            tx = txb = rx = rxb = top = 0
+            for c, i in gather.places(key):
+                v = c.counts[_WIDTH * i:_WIDTH * i + 5]
+                tx, txb, rx, rxb, top = tx + v[0], txb + v[1], rx + v[2], rxb + v[3], max(top, v[4])
+        else:
+            first = oldest[key]
+            v0, o = cols[first >> 32].counts, _WIDTH * (first & _LOW32)
+            v1, n = c1.counts, _WIDTH * i1
+            # newest cumulative less (oldest cumulative less its delta): the figures at the start
+            tx = v1[n + 5] - v0[o + 5] + v0[o]
+            txb = v1[n + 6] - v0[o + 6] + v0[o + 1]
+            rx = v1[n + 7] - v0[o + 7] + v0[o + 2]
+            rxb = v1[n + 8] - v0[o + 8] + v0[o + 3]
+            top = v1[n + 4]  # the row's max only grows (a drop is a break)
+        out.append(c1.ids[i1].with_traffic(
+            tx, txb, rx, rxb,
+            Histogram.from_pairs((pairs, key, True), SOCKET_SUB_BITS),
+            Histogram.from_pairs((pairs, key, False), SOCKET_SUB_BITS), top))
+    return tuple(out)
 
 
 def _sum(template: Snapshot, parts: Sequence[Interval | None], sockets: bool = True) -> Snapshot:
