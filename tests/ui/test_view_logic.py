@@ -9,7 +9,8 @@ from dataclasses import replace
 import pytest
 
 from tui.model.filters import Filters
-from tui.model.histogram import Histogram
+from tui.model.histogram import SOCKET_SUB_BITS, Histogram
+from tui.model.snapshot import SocketStats
 from tui.sources.synthetic import SyntheticSource
 from tui.view.frame import build_status, build_view, next_stage
 from tui.widgets.histogram import octave_counts, octave_range
@@ -62,6 +63,29 @@ def test_socket_rates_are_the_change_over_elapsed_time() -> None:
     recv = {r.key: r for r in socket_rows(second, second, first, "recv")}
     sock = second.sockets[0]
     assert recv[sock.key].p50 == sock.recv_hist.percentile(50) != rows[sock.key].p50
+
+
+def test_socket_rows_keep_the_busiest_then_the_slowest_of_those_tied() -> None:
+    # 600 sockets in three rate groups (the 200 rows end inside the middle one, 300 tied) whose
+    # p99 differ: the rows are the busiest, then among the tied the highest p99, then stable order
+    template = SyntheticSource(seed=1).poll()
+    proto = template.sockets[0]
+
+    def sock(i: int, tx: int) -> SocketStats:
+        hist = Histogram.from_sparse({10 + i % 37: 1 + i % 5, 60: 1}, SOCKET_SUB_BITS)
+        return replace(proto, key=1000 + i, tx_packets=tx, tx_bytes=tx, send_hist=hist, max_ns=0)
+
+    before = replace(template, time_s=1.0, sockets=tuple(sock(i, 0) for i in range(600)))
+    after = replace(template, time_s=2.0,
+                    sockets=tuple(sock(i, 50 if i < 100 else 20 if i < 400 else 5) for i in range(600)))
+    rows = socket_rows(after, after, before, "send")
+    assert len(rows) == 200 and [r.pkts_s for r in rows] == [50.0] * 100 + [20.0] * 100
+    p99 = {s.key: s.send_hist.percentile(99) for s in after.sockets}
+    by_rate = sorted(after.sockets, key=lambda s: -s.tx_packets)
+    want = sorted(by_rate, key=lambda s: (s.tx_packets, p99[s.key]), reverse=True)[:200]
+    assert [r.key for r in rows] == [s.key for s in want]
+    assert [r.p99 for r in rows] == [p99[s.key] for s in want]
+    assert rows[150].p50 == after.sockets[rows[150].key - 1000].send_hist.percentile(50)
 
 
 def test_view_filters_narrow_sockets_and_events_only() -> None:

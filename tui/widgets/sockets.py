@@ -58,13 +58,16 @@ def socket_rows(
         return 0.0, 0.0
 
     # Percentiles are most of a row's cost: with thousands of sockets, only those that can make
-    # the MAX_ROWS shown (the busiest, and every socket tied with the last of them) get a row.
+    # the MAX_ROWS shown (the busiest, and every socket tied with the last of them) get a p99,
+    # the order's tie-break, and only the MAX_ROWS shown get a row.
     rated = sorted(((rates(s), s) for s in shown.sockets), key=lambda rs: rs[0][0], reverse=True)
     if len(rated) > MAX_ROWS:
         last = rated[MAX_ROWS - 1][0][0]
         rated = [rs for rs in rated if rs[0][0] >= last]
+    ranked = [(rate, capped(sock.hist(path).percentile(99), sock.max_ns), sock) for rate, sock in rated]
+    ranked.sort(key=lambda r: (r[0][0], r[1] or 0), reverse=True)
     rows = []
-    for (rate_p, rate_b), sock in rated:
+    for (rate_p, rate_b), p99, sock in ranked[:MAX_ROWS]:
         hist = sock.hist(path)
         # max_ns is the socket's exact largest value over both paths: an upper bound for either
         top = min(hist.max_bound() or 0, sock.max_ns) if sock.max_ns else hist.max_bound()
@@ -72,13 +75,12 @@ def socket_rows(
             SocketRow(
                 key=sock.key, pid=sock.pid, comm=sock.comm, proto=sock.protocol,
                 local=sock.local, remote=sock.remote, pkts_s=rate_p, bytes_s=rate_b,
-                p50=capped(hist.percentile(50), sock.max_ns), p99=capped(hist.percentile(99), sock.max_ns),
+                p50=capped(hist.percentile(50), sock.max_ns), p99=p99,
                 max=float(top) if hist and top else None,
                 group=short_name(sock.cgroup) if sock.cgroup else "", netns=netns_label(sock),
             )
         )
-    rows.sort(key=lambda r: (r.pkts_s, r.p99 or 0), reverse=True)
-    return rows[:MAX_ROWS]
+    return rows
 
 
 class Cell:
