@@ -56,9 +56,10 @@ def _workload(cgroup_id: int, netns: int) -> tuple[int, str, int, str]:
 
 
 def test_a_row_decodes_to_its_fields_and_exact_counters() -> None:
-    reader = _reader({0xFFFF8880_12345678: _row(7, {40: 5, 41: 2})})
-    [(key, head, raw)] = list(reader.rows())
-    s = reader.stats(key, raw, _workload)
+    reader = _reader({0xFFFF8880_12345678: _row(7, {40: 5, 41: 2}), 5: _row(1, {}, port=5202)})
+    assert reader.read() == 2
+    key, at = reader.keys[0], 0
+    s = reader.stats(at, reader.names(key, at), _workload)
     assert (s.key, s.pid, s.comm, s.protocol, s.family) == (socket_ident(key, 5201, 40000, 6), 4242, "iperf3",
                                                             "TCP", 4)
     assert (s.local, s.remote) == ("10.0.0.1:5201", "10.0.0.2:40000")
@@ -67,18 +68,29 @@ def test_a_row_decodes_to_its_fields_and_exact_counters() -> None:
                                                                "blue")
     assert s.send_hist.sparse() == {40: 5, 41: 2} and s.send_hist.total == 7
     assert not s.recv_hist and s.recv_hist.total == 0  # bucket _BUCKETS is storage only
-    assert not reader.closed(head)
-    # The names decoded once serve the row's later ticks: the same SocketStats fields.
-    names = reader.names(key, raw)
-    assert reader.stats(key, raw, _workload, names) == s
+    assert not reader.closed(reader.view[:reader.head].tobytes())
+    other = reader.stats(reader.size, reader.names(reader.keys[1], reader.size), _workload)
+    assert (other.key, other.lport, other.tx_packets) == (socket_ident(5, 5202, 40000, 6), 5202, 1)
+    # a histogram equal to last tick's is last tick's object; a changed one is new, and exact
+    row = _row(8, {40: 5, 41: 2})
+    row.recv_hist[12] = 1
+    moved = _reader({0xFFFF8880_12345678: row})
+    moved.read()
+    again = moved.stats(0, moved.names(moved.keys[0], 0), _workload, s)
+    assert again.send_hist is s.send_hist and again.recv_hist is not s.recv_hist
+    assert again.recv_hist.sparse() == {12: 1} and again.tx_packets == 8
 
 
 def test_identity_bytes_change_with_the_socket_not_with_its_counters() -> None:
-    a, b, c = _row(1, {}), _row(900, {40: 1}), _row(1, {}, port=5202)
-    reader = _reader({1: a})
-    ident = reader.identity(next(iter(reader.rows()))[2])
-    assert _reader({1: b}).identity(next(iter(_reader({1: b}).rows()))[2]) == ident
-    assert _reader({1: c}).identity(next(iter(_reader({1: c}).rows()))[2]) != ident
+    reader = _reader({1: _row(1, {}), 2: _row(900, {40: 1}), 3: _row(1, {}, port=5202)})
+    reader.read()
+    one, two, three = (reader.identity(i * reader.size) for i in range(3))
+    assert one == two != three
+    closing = _row(1, {})
+    closing.closed = 1
+    reader = _reader({1: closing})
+    reader.read()
+    assert reader.closed(reader.view[:reader.head].tobytes())
 
 
 def test_raw_histograms_equal_their_decoded_twins() -> None:
@@ -116,3 +128,39 @@ def test_raw_delta_is_the_packed_difference() -> None:
     lower = list(new)
     lower[10], lower[20] = 1, 5
     assert _delta(lower, new) == ((10, 1), (20, 5), (_BUCKETS - 1, 1))
+
+
+class _Table(dict):
+    """A BCC hash table as _read_sockets uses it: items(), Key() and del."""
+
+    Leaf = _SockStats
+    max_entries = 8
+
+    def items(self):  # type: ignore[override]
+        return [(ct.c_uint64(k), v) for k, v in super().items()]
+
+    Key = staticmethod(lambda k: k)
+
+
+def test_the_live_read_keeps_unmoved_rows_decodes_moved_ones_and_drops_closed_ones() -> None:
+    from tui.sources.live import LiveSource
+
+    table = _Table({1: _row(5, {40: 5}), 2: _row(9, {41: 9}, port=5202)})
+    source = LiveSource()
+    source._bpf = {b"sockets": table}
+    source._sockets_reader = reader = BatchReader(table)
+    reader.batch = False
+    first = {s.lport: s for s in source._read_sockets()}
+    assert {p: (s.tx_packets, s.tx_bytes, s.send_hist.sparse()) for p, s in first.items()} == {
+        5201: (5, 500, {40: 5}), 5202: (9, 900, {41: 9})}
+    # the first socket sends 2 more, the second does not move, then closes
+    table[1] = _row(7, {40: 6, 44: 1})
+    second = {s.lport: s for s in source._read_sockets()}
+    assert second[5202] is first[5202]
+    assert (second[5201].tx_packets, second[5201].tx_bytes, second[5201].send_hist.sparse()) == (
+        7, 700, {40: 6, 44: 1})
+    assert second[5201].comm is first[5201].comm  # its names decoded once
+    table[2].closed = 1
+    third = {s.lport: s for s in source._read_sockets()}
+    assert third[5202].tx_packets == 9 and 2 not in table  # read once more, then deleted
+    assert set(s.lport for s in source._read_sockets()) == {5201}

@@ -106,12 +106,22 @@ def peer_rows(table: Any) -> list[tuple[Any, Any]]:
         return list(table.items())
 
 
+def _struct_of(fields: Iterable[tuple[int, str, Any]]) -> struct.Struct:
+    """A Struct reading the (offset, name, ctypes type) fields, in offset order, from a row's start."""
+    fmt, pos = "<", 0  # standard sizes (ctypes' own codes are native: "L" is 8 bytes here)
+    for offset, _name, kind in fields:
+        fmt += "x" * (offset - pos) + {1: "B", 2: "H", 4: "I", 8: "Q"}[ct.sizeof(kind)]
+        pos = offset + ct.sizeof(kind)
+    return struct.Struct(fmt)
+
+
 class BatchReader:
     """Every row of the kernel's socket table as raw bytes, read with BPF_MAP_LOOKUP_BATCH into
     buffers kept between polls (BCC's items_lookup_batch allocates buffers for the map's maximum
-    and builds a ctypes object per entry: 80 ms for 20,000 sockets), or key by key where the kernel
-    has no batch lookup (before 5.6). Rows are decoded with one struct unpack (ctypes attribute
-    access is several times slower), at the offsets of the map's own ctypes struct."""
+    and builds a ctypes object per entry: 80 ms for 20,000 sockets), or key by key into the same
+    buffers where the kernel has no batch lookup (before 5.6). Rows are decoded with struct
+    unpacks straight from the buffer (ctypes attribute access is several times slower), at the
+    offsets of the map's own ctypes struct: row ``i`` is ``keys[i]`` and ``view[i * size:]``."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
@@ -119,6 +129,7 @@ class BatchReader:
         self.size = ct.sizeof(leaf)
         self.keys = (ct.c_uint64 * table.max_entries)()
         self.values = (ct.c_char * (self.size * table.max_entries))()
+        self.view = memoryview(self.values).cast("B")
         self.batch = True
         #: the bytes of struct sock_stats (netlat.h) before the addresses: whatever changes when a
         #: row moves (counters, max, pid, ports, closed); the addresses, name and histograms follow
@@ -126,76 +137,78 @@ class BatchReader:
         self.closed_at = leaf.closed.offset
         scalars = sorted((getattr(leaf, name).offset, name, kind) for name, kind in leaf._fields_
                          if issubclass(kind, ct._SimpleCData))
-        fmt, pos = "<", 0  # standard sizes (ctypes' own codes are native: "L" is 8 bytes here)
-        for offset, _name, kind in scalars:
-            fmt += "x" * (offset - pos) + {1: "B", 2: "H", 4: "I", 8: "Q"}[ct.sizeof(kind)]
-            pos = offset + ct.sizeof(kind)
-        self.scalar_names = tuple(name for _o, name, _k in scalars)
-        self.scalars = struct.Struct(fmt)
-        self.index = {name: i for i, name in enumerate(self.scalar_names)}
+        self.scalars = _struct_of(scalars)
+        self.index = {name: i for i, (_o, name, _k) in enumerate(scalars)}
+        #: what a moved row needs decoded: its counters and max
+        self.counters = _struct_of([next(x for x in scalars if x[1] == name)
+                                    for name in ("tx_packets", "tx_bytes", "rx_packets", "rx_bytes", "max")])
         self.hist_bytes = 4 * bucket_count(SOCKET_SUB_BITS)  # the storage is longer (netlat.h)
         self.at = {name: getattr(leaf, name).offset for name in ("laddr", "raddr", "comm", "send_hist",
                                                                   "recv_hist")}
         self.ident_from, self.ident_to = leaf.pid.offset, leaf.send_hist.offset
+        self.send_at, self.recv_at = leaf.send_hist.offset, leaf.recv_hist.offset
 
-    def rows(self) -> Iterable[tuple[int, bytes, memoryview]]:
-        """(key, the value's head bytes, the whole value) of every entry."""
+    def read(self) -> int:
+        """Read every row into the buffers; returns how many there are."""
         if self.batch:
             try:
-                total = self._lookup_batch()
+                return self._lookup_batch()
             except OSError:
                 self.batch = False
-            else:
-                view = memoryview(self.values).cast("B")
-                size, head = self.size, self.head
-                for i, key in enumerate(self.keys[:total]):
-                    at = i * size
-                    yield key, bytes(view[at:at + head]), view[at:at + size]
-                return
+        total = 0
         for key, value in self.table.items():
-            raw = memoryview(bytes(value))
-            yield int(key.value), bytes(raw[:self.head]), raw
+            if total == len(self.keys):
+                break
+            self.keys[total] = int(key.value)
+            ct.memmove(ct.addressof(self.values) + total * self.size, ct.addressof(value), self.size)
+            total += 1
+        return total
 
     def closed(self, head: bytes) -> bool:
         """Whether a row's head says its socket closed (TCP_CLOSE)."""
-        return any(head[self.closed_at:self.closed_at + 4])
+        return head[self.closed_at:self.closed_at + 4] != b"\0\0\0\0"
 
-    def identity(self, raw: memoryview) -> bytes:
-        """The bytes of a row that name its socket (pid, protocol, ports, addresses, comm, cgroup,
-        namespace: from pid up to the histograms); equal bytes decode to the same fields."""
-        return bytes(raw[self.ident_from:self.ident_to])
+    def identity(self, at: int) -> bytes:
+        """The bytes of the row at ``at`` that name its socket (pid, protocol, ports, addresses, comm,
+        cgroup, namespace: from pid up to the histograms); equal bytes decode to the same fields."""
+        return self.view[at + self.ident_from:at + self.ident_to].tobytes()
 
-    def stats(self, key: int, raw: memoryview, workload: Callable[[int, int], tuple[int, str, int, str]],
-              named: tuple[tuple[Any, ...], tuple[int, int]] | None = None) -> SocketStats:
-        """One row as the model's SocketStats; ``workload(cgroup_id, netns)`` gives its workload
-        fields. ``named`` is what :meth:`names` gave for this row's identity bytes before (decoding
-        the comm and addresses is most of a moved row's cost): the histograms stay raw bytes,
-        decoded only if something reads them (the screen shows 200 rows of 20,000)."""
-        f = self.scalars.unpack_from(raw)
-        if named is None:
-            named = self.names(key, raw, f)
-        prefix, (cgroup_id, netns) = named
-        at, n, i = self.at, self.hist_bytes, self.index
-        return SocketStats(
-            *prefix, f[i["tx_packets"]], f[i["tx_bytes"]], f[i["rx_packets"]], f[i["rx_bytes"]],
-            Histogram.from_raw(bytes(raw[at["send_hist"]:at["send_hist"] + n]), SOCKET_SUB_BITS),
-            Histogram.from_raw(bytes(raw[at["recv_hist"]:at["recv_hist"] + n]), SOCKET_SUB_BITS),
-            f[i["max"]], *workload(cgroup_id, netns),
-        )
+    def stats(self, at: int, names: tuple[tuple[Any, ...], tuple[int, int]],
+              workload: Callable[[int, int], tuple[int, str, int, str]],
+              old: SocketStats | None = None) -> SocketStats:
+        """The row at ``at`` as the model's SocketStats, given its :meth:`names` (decoded once per
+        socket: the comm and addresses were most of a moved row's cost); ``workload(cgroup_id,
+        netns)`` gives its workload fields. The histograms stay raw bytes, decoded only if something
+        reads them (the screen shows 200 rows of 20,000); one equal to ``old``'s (often a socket
+        moves one way only) is ``old``'s object."""
+        view, n = self.view, self.hist_bytes
+        tx, txb, rx, rxb, top = self.counters.unpack_from(view, at)
+        prefix, (cgroup_id, netns) = names
+        at_send, at_recv = at + self.send_at, at + self.recv_at
+        send, recv = view[at_send:at_send + n].tobytes(), view[at_recv:at_recv + n].tobytes()
+        if old is not None and old.send_hist.raw == send:
+            send_hist = old.send_hist
+        else:
+            send_hist = Histogram.from_raw(send, SOCKET_SUB_BITS)
+        if old is not None and old.recv_hist.raw == recv:
+            recv_hist = old.recv_hist
+        else:
+            recv_hist = Histogram.from_raw(recv, SOCKET_SUB_BITS)
+        return SocketStats(*prefix, tx, txb, rx, rxb, send_hist, recv_hist, top, *workload(cgroup_id, netns))
 
-    def names(self, key: int, raw: memoryview, f: tuple[int, ...] | None = None
-              ) -> tuple[tuple[Any, ...], tuple[int, int]]:
-        """A row's identity fields in SocketStats order (key to rport) and its (cgroup id, netns)."""
-        f = self.scalars.unpack_from(raw) if f is None else f
-        i, at = self.index, self.at
+    def names(self, key: int, at: int) -> tuple[tuple[Any, ...], tuple[int, int]]:
+        """The identity fields of the row at ``at`` in SocketStats order (key to rport) and its
+        (cgroup id, netns)."""
+        view, f = self.view, self.scalars.unpack_from(self.view, at)
+        i, comm, laddr, raddr = self.index, *(at + self.at[k] for k in ("comm", "laddr", "raddr"))
         family, lport, rport, protocol = f[i["family"]], f[i["lport"]], f[i["rport"]], f[i["protocol"]]
         # An address is reused by later sockets (the kernel side restarts the entry when the ports
         # change), so the key includes the ports: a new socket is a new row.
         prefix = (socket_ident(key, lport, rport, protocol), f[i["pid"]],
-                  bytes(raw[at["comm"]:at["comm"] + 16]).split(b"\0", 1)[0].decode(errors="replace"),
+                  view[comm:comm + 16].tobytes().split(b"\0", 1)[0].decode(errors="replace"),
                   _PROTO_NAMES.get(protocol, "?"), family,
-                  _addr(raw[at["laddr"]:at["laddr"] + 16], family), lport,
-                  _addr(raw[at["raddr"]:at["raddr"] + 16], family), rport)
+                  _addr(view[laddr:laddr + 16], family), lport,
+                  _addr(view[raddr:raddr + 16], family), rport)
         return prefix, (f[i["cgroup_id"]], f[i["netns"]])
 
     def _lookup_batch(self) -> int:
@@ -252,8 +265,12 @@ class LiveSource(SourceContext):
         self._seq = 0
         self._events: collections.deque[PacketEvent] = collections.deque(maxlen=MAX_EVENTS_PER_POLL)
         self._events_delivered = 0
-        #: kernel key -> (head bytes, identity bytes, its SocketStats, its decoded names)
-        self._socket_cache: dict[int, tuple[bytes, bytes, SocketStats, Any]] = {}
+        #: by kernel key: last tick's SocketStats, the head and identity bytes it was decoded from
+        #: and its decoded names (BatchReader.names)
+        self._socket_cache: dict[int, SocketStats] = {}
+        self._socket_heads: dict[int, bytes] = {}
+        self._socket_idents: dict[int, bytes] = {}
+        self._socket_names: dict[int, Any] = {}
         self._sockets_reader: BatchReader | None = None
         self._idle_since: dict[tuple[int, bytes], float] = {}  # UDP rows: unchanged since
         self._orphan_peers: set[bytes] = set()
@@ -366,7 +383,7 @@ class LiveSource(SourceContext):
         self._seq = 0
         self._events.clear()
         self._events_delivered = 0
-        self._socket_cache = {}
+        self._socket_cache, self._socket_heads, self._socket_idents, self._socket_names = {}, {}, {}, {}
         self._sockets_reader = None
         if was_running:
             self.start()
@@ -524,7 +541,13 @@ class LiveSource(SourceContext):
         # did not change since the last tick keeps last tick's SocketStats. A moved row whose
         # identity bytes did not change keeps its decoded names (comm, addresses, ident), so with
         # every one of 20,000 rows moving a tick decodes only counters and copies two histograms.
-        previous, current = self._socket_cache, {}
+        previous, heads, idents, names_of = (self._socket_cache, self._socket_heads, self._socket_idents,
+                                             self._socket_names)
+        # parallel dicts, not a tuple a row: 20,000 tuples a tick were garbage collector work
+        current: dict[int, SocketStats] = {}
+        new_heads: dict[int, bytes] = {}
+        new_idents: dict[int, bytes] = {}
+        new_names: dict[int, Any] = {}
         table = self._bpf[b"sockets"]
         if self._sockets_reader is None:
             self._sockets_reader = BatchReader(table)
@@ -539,19 +562,22 @@ class LiveSource(SourceContext):
             return names
 
         idle_since, self._idle_since = self._idle_since, {}
-        for key, head, row in reader.rows():
-            old = previous.get(key)
-            if old is not None and old[0] == head:
-                cached, stats = True, old[2]
-                current[key] = old
+        view, size, head_size = reader.view, reader.size, reader.head
+        for i, key in enumerate(reader.keys[:reader.read()]):
+            at = i * size
+            head = new_heads[key] = view[at:at + head_size].tobytes()
+            stats = previous.get(key)
+            cached = stats is not None and heads[key] == head
+            if cached:
+                new_idents[key], new_names[key] = idents[key], names_of[key]
             else:
-                cached = False
-                ident = reader.identity(row)
-                names = old[3] if old is not None and old[1] == ident else None
+                ident = new_idents[key] = reader.identity(at)
+                names = names_of.get(key) if stats is not None and idents[key] == ident else None
                 if names is None:
-                    names = reader.names(key, row)
-                stats = reader.stats(key, row, workload, names)
-                current[key] = (head, ident, stats, names)
+                    names = reader.names(key, at)
+                new_names[key] = names
+                stats = reader.stats(at, names, workload, stats)
+            current[key] = stats
             if reader.closed(head):
                 closed.append(key)  # its last counts are in this snapshot; the row goes after it
             elif stats.protocol == "UDP":
@@ -565,8 +591,9 @@ class LiveSource(SourceContext):
         for key in closed:
             with contextlib.suppress(KeyError):
                 del table[table.Key(key)]
-        self._socket_cache = current
-        return tuple(entry[2] for entry in current.values())
+        self._socket_cache, self._socket_heads = current, new_heads
+        self._socket_idents, self._socket_names = new_idents, new_names
+        return tuple(current.values())
 
     def _with_peers(self, sockets: tuple[SocketStats, ...]) -> tuple[SocketStats, ...]:
         """UDP sockets with their busiest peers from the kernel's peer table. Rows of a socket that
