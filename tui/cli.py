@@ -17,6 +17,7 @@ from tui.errors import UserError, fail
 from tui.exporter import DEFAULT_LISTEN
 from tui.exporter.buckets import PER_OCTAVE_CHOICES
 from tui.model.filters import FilterError, Filters
+from tui.sources.runner import tune_gc
 
 EXAMPLES = """\
 examples:
@@ -186,6 +187,7 @@ def filters_from_args(args: argparse.Namespace) -> Filters:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    tune_gc()  # every mode runs a SourceRunner, whose ticks are allocation-heavy
     try:
         if argv[:1] == ["doctor"]:
             from tui.doctor import run_doctor

@@ -180,3 +180,17 @@ def test_viewer_state_after_a_refilter(restarted: bool) -> None:
     else:  # demo data narrowed: the ticks stay, kept events are narrowed too
         assert viewer.current is snap
         assert viewer.recent_events and all(e.pid == 4242 for e in viewer.recent_events)
+
+
+def test_tune_gc_raises_only_the_young_generation_threshold() -> None:
+    import gc
+
+    from tui.sources.runner import GC_YOUNG_THRESHOLD, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 11, 12)
+        tune_gc()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 11, 12) and GC_YOUNG_THRESHOLD > 700
+    finally:
+        gc.set_threshold(*before)
