@@ -124,7 +124,9 @@ def test_since_forgets_a_max_set_before_the_baseline() -> None:
 
 
 def test_with_traffic_is_replace_of_the_counts_and_histograms() -> None:
-    from dataclasses import fields, replace
+    from dataclasses import FrozenInstanceError, fields, replace
+
+    import pytest
 
     from tui.model.histogram import SOCKET_SUB_BITS, Histogram
     from tui.model.snapshot import PeerStats, SocketStats
@@ -138,6 +140,12 @@ def test_with_traffic_is_replace_of_the_counts_and_histograms() -> None:
                "recv_hist": Histogram.from_sparse({2: 2}, SOCKET_SUB_BITS)}
     sock = SocketStats(**values)
     send, recv = Histogram.from_sparse({7: 3}, SOCKET_SUB_BITS), Histogram.empty(SOCKET_SUB_BITS)
+    from tui.model.snapshot import socket_stats
+
+    built = socket_stats(*(values[f.name] for f in fields(SocketStats)))
+    assert built == sock and type(built) is SocketStats and hash(built) == hash(sock)
+    with pytest.raises(FrozenInstanceError):
+        built.pid = 1  # type: ignore[misc]
     assert sock.with_traffic(10, 20, 30, 40, send, recv, 50) == replace(
         sock, tx_packets=10, tx_bytes=20, rx_packets=30, rx_bytes=40, send_hist=send, recv_hist=recv,
         max_ns=50)

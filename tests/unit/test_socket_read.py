@@ -51,15 +51,14 @@ def _reader(rows: dict[int, _SockStats]) -> BatchReader:
     return reader
 
 
-def _workload(cgroup_id: int, netns: int) -> tuple[int, str, int, str]:
-    return cgroup_id, "/system.slice/iperf.service", netns, "blue"
+_WORKLOAD = (9, "/system.slice/iperf.service", 4026531840, "blue")
 
 
 def test_a_row_decodes_to_its_fields_and_exact_counters() -> None:
     reader = _reader({0xFFFF8880_12345678: _row(7, {40: 5, 41: 2}), 5: _row(1, {}, port=5202)})
     assert reader.read() == 2
     key, at = reader.keys[0], 0
-    s = reader.stats(at, reader.names(key, at), _workload)
+    s = reader.stats(at, reader.names(key, at), _WORKLOAD)
     assert (s.key, s.pid, s.comm, s.protocol, s.family) == (socket_ident(key, 5201, 40000, 6), 4242, "iperf3",
                                                             "TCP", 4)
     assert (s.local, s.remote) == ("10.0.0.1:5201", "10.0.0.2:40000")
@@ -69,14 +68,14 @@ def test_a_row_decodes_to_its_fields_and_exact_counters() -> None:
     assert s.send_hist.sparse() == {40: 5, 41: 2} and s.send_hist.total == 7
     assert not s.recv_hist and s.recv_hist.total == 0  # bucket _BUCKETS is storage only
     assert not reader.closed(reader.view[:reader.head].tobytes())
-    other = reader.stats(reader.size, reader.names(reader.keys[1], reader.size), _workload)
+    other = reader.stats(reader.size, reader.names(reader.keys[1], reader.size), _WORKLOAD)
     assert (other.key, other.lport, other.tx_packets) == (socket_ident(5, 5202, 40000, 6), 5202, 1)
     # a histogram equal to last tick's is last tick's object; a changed one is new, and exact
     row = _row(8, {40: 5, 41: 2})
     row.recv_hist[12] = 1
     moved = _reader({0xFFFF8880_12345678: row})
     moved.read()
-    again = moved.stats(0, moved.names(moved.keys[0], 0), _workload, s)
+    again = moved.stats(0, moved.names(moved.keys[0], 0), _WORKLOAD, s)
     assert again.send_hist is s.send_hist and again.recv_hist is not s.recv_hist
     assert again.recv_hist.sparse() == {12: 1} and again.tx_packets == 8
 

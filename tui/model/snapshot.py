@@ -7,8 +7,9 @@ by subtracting an older snapshot (:meth:`Snapshot.since`), never kept as mutable
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from tui.model.histogram import SOCKET_SUB_BITS, Histogram
 
@@ -159,10 +160,10 @@ class SocketStats:
                      send_hist: Histogram, recv_hist: Histogram, max_ns: int) -> SocketStats:
         """This socket (identity, workload, peers) with other counts and histograms: ``replace()``
         without its per-call walk of the fields, which a tick of 20,000 moving sockets felt."""
-        return SocketStats(self.key, self.pid, self.comm, self.protocol, self.family, self.laddr,
-                           self.lport, self.raddr, self.rport, tx_packets, tx_bytes, rx_packets, rx_bytes,
-                           send_hist, recv_hist, max_ns, self.cgroup_id, self.cgroup, self.netns,
-                           self.netns_name, self.peers, self.peer_count, self.peer_drops)
+        return socket_stats(self.key, self.pid, self.comm, self.protocol, self.family, self.laddr,
+                            self.lport, self.raddr, self.rport, tx_packets, tx_bytes, rx_packets, rx_bytes,
+                            send_hist, recv_hist, max_ns, self.cgroup_id, self.cgroup, self.netns,
+                            self.netns_name, self.peers, self.peer_count, self.peer_drops)
 
     def since(self, older: SocketStats) -> SocketStats:
         if older.tx_packets > self.tx_packets or older.rx_packets > self.rx_packets:
@@ -176,6 +177,23 @@ class SocketStats:
             send_hist=self.send_hist.minus(older.send_hist),
             recv_hist=self.recv_hist.minus(older.recv_hist),
         )
+
+
+def _slot_constructor(cls: type) -> Callable[..., Any]:
+    """``cls(*values)`` with every field given, in order, built with one slot descriptor call per
+    field instead of the frozen dataclass ``__init__``'s ``object.__setattr__`` (0.8 against 1.4 us
+    for SocketStats' 23 fields; a tick of 20,000 moving sockets builds 40,000). Generated from
+    ``fields()`` as dataclasses generates ``__init__``, so it follows the class. Still frozen."""
+    names = [f.name for f in fields(cls)]
+    scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    scope |= {f"set_{name}": getattr(cls, name).__set__ for name in names}
+    body = "".join(f"    set_{name}(obj, {name})\n" for name in names)
+    exec(f"def build({', '.join(names)}):\n    obj = new(cls)\n{body}    return obj\n", scope)
+    return scope["build"]
+
+
+#: SocketStats(*every field), faster (see _slot_constructor): the live source and the timeline
+socket_stats: Callable[..., SocketStats] = _slot_constructor(SocketStats)
 
 
 def endpoint(addr: str, port: int) -> str:

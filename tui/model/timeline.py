@@ -206,6 +206,8 @@ class _Moved:
 
 def _pack_since(new: Histogram, old: Histogram) -> bytes:
     """:func:`pack` of ``new.minus(old)``."""
+    if new is old:  # the live source reuses a histogram that did not change
+        return b""
     if new.raw is not None and old.raw is not None and new.sub_bits == old.sub_bits:
         return raw_delta(new.raw, old.raw)
     if new.counts == old.counts:
