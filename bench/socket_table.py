@@ -8,7 +8,12 @@ one exchange on each, then measures side by side in one run (A B A B ..., --pair
 - poll: a whole LiveSource.poll() when no socket moved (cached rows) and the socket read after
   every socket moved (each row rebuilt);
 - the dashboard's path with every socket moving each tick: the runner's ``Timeline.add`` and
-  ``window(10)`` (worker thread), then the socket table's rows (``socket_rows``, event loop).
+  ``window(10)`` (worker thread; ``worker`` is the runner's whole tick: poll, add, window and the
+  timeline's copy), then the socket table's rows (``socket_rows``, event loop).
+
+Every figure is wall time (ms) and this thread's CPU time (``cpu_ms``: less moved by other jobs on
+a shared machine). The garbage collector runs as netlat-tui sets it (``tune_gc``), unless
+``--default-gc``.
 
     sudo .venv/bin/python bench/socket_table.py --connections 10000
 """
@@ -16,6 +21,7 @@ one exchange on each, then measures side by side in one run (A B A B ..., --pair
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing
 import os
 import time
@@ -27,14 +33,24 @@ from benchlib import check_quiet, log, machine_info, median, write_result
 from tui.model.filters import Filters
 from tui.model.timeline import Timeline
 from tui.sources.live import LiveSource, table_items
+from tui.sources.runner import tune_gc
 from tui.widgets.sockets import socket_rows
 from tui.workload.wire import connection_pairs
 
 
-def _ms(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t0) * 1000
+class Clock:
+    """Wall and CPU milliseconds of each timed piece, by name."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
+
+    def time(self, name: str, fn: Callable[[], object]) -> object:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        out = fn()
+        self.wall.setdefault(name, []).append((time.perf_counter() - t0) * 1000)
+        self.cpu.setdefault(name, []).append((time.thread_time() - c0) * 1000)
+        return out
 
 
 def _holder(n: int, port: int, conn: Connection) -> None:
@@ -86,10 +102,14 @@ def main() -> int:
     p.add_argument("--connections", type=int, default=10000)
     p.add_argument("--pairs", type=int, default=7)
     p.add_argument("--name", default="socket_table")
+    p.add_argument("--default-gc", action="store_true", help="leave Python's collector thresholds alone")
     args = p.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench: run as root")
     doc: dict = {"machine": machine_info(), "quiet_at_start": check_quiet(), "args": vars(args)}
+    if not args.default_gc:
+        tune_gc()
+    doc["gc_threshold"] = gc.get_threshold()
     source = LiveSource(filters=Filters())
     source.start()
     holders = Holders(args.connections)
@@ -97,37 +117,40 @@ def main() -> int:
         source.poll()
         table = source._bpf[b"sockets"]
         doc["entries"] = len(table_items(table))
-        walk, batch, poll, moved = [], [], [], []
+        clock = Clock()
         timeline, previous = Timeline(1.0), None
-        add, window, rows = [], [], []
         for _ in range(args.pairs):
-            walk.append(_ms(lambda: list(table.items())))
-            batch.append(_ms(lambda: table_items(table)))
-            poll.append(_ms(source.poll))
+            clock.time("walk", lambda: list(table.items()))
+            clock.time("batch", lambda: table_items(table))
+            clock.time("poll_unmoved", source.poll)
             holders.move()  # every socket moves: no cached row is reusable
-            t0 = time.perf_counter()
-            snap = source.poll()
-            moved.append((time.perf_counter() - t0) * 1000)
-            add.append(_ms(lambda: timeline.add(snap)))  # noqa: B023
-            window.append(_ms(lambda: timeline.window(10.0)))
-            shown = timeline.window(10.0)
-            rows.append(_ms(lambda: socket_rows(shown, snap, previous, "send")))  # noqa: B023
+            t0, c0 = time.perf_counter(), time.thread_time()
+            snap = clock.time("poll_all_moved", source.poll)
+            clock.time("timeline_add", lambda: timeline.add(snap))  # noqa: B023
+            shown = clock.time("window_10s", lambda: timeline.window(10.0))
+            timeline.copy()  # what the runner hands the app with each tick
+            clock.wall.setdefault("worker", []).append((time.perf_counter() - t0) * 1000)
+            clock.cpu.setdefault("worker", []).append((time.thread_time() - c0) * 1000)
+            clock.time("socket_rows", lambda: socket_rows(shown, snap, previous, "send"))  # noqa: B023
             previous = snap
     finally:
         holders.close()
         source.close()
-    doc["ms"] = {"walk": walk, "batch": batch, "poll_unmoved": poll, "poll_all_moved": moved,
-                 "timeline_add": add, "window_10s": window, "socket_rows": rows}
-    ratios = [w / b for w, b in zip(walk, batch, strict=True)]
-    doc["median_ms"] = {k: round(median(v), 2) for k, v in doc["ms"].items()}
+    doc["ms"], doc["cpu_ms"] = clock.wall, clock.cpu
+    ratios = [w / b for w, b in zip(clock.wall["walk"], clock.wall["batch"], strict=True)]
+    doc["median_ms"] = {k: round(median(v), 2) for k, v in clock.wall.items()}
+    doc["median_cpu_ms"] = {k: round(median(v), 2) for k, v in clock.cpu.items()}
     doc["walk_over_batch"] = round(median(ratios), 1)
     write_result(args.name, doc)
-    log(f"{doc['entries']} entries: walk {doc['median_ms']['walk']} ms, batch {doc['median_ms']['batch']} ms "
-        f"(walk/batch {doc['walk_over_batch']}x per pair); poll {doc['median_ms']['poll_unmoved']} ms "
-        f"unmoved, {doc['median_ms']['poll_all_moved']} ms after every socket moved; dashboard: "
-        f"timeline add {doc['median_ms']['timeline_add']} ms, "
-        f"10 s window {doc['median_ms']['window_10s']} ms, "
-        f"socket rows {doc['median_ms']['socket_rows']} ms")
+    m, c = doc["median_ms"], doc["median_cpu_ms"]
+
+    def fig(name: str) -> str:
+        return f"{m[name]} ms ({c[name]} cpu)"
+
+    log(f"{doc['entries']} entries: walk {fig('walk')}, batch {fig('batch')} (walk/batch "
+        f"{doc['walk_over_batch']}x per pair); poll {fig('poll_unmoved')} unmoved, {fig('poll_all_moved')} "
+        f"after every socket moved; worker tick {fig('worker')}: timeline add {fig('timeline_add')}, "
+        f"10 s window {fig('window_10s')}; event loop: socket rows {fig('socket_rows')}")
     return 0
 
 
