@@ -43,7 +43,6 @@ SOCKET_KEEP_S = 60.0
 WINDOWS: tuple[float | None, ...] = (1.0, 10.0, 60.0, None)
 #: Empty per-socket histogram shared by every compacted socket (its buckets are packed apart).
 _EMPTY_SOCKET_HIST = Histogram.empty(SOCKET_SUB_BITS)
-_SOCKET_BUCKETS = bucket_count(SOCKET_SUB_BITS)
 #: The dashboard's default window.
 DEFAULT_WINDOW_S = 10.0
 
@@ -131,12 +130,6 @@ class SocketColumns:
             return self.send[self.send_at[i]:self.send_at[i + 1]]
         return self.recv[self.recv_at[i]:self.recv_at[i + 1]]
 
-    def delta(self, i: int) -> SocketStats:
-        """Socket ``i``'s figures in this interval as a SocketStats."""
-        c = self.counts[_WIDTH * i:_WIDTH * i + 5]
-        return self.ids[i].with_traffic(c[0], c[1], c[2], c[3], _unpacked(self.packed(i, True)),
-                                        _unpacked(self.packed(i, False)), c[4])
-
     @classmethod
     def of(cls, sockets: Iterable[SocketStats]) -> SocketColumns:
         """Socket differences as they are (those that moved), each a restart of its figures."""
@@ -153,10 +146,6 @@ class SocketColumns:
 
 
 _NO_SOCKETS = SocketColumns([], [], (), [], [])
-
-
-def _unpacked(packed: bytes) -> Histogram:
-    return Histogram.from_pairs(array("Q", packed), SOCKET_SUB_BITS) if packed else _EMPTY_SOCKET_HIST
 
 
 class _Moved:
