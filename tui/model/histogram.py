@@ -129,8 +129,8 @@ class Histogram:
                 for index, count in zip(flat[::2], flat[1::2], strict=True):
                     summed[index] = summed.get(index, 0) + count
                 indexes = sorted(i for i, c in summed.items() if c)
+                # _pairs stays: a thread that read _nonzero before this one set it still needs them
                 nonzero = (indexes, [summed[i] for i in indexes])
-                self._pairs = None
             else:
                 src = self._counts if self._counts is not None else memoryview(self.raw).cast("I")
                 nonzero = (list(itertools.compress(range(len(src)), src)), list(itertools.compress(src, src)))
