@@ -265,12 +265,9 @@ class LiveSource(SourceContext):
         self._seq = 0
         self._events: collections.deque[PacketEvent] = collections.deque(maxlen=MAX_EVENTS_PER_POLL)
         self._events_delivered = 0
-        #: by kernel key: last tick's SocketStats, the head and identity bytes it was decoded from
-        #: and its decoded names (BatchReader.names)
-        self._socket_cache: dict[int, SocketStats] = {}
-        self._socket_heads: dict[int, bytes] = {}
-        self._socket_idents: dict[int, bytes] = {}
-        self._socket_names: dict[int, Any] = {}
+        #: by kernel key: [head bytes, identity bytes, decoded names (BatchReader.names), SocketStats]
+        #: of its row at the last read
+        self._socket_rows: dict[int, list[Any]] = {}
         self._sockets_reader: BatchReader | None = None
         self._idle_since: dict[tuple[int, bytes], float] = {}  # UDP rows: unchanged since
         self._orphan_peers: set[bytes] = set()
@@ -383,7 +380,7 @@ class LiveSource(SourceContext):
         self._seq = 0
         self._events.clear()
         self._events_delivered = 0
-        self._socket_cache, self._socket_heads, self._socket_idents, self._socket_names = {}, {}, {}, {}
+        self._socket_rows = {}
         self._sockets_reader = None
         if was_running:
             self.start()
@@ -541,13 +538,10 @@ class LiveSource(SourceContext):
         # did not change since the last tick keeps last tick's SocketStats. A moved row whose
         # identity bytes did not change keeps its decoded names (comm, addresses, ident), so with
         # every one of 20,000 rows moving a tick decodes only counters and copies two histograms.
-        previous, heads, idents, names_of = (self._socket_cache, self._socket_heads, self._socket_idents,
-                                             self._socket_names)
-        # parallel dicts, not a tuple a row: 20,000 tuples a tick were garbage collector work
-        current: dict[int, SocketStats] = {}
-        new_heads: dict[int, bytes] = {}
-        new_idents: dict[int, bytes] = {}
-        new_names: dict[int, Any] = {}
+        # Each row's state is one list updated in place (not a tuple a tick: garbage collector
+        # work) and one dict lookup a row.
+        rows: dict[int, list[Any]] = {}  # kernel key -> [head bytes, identity bytes, names, stats]
+        previous = self._socket_rows
         table = self._bpf[b"sockets"]
         if self._sockets_reader is None:
             self._sockets_reader = BatchReader(table)
@@ -566,24 +560,24 @@ class LiveSource(SourceContext):
         view, size, head_size, stats_of = reader.view, reader.size, reader.head, reader.stats
         ident_from, ident_to = reader.ident_from, reader.ident_to
         closed_from, closed_to = reader.closed_at, reader.closed_at + 4
-        for i, key in enumerate(reader.keys[:reader.read()]):
-            at = i * size
-            head = new_heads[key] = view[at:at + head_size].tobytes()
-            stats = previous.get(key)
-            cached = stats is not None and heads[key] == head
-            if cached:
-                new_idents[key], new_names[key] = idents[key], names_of[key]
-            else:
-                ident = new_idents[key] = view[at + ident_from:at + ident_to].tobytes()
-                names = names_of.get(key) if stats is not None and idents[key] == ident else None
-                if names is None:
-                    names = reader.names(key, at)
-                new_names[key] = names
-                stats = stats_of(at, names, named.get(names[1]) or workload(*names[1]), stats)
-            current[key] = stats
+        keys = reader.keys[:reader.read()]
+        for key, at in zip(keys, range(0, len(keys) * size, size), strict=True):
+            head = view[at:at + head_size].tobytes()
+            row = rows[key] = previous.get(key)
+            cached = row is not None and row[0] == head
+            if not cached:
+                ident = view[at + ident_from:at + ident_to].tobytes()
+                if row is None:
+                    row = rows[key] = [head, ident, reader.names(key, at), None]
+                elif row[1] != ident:
+                    row[0], row[1], row[2] = head, ident, reader.names(key, at)
+                else:
+                    row[0] = head
+                names = row[2]
+                row[3] = stats_of(at, names, named.get(names[1]) or workload(*names[1]), row[3])
             if head[closed_from:closed_to] != b"\0\0\0\0":
                 closed.append(key)  # its last counts are in this snapshot; the row goes after it
-            elif stats.protocol == "UDP":
+            elif row[3].protocol == "UDP":
                 # No hook tells when a UDP socket closes: a row idle for UDP_IDLE_S goes (a live
                 # socket that sends again gets a new row; windows are sums of intervals, so they
                 # lose nothing)
@@ -594,9 +588,8 @@ class LiveSource(SourceContext):
         for key in closed:
             with contextlib.suppress(KeyError):
                 del table[table.Key(key)]
-        self._socket_cache, self._socket_heads = current, new_heads
-        self._socket_idents, self._socket_names = new_idents, new_names
-        return tuple(current.values())
+        self._socket_rows = rows
+        return tuple(row[3] for row in rows.values())
 
     def _with_peers(self, sockets: tuple[SocketStats, ...]) -> tuple[SocketStats, ...]:
         """UDP sockets with their busiest peers from the kernel's peer table. Rows of a socket that
