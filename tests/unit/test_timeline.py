@@ -280,6 +280,20 @@ def test_socket_windows_sum_their_intervals_through_row_restarts_and_new_sockets
     assert _window_sockets(timeline.window(1e9))[2][:4] == (12 + 4, 120 + 40, 8 + 2, 56 + 14)  # summed
 
 
+def test_socket_windows_do_not_depend_on_the_order_sockets_are_listed_in() -> None:
+    base = snapshots(1)[0]
+    ticks = [[_sock(k, t * k, t, {10 + k: t * k}) for k in range(1, 6)] for t in range(1, 6)]
+    ticks[2].reverse()  # another order, then a socket missing and the order back
+    del ticks[3][1]
+    snaps = [replace(base, seq=i + 1, time_s=float(i + 1), sockets=tuple(r)) for i, r in enumerate(ticks)]
+    timeline = Timeline(interval_s=1.0)
+    for snap in snaps:
+        timeline.add(snap)
+    start = replace(snaps[0], sockets=())
+    for k in range(1, 6):
+        assert _window_sockets(timeline.window(float(k))) == _reference([start, *snaps][-1 - k:]), k
+
+
 def test_socket_windows_across_a_source_restart_and_a_clear() -> None:
     base = snapshots(1)[0]
     first = [replace(base, seq=i, time_s=float(i), sockets=(_sock(1, 2 * i, i, {20: 2 * i}),))
