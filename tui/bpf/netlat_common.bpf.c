@@ -237,25 +237,53 @@ static __always_inline int cgroup_match(u64 sk, u8 state)
 }
 #endif
 
-/* Wire segments of an skb: a GSO (send) or GRO (receive) skb carries skb_shinfo(skb)->gso_segs
- * of them, any other one. skb->end is the offset of the shared info from skb->head (64-bit
- * kernels); Python checks head follows end, so one read fetches both. */
-static __always_inline u32 skb_segs(u64 skb)
+/* An skb's size as the path counters count it: ``len`` (skb->len), ``ip_len`` (the packet from its
+ * IP header on: len plus what was pulled since, data - (head + network_header); a receive hook
+ * past IP sees the L4 header or payload at data) and ``segs``, its wire segments: a GSO (send) or
+ * GRO (receive) skb carries skb_shinfo(skb)->gso_segs of them, any other one. The fields from
+ * len to data lie in one stretch of struct sk_buff (Python checks the order), so two probe reads
+ * fetch everything: the stretch, then gso_segs (the shared info sits at head + end, 64-bit). */
+#define SKB_SPAN (OFF_SKB_DATA + 8 - OFF_SKB_LEN)
+struct skb_size {
+	u32 len;
+	u32 ip_len;
+	u32 segs;
+};
+
+static __always_inline void skb_size(u64 skb, struct skb_size *sz)
 {
-	/* u32 end, then u64 head 4 or 8 bytes on (padding where end is 8-aligned, as in Debian's
-	 * 6.1 and 7.x builds): one read covers both */
-	u8 at[OFF_SKB_HEAD - OFF_SKB_END + 8] = {};
+	u8 at[SKB_SPAN] = {};
 	u32 end;
-	u64 head;
-	u16 segs = 0;
-	if (bpf_probe_read_kernel(at, sizeof(at), (void *)(skb + OFF_SKB_END)))
-		return 1;
-	__builtin_memcpy(&end, &at[0], 4);
-	__builtin_memcpy(&head, &at[OFF_SKB_HEAD - OFF_SKB_END], 8);
-	if (!head)
-		return 1;
-	bpf_probe_read_kernel(&segs, sizeof(segs), (void *)(head + end + OFF_SHINFO_GSO_SEGS));
-	return segs ? segs : 1;
+	u16 nh, segs = 0;
+	u64 head, data;
+
+	if (bpf_probe_read_kernel(at, sizeof(at), (void *)(skb + OFF_SKB_LEN))) {
+		sz->len = sz->ip_len = 0;
+		sz->segs = 1;
+		return;
+	}
+	__builtin_memcpy(&sz->len, &at[0], 4);
+	__builtin_memcpy(&nh, &at[OFF_SKB_NETWORK_HEADER - OFF_SKB_LEN], 2);
+	__builtin_memcpy(&end, &at[OFF_SKB_END - OFF_SKB_LEN], 4);
+	__builtin_memcpy(&head, &at[OFF_SKB_HEAD - OFF_SKB_LEN], 8);
+	__builtin_memcpy(&data, &at[OFF_SKB_DATA - OFF_SKB_LEN], 8);
+	sz->ip_len = sz->len;
+	if (head && data >= head + nh && data - (head + nh) < 256) /* IP + L4 headers at most */
+		sz->ip_len += data - (head + nh);
+	if (head)
+		bpf_probe_read_kernel(&segs, sizeof(segs), (void *)(head + end + OFF_SHINFO_GSO_SEGS));
+	sz->segs = segs ? segs : 1;
+}
+
+/* A packet on a path's counters (one map lookup for the three). */
+static __always_inline void count_packet(u32 path, u64 bytes, u64 segs)
+{
+	struct counters *c = path_counters.lookup(&path);
+	if (!c)
+		return;
+	c->c[CTR_PACKETS] += 1;
+	c->c[CTR_BYTES] += bytes;
+	c->c[CTR_SEGS] += segs;
 }
 
 /* ---- filters (constants from validated user input) ---- */

@@ -21,8 +21,7 @@ struct rx_entry {
 	u64 t_l4; /* kprobe plan: tcp_v4_rcv / udp_rcv */
 	u64 sk;
 	u32 len;
-	u16 udp; /* queued on a UDP socket: closed by udp_read, never by a copy */
-	u16 segs; /* wire segments (skb_segs) */
+	u32 udp; /* queued on a UDP socket: closed by udp_read, never by a copy */
 };
 /* Received packets can wait long in socket queues (a bulk reader holds hundreds of skbs), so the
  * receive array is set-associative: RX_WAYS entries per set, twice the send array's entries. A new packet
@@ -75,15 +74,24 @@ static __always_inline struct rx_entry *rx_claim(struct rx_set *set, u64 skb, u6
 	return &set->way[pick & (RX_WAYS - 1)];
 }
 
-/* The skb the softirq on this CPU is delivering, from netif_receive_skb to sk_data_ready. */
+/* The skb the softirq on this CPU is delivering, from netif_receive_skb to sk_data_ready: every
+ * packet, followed or not, since sk_data_ready counts each on the path. */
 struct rx_cur {
 	u64 skb;
 	u64 sk; /* set by tcp_probe; 0 for UDP */
+	u32 len; /* the packet from its IP header on (skb_size) */
+	u16 segs;
+	u16 followed; /* it has an rx entry (--sample chose it) */
 #ifdef HAVE_PKT_FILTER
 	s64 pkt; /* pkt_wanted() of the skb's headers, read at netif_receive_skb */
 #endif
 };
-BPF_PERCPU_ARRAY(rx_current, struct rx_cur, 1);
+/* Two per CPU: the softirq's delivery (RX_SOFTIRQ), and the socket backlog a process works
+ * through at release_sock (RX_BACKLOG), which a softirq on the same CPU may interrupt between a
+ * packet's tcp_probe and its sk_data_ready: one slot lost that packet. */
+#define RX_SOFTIRQ 0
+#define RX_BACKLOG 1
+BPF_PERCPU_ARRAY(rx_current, struct rx_cur, 2);
 
 /* The reader between its first copy and the end of recvmsg (same thread, same CPU). */
 struct rx_read {
@@ -110,8 +118,7 @@ static __always_inline void rx_first_sight(u64 skb)
 	if (!set)
 		return;
 	u64 now = bpf_ktime_get_ns();
-	struct rx_entry e = {.skb = skb, .t0 = now, .segs = skb_segs(skb)};
-	READ(e.len, skb, OFF_SKB_LEN);
+	struct rx_entry e = {.skb = skb, .t0 = now};
 	*rx_claim(set, skb, now) = e;
 }
 
@@ -120,25 +127,35 @@ static __always_inline void rx_l2_done(u64 skb)
 	struct rx_entry *e = rx_find(skb);
 	u32 zero = 0;
 	struct rx_cur *cur = rx_current.lookup(&zero);
+	struct skb_size sz;
 
 	if (!cur)
 		return;
-	/* an unfollowed packet clears the slot too: a UDP sk_data_ready after it must not take
-	 * an older packet (say one waiting in a socket backlog) for its own */
-	cur->skb = e ? skb : 0;
+	/* every packet takes the slot, so a UDP sk_data_ready after it cannot take an older packet
+	 * (say one waiting in a socket backlog) for its own */
+	cur->skb = skb;
 	cur->sk = 0;
-	if (e) {
+	cur->followed = e != 0;
+#ifdef FILTER_IFACE
+	if (!e && !dev_wanted(skb)) { /* a followed one passed at first sight */
+		cur->skb = 0;
+		return;
+	}
+#endif
+	/* here skb->data is the IP header; a GRO skb has its merged length and segments */
+	skb_size(skb, &sz);
+	cur->len = sz.len;
+	cur->segs = sz.segs;
+	if (e)
 		e->t1 = bpf_ktime_get_ns();
 #ifdef HAVE_PKT_FILTER
-		/* the IP header starts at skb->data here; a UDP datagram's socket is not known yet, and
-		 * its headers are read while the skb is certainly alive (a GSO skb is segmented, and
-		 * freed, before its datagrams reach the socket) */
-		u64 data = 0;
-		struct pkt_hdr ph = {};
-		READ(data, skb, OFF_SKB_DATA);
-		cur->pkt = pkt_wanted(pkt_parse(data, &ph), &ph, 0);
+	/* a UDP datagram's socket is not known yet, and its headers are read while the skb is
+	 * certainly alive (a GSO skb is segmented, and freed, before its datagrams reach the socket) */
+	u64 data = 0;
+	struct pkt_hdr ph = {};
+	READ(data, skb, OFF_SKB_DATA);
+	cur->pkt = pkt_wanted(pkt_parse(data, &ph), &ph, 0);
 #endif
-	}
 }
 
 /* The filters for a packet reaching socket sk at sk_data_ready: a UDP datagram by its headers
@@ -171,15 +188,30 @@ static __always_inline void rx_l4(u64 skb)
 /* tcp_probe(sk, skb): TCP names the socket of this skb. */
 static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
 {
-	u32 zero = 0;
-	struct rx_cur *cur = rx_current.lookup(&zero);
+	u32 idx = RX_SOFTIRQ;
+	struct rx_cur *cur = rx_current.lookup(&idx);
 	if (!cur)
 		return;
 	if (cur->skb != skb) {
-		/* from the socket backlog (release_sock): the softirq's slot is not this skb */
-		if (!rx_find(skb))
+		/* from the socket backlog (release_sock): the softirq's slot is not this skb, whose
+		 * IP header is behind skb->data now */
+		struct skb_size sz;
+		idx = RX_BACKLOG;
+		cur = rx_current.lookup(&idx);
+		if (!cur)
 			return;
 		cur->skb = skb;
+		cur->followed = rx_find(skb) != 0;
+		skb_size(skb, &sz);
+		cur->len = sz.ip_len;
+		cur->segs = sz.segs;
+#ifdef HAVE_PKT_FILTER
+		cur->pkt = PKT_NOT_UDP;
+#endif
+#ifdef FILTER_IFACE
+		if (!cur->followed && !dev_wanted(skb))
+			cur->skb = 0;
+#endif
 	}
 	cur->sk = sk;
 }
@@ -196,9 +228,6 @@ static __always_inline void rx_record_stack(struct rx_entry *e)
 		record(PATH_RECV, SLOT_RECV_TCP, e->t2 - e->t_l4);
 	}
 	record(PATH_RECV, SLOT_RECV_STACK, e->t2 - e->t0);
-	count(PATH_RECV, CTR_PACKETS, 1);
-	count(PATH_RECV, CTR_BYTES, e->len);
-	count(PATH_RECV, CTR_SEGS, e->segs);
 }
 
 #ifdef UDP_E2E
@@ -379,27 +408,39 @@ static __always_inline u64 udp_read(void *ctx, u64 sk, u64 id, int ret)
 
 static __always_inline void rx_ready(u64 sk)
 {
-	u32 zero = 0;
-	struct rx_cur *cur = rx_current.lookup(&zero);
+	u32 idx = RX_SOFTIRQ;
+	struct rx_cur *cur = rx_current.lookup(&idx);
 	struct skinfo si = {};
 
-	if (!cur || !cur->skb)
+	if (!cur)
 		return;
-	u64 skb = cur->skb;
-	if (cur->sk) {
-		if (cur->sk != sk)
+	if (!cur->skb || cur->sk != sk) {
+		/* not the softirq's TCP packet: one tcp_probe named from the socket's backlog, or a
+		 * UDP datagram (no tcp_probe names its socket) */
+		idx = RX_BACKLOG;
+		struct rx_cur *back = rx_current.lookup(&idx);
+		if (back && back->skb && back->sk == sk)
+			cur = back;
+		else if (!cur->skb || cur->sk || !sk_info(sk, &si) || si.protocol != PROTO_UDP)
 			return;
-	} else if (!sk_info(sk, &si) || si.protocol != PROTO_UDP) {
+	}
+	u64 skb = cur->skb;
+	cur->skb = 0;
+	struct rx_entry *e = cur->followed ? rx_find(skb) : 0;
+	if (!rx_wanted(cur, sk, &si)) {
+		if (e)
+			e->t0 = 0;
 		return;
 	}
-	cur->skb = 0;
-	struct rx_entry *e = rx_find(skb);
+	/* The path counters count every packet the filters select, followed or not. Under a pid/comm
+	 * filter (softirq: no process here) a socket counts once a wanted process made a call on it,
+	 * as deferred sends do (the socket table). */
+#ifdef PROCESS_FILTER
+	if (sockets.lookup(&sk))
+#endif
+		count_packet(PATH_RECV, cur->len, cur->segs);
 	if (!e)
 		return;
-	if (!rx_wanted(cur, sk, &si)) {
-		e->t0 = 0;
-		return;
-	}
 	u64 now = bpf_ktime_get_ns();
 	if (now - e->t0 > AGE_LIMIT_NS || !e->t1) {
 		count(PATH_RECV, CTR_STALE, 1);
@@ -408,6 +449,7 @@ static __always_inline void rx_ready(u64 sk)
 	}
 	e->t2 = now;
 	e->sk = sk;
+	e->len = cur->len;
 #ifndef PROCESS_FILTER
 	rx_record_stack(e);
 #endif

@@ -220,19 +220,6 @@ static __always_inline struct sock_stats *tx_end_row(u64 sk, u64 id)
 	return sock_row(sk, id);
 }
 
-#ifdef HAVE_PKT_FILTER
-/* A UDP datagram --sample does not follow still leaves its mark: the socket table counts every
- * send call. */
-static __always_inline void tx_mark_only(u64 skb, u64 sk)
-{
-	struct skinfo si = {};
-	struct pkt_hdr ph = {};
-	if (!sk_info(sk, &si) || si.protocol != PROTO_UDP)
-		return;
-	tx_wanted(sk, &si, pkt_parse(skb_ip_header(skb), &ph), &ph);
-}
-#endif
-
 /* A packet we do not follow may reuse the address of one we did and never completed: make sure
  * the old entry cannot pair with it. */
 static __always_inline void tx_forget(u64 skb)
@@ -242,7 +229,26 @@ static __always_inline void tx_forget(u64 skb)
 		old->t_queue = 0;
 }
 
-/* net_dev_queue: first sight of the packet below L3; classify in-syscall / deferred / UDP. */
+/* The process filters for a packet at net_dev_queue: a packet of the send in progress passed them
+ * at its start (tx_begin); UDP is sent in the sender's own context; any other packet of a socket
+ * leaves outside its process (ACK clocking, timers): vouched for by the socket's owner, known once
+ * the process made a send or receive call on it (the socket table). */
+static __always_inline int tx_task_wanted(u64 sk, struct skinfo *si, int mine, u64 id)
+{
+#ifdef PROCESS_FILTER
+	if (mine)
+		return 1;
+	if (si->protocol == PROTO_UDP)
+		return task_wanted(id);
+	return sockets.lookup(&sk) != 0;
+#else
+	return 1;
+#endif
+}
+
+/* net_dev_queue: first sight of the packet below L3. Every packet the filters select is counted on
+ * the path here, followed or not (--sample thins the latency figures only); a followed one is
+ * classified in-syscall / deferred / UDP and keyed by its address. */
 static __always_inline void tx_queue(u64 skb)
 {
 	u64 sk = 0;
@@ -256,12 +262,25 @@ static __always_inline void tx_queue(u64 skb)
 	u64 id = bpf_get_current_pid_tgid();
 	struct cursor *c = cursor_get(id, 0);
 	int mine = c && c->sk == sk;
+	/* A packet of the send in progress is TCP (tcp_sendmsg_locked named its socket): read nothing
+	 * from the socket unless a socket filter needs it. */
+	if (!mine && !sk_info(sk, &si)) {
+		tx_forget(skb);
+		return;
+	}
+	/* a UDP datagram's own header: its ends for the filters and its peer (read here, where the
+	 * skb is certainly alive: after net_dev_xmit a NIC's completion may free it) */
+	struct pkt_hdr ph = {};
+	int parsed = si.protocol == PROTO_UDP ? pkt_parse(skb_ip_header(skb), &ph) : PKT_NOT_UDP;
+	if (!tx_wanted(sk, &si, parsed, &ph) || !dev_wanted(skb) || !tx_task_wanted(sk, &si, mine, id)) {
+		tx_forget(skb);
+		return;
+	}
+	struct skb_size sz;
+	skb_size(skb, &sz);
+	count_packet(PATH_SEND, sz.len, sz.segs);
 	/* sampling: in-syscall packets follow their send's decision, others decide here */
 	if (mine ? c->skip : !sampled()) {
-#if defined(HAVE_PKT_FILTER) && SAMPLE_EVERY > 1
-		if (!mine)
-			tx_mark_only(skb, sk);
-#endif
 		tx_forget(skb);
 		return;
 	}
@@ -278,23 +297,7 @@ static __always_inline void tx_queue(u64 skb)
 		in_syscall = data_len > 0;
 	}
 
-	/* In the send syscall the socket is known to be TCP (the cursor says so): read nothing
-	 * from it unless a socket filter needs it. */
-	if (!in_syscall && !sk_info(sk, &si)) {
-		tx_forget(skb);
-		return;
-	}
-	/* a UDP datagram's own header: its ends for the filters and its peer (read here, where the
-	 * skb is certainly alive: after net_dev_xmit a NIC's completion may free it) */
-	struct pkt_hdr ph = {};
-	int parsed = si.protocol == PROTO_UDP ? pkt_parse(skb_ip_header(skb), &ph) : PKT_NOT_UDP;
-	if (!tx_wanted(sk, &si, parsed, &ph) || !dev_wanted(skb)) {
-		tx_forget(skb);
-		return;
-	}
-
-	struct tx_entry e = {.skb = skb, .t_queue = now, .sk = sk, .pid_tgid = id};
-	READ(e.len, skb, OFF_SKB_LEN);
+	struct tx_entry e = {.skb = skb, .t_queue = now, .sk = sk, .pid_tgid = id, .len = sz.len};
 
 	if (in_syscall) {
 		e.flags = TX_IN_SYSCALL;
@@ -316,21 +319,6 @@ static __always_inline void tx_queue(u64 skb)
 		}
 		if (parsed == 1)
 			peer_of(&ph, 1, &e.peer);
-#ifdef PROCESS_FILTER
-		if (!task_wanted(id)) { /* UDP is sent in the sender's own context */
-			tx_forget(skb);
-			return;
-		}
-#endif
-	} else {
-#ifdef PROCESS_FILTER
-		/* deferred packets run outside their process: vouch through the socket's owner, known
-		 * once the process made a send or receive call on it (the socket table) */
-		if (!sockets.lookup(&sk)) {
-			tx_forget(skb);
-			return;
-		}
-#endif
 	}
 	struct tx_entry *slot = tx_slot(skb);
 	if (!slot)
@@ -437,9 +425,6 @@ static __always_inline void tx_done(void *ctx, u64 skb)
 		count(PATH_SEND, CTR_DEFERRED, 1);
 		deferred = 1;
 	}
-	count(PATH_SEND, CTR_PACKETS, 1);
-	count(PATH_SEND, CTR_BYTES, v.len);
-	count(PATH_SEND, CTR_SEGS, skb_segs(skb));
 
 	if (event_allowed(PATH_SEND, now))
 		tx_event(ctx, &v, now, qdisc, device, total, deferred);

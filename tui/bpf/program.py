@@ -42,6 +42,9 @@ PEERS_MAX = 16384
 
 #: Bytes of struct sock_common the probes read in one go (netlat_common.bpf.c SKC_HEAD).
 SKC_HEAD = 24
+#: Most bytes of struct sk_buff, from len to data, the probes read in one go (netlat_common.bpf.c
+#: skb_size); 96 on this 6.18.
+SKB_SPAN_MAX = 160
 #: Every plan's C, in this order, before the plan's own file: structs and the bucket function,
 #: maps and helpers, the send path, the receive path.
 _COMMON_FILES = ("netlat.h", "netlat_common.bpf.c", "netlat_send.bpf.c", "netlat_recv.bpf.c")
@@ -253,6 +256,9 @@ def build_source(
         raise BtfError("unexpected struct sock_common layout: the probes read its first 24 bytes")
     if offs["sk_buff.head"] - offs["sk_buff.end"] not in (4, 8):  # 8: end 8-aligned, padding
         raise BtfError("unexpected struct sk_buff layout: the probes read end and head in one go")
+    span = [offs[f"sk_buff.{f}"] for f in ("len", "network_header", "end", "head", "data")]
+    if span != sorted(span) or span[-1] + 8 - span[0] > SKB_SPAN_MAX:
+        raise BtfError("unexpected struct sk_buff layout: the probes read len to data in one go")
     head = [
         f"/* netlat-tui: plan {plan.info.name}; generated, do not edit */",
         c_defines(offs).rstrip("\n"),

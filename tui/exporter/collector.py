@@ -38,7 +38,7 @@ NS_PER_S = 1e9
 OTHER_COMM = OTHER = "_other"
 #: per-path counters -> (metric name without _total, help); unknown counters get a generic name
 COUNTERS: Mapping[str, tuple[str, str]] = {
-    "packets": ("netlat_packets", "Packets (skbs) followed through the path: all unless --sample."),
+    "packets": ("netlat_packets", "Packets (skbs) through the path, every one (--sample or not)."),
     "segs": ("netlat_segments", "Wire segments of those packets (a GSO or GRO skb carries several)."),
     "bytes": ("netlat_bytes", "Payload bytes through the path."),
     "deferred": ("netlat_deferred_packets",

@@ -308,5 +308,5 @@ class Snapshot:
         )
 
     def packets_seen(self) -> int:
-        """Packets the probes saw on both paths (counted ones times the sampling factor)."""
-        return sum(p.counters.get("packets", 0) for p in self.paths.values()) * self.plan.sample
+        """Packets the probes saw on both paths (the path counters count every one, sampled or not)."""
+        return sum(p.counters.get("packets", 0) for p in self.paths.values())

@@ -303,8 +303,8 @@ class LiveSource(SourceContext):
         notes += workload_notes(workload_offsets())
         if self.sample > 1:
             notes.append(f"--sample {self.sample}: 1 send call and 1 received packet in {self.sample} "
-                         "are followed: latency and path counts cover those; socket counters count "
-                         "every call")
+                         "are followed: latency covers those; path and socket counters count every "
+                         "packet and call")
         if not feats.ringbuf:
             notes.append("no BPF ring buffer on this kernel: sampled events use the perf buffer")
         return plan, text, notes
