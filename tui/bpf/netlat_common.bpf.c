@@ -248,6 +248,7 @@ struct skb_size {
 	u32 len;
 	u32 ip_len;
 	u32 segs;
+	u32 data_len; /* bytes in page fragments (send: a TCP send's data) */
 };
 
 static __always_inline void skb_size(u64 skb, struct skb_size *sz)
@@ -258,11 +259,12 @@ static __always_inline void skb_size(u64 skb, struct skb_size *sz)
 	u64 head, data;
 
 	if (bpf_probe_read_kernel(at, sizeof(at), (void *)(skb + OFF_SKB_LEN))) {
-		sz->len = sz->ip_len = 0;
+		sz->len = sz->ip_len = sz->data_len = 0;
 		sz->segs = 1;
 		return;
 	}
 	__builtin_memcpy(&sz->len, &at[0], 4);
+	__builtin_memcpy(&sz->data_len, &at[OFF_SKB_DATA_LEN - OFF_SKB_LEN], 4);
 	__builtin_memcpy(&nh, &at[OFF_SKB_NETWORK_HEADER - OFF_SKB_LEN], 2);
 	__builtin_memcpy(&end, &at[OFF_SKB_END - OFF_SKB_LEN], 4);
 	__builtin_memcpy(&head, &at[OFF_SKB_HEAD - OFF_SKB_LEN], 8);
@@ -651,6 +653,10 @@ static __always_inline struct sock_stats *sock_row(u64 sk, u64 pid_tgid)
 {
 	struct sock_stats *s = sockets.lookup(&sk);
 	struct skinfo si = {};
+	/* A TCP row not yet closed is this socket's: its address cannot hold another socket before
+	 * TCP_CLOSE (sock_state marks the row), so it needs no read. */
+	if (s && s->protocol == PROTO_TCP && !s->closed)
+		return s;
 	if (s) {
 		struct skc_head h = {};
 		u16 lport, dport;

@@ -563,15 +563,19 @@ static __always_inline void rx_end(void *ctx, u64 sk, int ret, u64 flags)
 
 	if (!r || r->pid_tgid != id) {
 		/* Not a TCP read we followed. A UDP read gives its socket the time of the datagram it
-		 * closed, if any. */
+		 * closed, if any; a socket whose row says TCP (sock_row: no read needed) has no ring
+		 * to look up. */
 		u64 e2e = 0;
+		struct sock_stats *tcp = sockets.lookup(&sk);
+		if (tcp && (tcp->protocol != PROTO_TCP || tcp->closed))
+			tcp = 0;
 #ifdef UDP_E2E
-		if (ret >= 0 && !(flags & MSG_PEEK_))
+		if (!tcp && ret >= 0 && !(flags & MSG_PEEK_))
 			e2e = udp_read(ctx, sk, id, ret);
 #endif
 		if ((!bytes && !e2e) || !task_wanted(id))
 			return;
-		s = rx_udp_row(sk, id, e2e);
+		s = tcp ? tcp : rx_udp_row(sk, id, e2e);
 		if (s) {
 			sock_count(s, PATH_RECV, sk, s->protocol, bytes);
 			sock_time(s, PATH_RECV, e2e);

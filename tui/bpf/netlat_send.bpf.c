@@ -59,6 +59,13 @@ static __always_inline struct cursor *cursor_get(u64 id, int create)
 }
 #endif
 
+/* The thread id cursor_get() and task_wanted() need: none with task storage and no process filter
+ * (the task is the key), one helper call less per send. */
+#if defined(HAVE_TASK_STORAGE) && !defined(PROCESS_FILTER)
+#define cursor_id() 0
+#else
+#define cursor_id() bpf_get_current_pid_tgid()
+#endif
 
 struct tx_entry {
 	u64 skb;
@@ -112,7 +119,7 @@ static __always_inline void tx_sock(u64 sock)
 /* Start of a send syscall's TCP (or, kprobe plan, UDP) work for (thread, sk). */
 static __always_inline void tx_begin(u64 sk)
 {
-	u64 id = bpf_get_current_pid_tgid();
+	u64 id = cursor_id();
 	struct cursor *c = cursor_get(id, 0);
 
 	/* later loop iterations of the same send (tcp_sendmsg_locked): keep the first moment. A
@@ -287,15 +294,10 @@ static __always_inline void tx_queue(u64 skb)
 	u64 now = bpf_ktime_get_ns();
 	int in_syscall = mine && now - c->t < AGE_LIMIT_NS;
 	int udp_l4 = in_syscall && c->udp; /* a datagram of the udp_sendmsg in progress */
-	in_syscall = in_syscall && !c->udp;
-	if (in_syscall) {
-		/* The send's own data sits in page fragments (tcp_sendmsg copies only into frags), so
-		 * data_len > 0. A linear skb leaving in the window is TCP's own control packet, such as
-		 * the ACK sent when release_sock() processes the socket backlog: not this send's data. */
-		u32 data_len = 0;
-		READ(data_len, skb, OFF_SKB_DATA_LEN);
-		in_syscall = data_len > 0;
-	}
+	/* The send's own data sits in page fragments (tcp_sendmsg copies only into frags), so
+	 * data_len > 0. A linear skb leaving in the window is TCP's own control packet, such as the
+	 * ACK sent when release_sock() processes the socket backlog: not this send's data. */
+	in_syscall = in_syscall && !c->udp && sz.data_len > 0;
 
 	struct tx_entry e = {.skb = skb, .t_queue = now, .sk = sk, .pid_tgid = id, .len = sz.len};
 

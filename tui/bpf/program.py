@@ -256,7 +256,7 @@ def build_source(
         raise BtfError("unexpected struct sock_common layout: the probes read its first 24 bytes")
     if offs["sk_buff.head"] - offs["sk_buff.end"] not in (4, 8):  # 8: end 8-aligned, padding
         raise BtfError("unexpected struct sk_buff layout: the probes read end and head in one go")
-    span = [offs[f"sk_buff.{f}"] for f in ("len", "network_header", "end", "head", "data")]
+    span = [offs[f"sk_buff.{f}"] for f in ("len", "data_len", "network_header", "end", "head", "data")]
     if span != sorted(span) or span[-1] + 8 - span[0] > SKB_SPAN_MAX:
         raise BtfError("unexpected struct sk_buff layout: the probes read len to data in one go")
     head = [
