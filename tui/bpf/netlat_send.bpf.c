@@ -269,9 +269,10 @@ static __always_inline void tx_queue(u64 skb)
 	u64 id = bpf_get_current_pid_tgid();
 	struct cursor *c = cursor_get(id, 0);
 	int mine = c && c->sk == sk;
-	/* A packet of the send in progress is TCP (tcp_sendmsg_locked named its socket): read nothing
-	 * from the socket unless a socket filter needs it. */
-	if (!mine && !sk_info(sk, &si)) {
+	/* A packet of the TCP send in progress (tcp_sendmsg_locked named its socket): read nothing
+	 * from the socket unless a socket filter needs it. A UDP send's datagram (kprobe/fentry
+	 * plans: c->udp) needs its socket's protocol and its header. */
+	if (!(mine && !c->udp) && !sk_info(sk, &si)) {
 		tx_forget(skb);
 		return;
 	}
