@@ -20,7 +20,7 @@ import vm_figures as fig
 KPROBE_NIC_LOSS = fig.KPROBE_NIC_LOSS + (
     " Measured on 6.1 (2 vCPUs, RPS to CPU 1): e2e 1983-1999 of 2000, the witness's misses 1-17, "
     "equal to the loss each run; bulk: in 3 of 6 runs the receiver's bytes 752-134664 short of "
-    "4194304; 'missed' 0.")
+    "4194304; 'missed' 0 (before it counted them).")
 GRO_BYTES = fig.GRO_BYTES + (
     " Measured on 6.1: 146413-285105 bytes counted in 111-192 packets for 4194304 received.")
 GSO_SEGMENTS = fig.GSO_SEGMENTS + (
@@ -150,8 +150,8 @@ def test_kprobe_nic_send_counts(kprobe: dict) -> None:
     fig.check_nic_counts(kprobe, "send")
 
 
-def test_kprobe_nic_recv_counts(kprobe: dict, request: pytest.FixtureRequest) -> None:
-    fig.expect_kprobe_loss(request, kprobe, KPROBE_NIC_LOSS)
+def test_kprobe_nic_recv_counts(kprobe: dict) -> None:
+    # the kprobe plan's lost data-ready runs are counted in 'missed' (rx_copy), so it faces the check
     fig.check_nic_counts(kprobe, "recv")
 
 

@@ -24,7 +24,7 @@ SUITE = "trixie-backports"
 KPROBE_NIC_LOSS = fig.KPROBE_NIC_LOSS + (
     " Measured on 7.3 (1 vCPU): e2e 1398-1988 of 2000 (varies with the host load), the witness's "
     "misses 12-602, equal to the loss each run; bulk: in 3 of 5 runs the receiver's bytes 376-19200 "
-    "short of 4194304; 'missed' 0.")
+    "short of 4194304; 'missed' 0 (before it counted them).")
 GRO_BYTES = fig.GRO_BYTES + (
     " Measured on 7.3: 125497-165529 bytes counted in 112-131 packets for 4194304 received, both "
     "plans.")
@@ -94,8 +94,8 @@ def test_nic_send_counts(result: dict) -> None:
     fig.check_nic_counts(result, "send")
 
 
-def test_nic_recv_counts(result: dict, request: pytest.FixtureRequest) -> None:
-    fig.expect_kprobe_loss(request, result, KPROBE_NIC_LOSS)
+def test_nic_recv_counts(result: dict) -> None:
+    # the kprobe plan's lost data-ready runs are counted in 'missed' (rx_copy), so it faces the check
     fig.check_nic_counts(result, "recv")
 
 

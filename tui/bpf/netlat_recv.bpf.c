@@ -192,6 +192,7 @@ static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
 	struct rx_cur *cur = rx_current.lookup(&idx);
 	if (!cur)
 		return;
+	struct rx_entry *e = rx_find(skb);
 	if (cur->skb != skb) {
 		/* from the socket backlog (release_sock): the softirq's slot is not this skb, whose
 		 * IP header is behind skb->data now */
@@ -201,7 +202,7 @@ static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
 		if (!cur)
 			return;
 		cur->skb = skb;
-		cur->followed = rx_find(skb) != 0;
+		cur->followed = e != 0;
 		skb_size(skb, &sz);
 		cur->len = sz.ip_len;
 		cur->segs = sz.segs;
@@ -214,6 +215,9 @@ static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
 #endif
 	}
 	cur->sk = sk;
+	/* named in the entry too: read without its data-ready stamp, it lost that run (rx_copy) */
+	if (e)
+		e->sk = sk;
 }
 
 /* The L2..L4 stages of a packet that reached its socket. Under a pid/comm filter they are
@@ -470,12 +474,39 @@ static __always_inline void rx_ready(u64 sk)
 #endif
 }
 
+/* A followed TCP packet whose socket TCP named (tcp_probe) is read without its data-ready stamp:
+ * that stamp was lost, and with it the packet's stack, socket queue and end-to-end samples. Seen
+ * on Debian 12's 6.1: the kprobe on sock_def_readable skipped when the NIC's receive softirq ran
+ * on interrupt exit over one of our process-context kprobe handlers (kprobe re-entry, in no BPF
+ * counter); and over veth, with no kprobe skipped, this CPU's rx_current taken between tcp_probe
+ * and data-ready by a receive softirq nested in the socket's own processing (a transmit to the
+ * peer from process context runs it at local_bh_enable). A kprobe is also skipped while a map
+ * syscall holds bpf_prog_active on the CPU (counted by the kernel only from 6.7). Counted in
+ * missed, as the kernel's own skips are (a packet TCP held out of order, queued by the data-ready
+ * of the one that filled the gap, counts too: it was not timed either). The socket check keeps
+ * out another socket's skb at a reused address; an unfollowed packet has no entry. */
+static __always_inline void rx_unstamped(struct rx_entry *e, u64 skb)
+{
+	u64 owner = 0;
+	if (!e->t1 || !e->sk)
+		return;
+	READ(owner, skb, OFF_SKB_SK);
+	if (owner != e->sk || !task_wanted(bpf_get_current_pid_tgid()))
+		return;
+	count(PATH_RECV, CTR_MISSED, 1);
+	e->t0 = 0;
+}
+
 /* skb_copy_datagram_iovec(skb): the reader copies this skb to user space. */
 static __always_inline void rx_copy(u64 skb)
 {
 	struct rx_entry *e = rx_find(skb);
-	if (!e || !e->t2)
+	if (!e)
 		return;
+	if (!e->t2) {
+		rx_unstamped(e, skb);
+		return;
+	}
 #ifdef UDP_E2E
 	if (e->udp)
 		return; /* a non-linear UDP datagram (large, or built from page frags): udp_read times it */
