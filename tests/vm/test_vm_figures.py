@@ -325,3 +325,28 @@ def test_a_veth_read_lost_fails_unless_missed_counts_it(healthy: dict, plan: str
     with pytest.raises(AssertionError, match=f"veth recv e2e: {2 * N_VETH - 1} reads"):
         fig.check_veth_counts(bad)
     fig.check_veth_counts(_missed(bad, "veth", "recv", 1))
+
+
+class _Request:
+    """What expect_* helpers need of pytest's request: the markers they apply."""
+
+    def __init__(self) -> None:
+        self.marks: list = []
+
+    def applymarker(self, mark) -> None:
+        self.marks.append(mark)
+
+
+def test_merged_skipped_bytes_are_expected_only_for_the_kprobe_plan_with_a_skip(nic: dict) -> None:
+    short = copy.deepcopy(nic)
+    short["scenarios"]["nic_bulk"]["summary"]["paths"]["recv"]["counters"]["bytes"] = BULK - 1
+    with pytest.raises(AssertionError, match=f"counted {BULK - 1} bytes"):
+        fig.check_nic_bulk_recv_path_bytes(short)
+    for probes, skipped, bytes_short, marked in (("kprobe", 1, True, 1), ("kprobe", 0, True, 0),
+                                                 ("kprobe", 1, False, 0), ("fentry", 1, True, 0)):
+        result = copy.deepcopy(short if bytes_short else nic)
+        result["probes"] = probes
+        result["scenarios"]["nic_bulk"]["evidence"] = _evidence(800, skipped=skipped)
+        request = _Request()
+        fig.expect_merged_skipped(request, result)
+        assert len(request.marks) == marked, (probes, skipped, bytes_short)

@@ -346,11 +346,11 @@ NIC_EXCHANGES = ("nic", "nic_tbf")
 
 #: Engine faults the NIC scenarios show (strict xfails: the day one is fixed, its test fails and
 #: asks for the mark to go). Each test module adds what it measured on its kernel.
-GRO_BYTES = (
-    "receive path bytes under GRO: the byte counter adds the skb's length read at first sight "
-    "(napi_gro_receive_entry, rx_first_sight), one wire segment; GRO then merges the following "
-    "segments into that skb, so a delivered packet of dozens of segments counts as one segment's "
-    "bytes (it should read the length at netif_receive_skb)."
+MERGED_SKIPPED = (
+    "kprobe plan, NIC bulk receive: the kernel skipped the kprobe on sock_def_readable for a packet "
+    "(kprobe re-entry, the witness's misses) that TCP then merged into the tail of the receive queue "
+    "(tcp_try_coalesce) and freed: it is never read as itself, so neither its bytes nor 'missed' "
+    "count it (a skipped packet that is read is counted in both, at its copy)."
 )
 KPROBE_NIC_LOSS = (
     "kprobe plan, NIC receive: a receive softirq run on interrupt or RPS-IPI exit on top of one of "
@@ -515,6 +515,20 @@ def expect_kprobe_loss(request: pytest.FixtureRequest, result: Doc, reason: str,
     asking to be removed. A run without a loss (6.1 has few) faces the check as it is."""
     if result["probes"] == "kprobe" and received_short(result, scenarios) > 0:
         request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+
+
+def expect_merged_skipped(request: pytest.FixtureRequest, result: Doc) -> None:
+    """Make the bulk receive path's byte check a strict xfail (MERGED_SKIPPED) for the kprobe plan
+    in a run where its kprobe on sock_def_readable was skipped during nic_bulk (the witness's
+    misses) and the path's bytes fell short of tcpi_bytes_received. Short with no skipped run, or
+    in another plan, it fails."""
+    if result["probes"] != "kprobe":
+        return
+    doc, t = summary(result, "nic_bulk"), truth(result, "nic_bulk")
+    skipped = evidence(result, "nic_bulk")["witness"].get("sock_def_readable", {}).get("misses", 0)
+    short = doc["paths"]["recv"]["counters"]["bytes"] < t["receiver"]["bytes_received"]
+    if skipped and short:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=MERGED_SKIPPED))
 
 
 def check_kprobe_loss_is_skipped_kprobes(result: Doc) -> None:
