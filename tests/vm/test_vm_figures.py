@@ -337,16 +337,16 @@ class _Request:
         self.marks.append(mark)
 
 
-def test_merged_skipped_bytes_are_expected_only_for_the_kprobe_plan_with_a_skip(nic: dict) -> None:
+def test_merged_skipped_bytes_are_expected_only_after_a_lost_stamp(nic: dict) -> None:
     short = copy.deepcopy(nic)
     short["scenarios"]["nic_bulk"]["summary"]["paths"]["recv"]["counters"]["bytes"] = BULK - 1
     with pytest.raises(AssertionError, match=f"counted {BULK - 1} bytes"):
         fig.check_nic_bulk_recv_path_bytes(short)
-    for probes, skipped, bytes_short, marked in (("kprobe", 1, True, 1), ("kprobe", 0, True, 0),
-                                                 ("kprobe", 1, False, 0), ("fentry", 1, True, 0)):
+    for skipped, missed, bytes_short, marked in ((1, 0, True, 1), (0, 2, True, 1), (0, 0, True, 0),
+                                                 (1, 2, False, 0)):
         result = copy.deepcopy(short if bytes_short else nic)
-        result["probes"] = probes
         result["scenarios"]["nic_bulk"]["evidence"] = _evidence(800, skipped=skipped)
+        result["scenarios"]["nic_bulk"]["summary"]["paths"]["recv"]["counters"]["missed"] = missed
         request = _Request()
         fig.expect_merged_skipped(request, result)
-        assert len(request.marks) == marked, (probes, skipped, bytes_short)
+        assert len(request.marks) == marked, (skipped, missed, bytes_short)

@@ -82,6 +82,7 @@ struct rx_cur {
 	u32 len; /* the packet from its IP header on (skb_size) */
 	u16 segs;
 	u16 followed; /* it has an rx entry (--sample chose it) */
+	u64 l4; /* rx_l4's argument, read back as a number */
 #ifdef HAVE_PKT_FILTER
 	s64 pkt; /* pkt_wanted() of the skb's headers, read at netif_receive_skb */
 #endif
@@ -174,12 +175,14 @@ static __always_inline void rx_l4(u64 skb)
 {
 	u32 zero = 0;
 	struct rx_cur *cur = rx_current.lookup(&zero);
-	if (!cur || cur->skb != skb)
+	if (!cur)
 		return;
-	/* Hash the copy in the map, not the argument: under fentry the argument is a typed kernel
-	 * pointer, and the verifier refuses shifts and multiplies on pointers. The volatile load keeps
-	 * clang from reusing the argument's register once it knows the two are equal. */
-	u64 addr = *(volatile u64 *)&cur->skb;
+	/* By the skb, not rx_current: list receive (GRO's batches) runs netif_receive_skb for the
+	 * whole batch before the first reaches L4. Hash a copy read back from the map, not the
+	 * argument: under fentry the argument is a typed kernel pointer, and the verifier refuses
+	 * shifts and multiplies on pointers (the volatile load keeps clang from reusing it). */
+	cur->l4 = skb;
+	u64 addr = *(volatile u64 *)&cur->l4;
 	struct rx_entry *e = rx_find(addr);
 	if (e)
 		e->t_l4 = bpf_ktime_get_ns();
@@ -454,6 +457,12 @@ static __always_inline void rx_ready(u64 sk)
 	e->t2 = now;
 	e->sk = sk;
 	e->len = cur->len;
+#ifdef RX_L4_HOOK
+	/* a TCP packet that reached its socket without its L4 stamp: that hook's run was skipped
+	 * (a kprobe under a softirq, as at data-ready; rx_unstamped), its IP/TCP split is lost */
+	if (cur->sk && !e->t_l4)
+		count(PATH_RECV, CTR_MISSED, 1);
+#endif
 #ifndef PROCESS_FILTER
 	rx_record_stack(e);
 #endif
