@@ -93,9 +93,11 @@ def test_path_counters_at_sample_16_equal_sample_1_and_the_kernels_counts() -> N
     assert send["segs"] == kernel["tcp_out_segs"] + kernel["udp_out"], figures
     assert send["packets"] < send["segs"], figures  # some of the bulk's skbs carry several (GSO)
     # Received: the packets queued on a socket (sk_data_ready), in wire segments: TCP's data
-    # segments (tcp_info) and the UDP datagrams.
+    # segments (tcp_info) and the UDP datagrams; and a FIN queued on a socket still open (one
+    # per end of the two TCP connections at most: whether the peer already closed decides it,
+    # and tcp_info counts no FIN among the data segments).
     data_in = kernel["bulk_data_segs_in"] + kernel["rr"] + kernel["udp_in"]
-    assert recv["segs"] == data_in, figures
+    assert data_in <= recv["segs"] <= data_in + 4, figures
     # UDP bytes are exact: each datagram's IP length on receive, plus its link header on send.
     assert kernel["udp_out"] == kernel["udp_in"] == UDP_COUNT, figures
     assert recv["bytes"] >= (64 << 20) + 2 * 200 * 100 + UDP_COUNT * (UDP_SIZE + 28), figures
