@@ -267,6 +267,25 @@ def _all_nic_checks(result: dict) -> None:
     fig.check_tbf_delay(result, "nic_tbf", "nic")
 
 
+def test_nic_missed_may_exceed_the_fixed_ceiling_only_as_far_as_the_witness_saw_skips(nic: dict) -> None:
+    # the kprobe plan on a loaded 1-vCPU guest: hundreds of receive runs skipped by kprobe re-entry,
+    # each counted in missed and seen by the witness kprobe; the reads they cost are not timed
+    lost = fig.MAX_MISSED + 50
+    for scenario in ("nic", "nic_tbf"):
+        found = nic["scenarios"][scenario]
+        found["evidence"]["witness"]["sock_def_readable"] = {"hits": 0, "misses": lost}
+        found["summary"]["paths"]["recv"]["counters"]["missed"] = lost
+        n = 2 * found["truth"]["exchanges"]
+        for key in ("e2e", "sock_queue", "copy"):
+            found["summary"]["paths"]["recv"]["totals" if key == "e2e" else "stages"][key] = \
+                hist_stat(Histogram.from_values([300_000] * (n - lost)))
+    fig.check_nic_counts(nic, "recv")
+    for scenario in ("nic", "nic_tbf"):
+        nic["scenarios"][scenario]["evidence"]["witness"]["sock_def_readable"]["misses"] = 10
+    with pytest.raises(AssertionError, match="the counter is wrong"):
+        fig.check_nic_counts(nic, "recv")
+
+
 def test_healthy_nic_measurement_passes(nic: dict) -> None:
     _all_nic_checks(nic)
     assert "nic_bulk" in fig.nic_figures(nic)

@@ -48,17 +48,19 @@ def stat(doc: Doc, path: str, key: str) -> Doc:
     return p["stages"][key] if key in p["stages"] else p["totals"][key]
 
 
-def missed(doc: Doc, path: str) -> int:
+def missed(doc: Doc, path: str, ceiling: int = MAX_MISSED) -> int:
     """Runs of the path's programs the kernel skipped, or hooks that lost their state (the engine's
     "missed" counter): each may be one packet missing from a count, on any port.
 
     The trixie-backports kernel preempts fully (preempt=full, lazy) and the guest has one vCPU: a
     task preempted inside one of our programs makes the next task that hits the same hook skip it
     (the kernel's recursion check is per program and per CPU). Seen: 0-4 per 400 packets on send,
-    0-20 on receive, more when the host is busy.
+    0-20 on receive, more when the host is busy. Over the NICs the kprobe plan's runs skipped by
+    kprobe re-entry are counted too (hundreds of 2000 on a loaded host): there the ceiling is what
+    the witness kprobes saw skipped, plus MAX_MISSED (check_nic_counts).
     """
     n = doc["paths"][path]["counters"].get("missed", 0)
-    assert n <= MAX_MISSED, f"{path}: {n} probe runs skipped, more than {MAX_MISSED}: the counter is wrong"
+    assert n <= ceiling, f"{path}: {n} probe runs skipped, more than {ceiling}: the counter is wrong"
     return n
 
 
@@ -139,10 +141,10 @@ def check_loopback_counts(result: Doc) -> None:
     _check_recv_counts(doc, t, "")
 
 
-def _check_send_counts(doc: Doc, t: Doc, label: str) -> None:
+def _check_send_counts(doc: Doc, t: Doc, label: str, ceiling: int = MAX_MISSED) -> None:
     """Request/response: every send stage and the send total count each message's packet once."""
     packets = 2 * t["exchanges"]
-    tx_missed = missed(doc, "send")
+    tx_missed = missed(doc, "send", ceiling)
     for key in ("total", *stage_keys(doc, "send")):
         got = stat(doc, "send", key)["count"]
         assert sent_in_syscall_ok(got, t, tx_missed), \
@@ -150,10 +152,10 @@ def _check_send_counts(doc: Doc, t: Doc, label: str) -> None:
             f"({t['retrans']} retrans, {tx_missed} missed)"
 
 
-def _check_recv_counts(doc: Doc, t: Doc, label: str) -> None:
+def _check_recv_counts(doc: Doc, t: Doc, label: str, ceiling: int = MAX_MISSED) -> None:
     """Request/response: every receive stage counts each message's packet once."""
     packets = 2 * t["exchanges"]
-    rx_missed = missed(doc, "recv")
+    rx_missed = missed(doc, "recv", ceiling)
     # Each read returns one whole message: the L5 stages and e2e count each message once.
     for key in ("e2e", *[k for k in stage_keys(doc, "recv") if k in ("sock_queue", "copy")]):
         got = stat(doc, "recv", key)["count"]
@@ -390,13 +392,14 @@ def runs(ev: Doc, hook: str) -> int:
     return sum(n for name, n in ev["runs"].items() if name in (hook, f"rtp_{hook}"))
 
 
-def _check_nic_sockets(doc: Doc, t: Doc, scenario: str, key: str, path: str) -> None:
+def _check_nic_sockets(doc: Doc, t: Doc, scenario: str, key: str, path: str, ceiling: int) -> None:
     busy = [s for s in doc["sockets"] if s["tx_packets"] or s["rx_packets"]]
     assert len(busy) == 2, f"{scenario}: {busy}"
+    skipped = missed(doc, path, ceiling)
     for s in busy:
         assert s["local"].startswith(NIC_NET) and s["remote"].startswith(NIC_NET), f"{scenario}: {s}"
-        assert socket_counted(s, key, t, missed(doc, path)), \
-            f"{scenario}: {s} ({missed(doc, path)} {path} runs missed, {t.get('retrans')} retrans)"
+        assert socket_counted(s, key, t, skipped), \
+            f"{scenario}: {s} ({skipped} {path} runs missed, {t.get('retrans')} retrans)"
 
 
 def check_nic_counts(result: Doc, path: str) -> None:
@@ -408,8 +411,11 @@ def check_nic_counts(result: Doc, path: str) -> None:
     for scenario in NIC_EXCHANGES:
         nic_scenario(result, scenario)
         doc, t = summary(result, scenario), truth(result, scenario)
-        check_counts(doc, t, f"{scenario} ")
-        _check_nic_sockets(doc, t, scenario, key, path)
+        # what the kernel skipped under our witness kprobes bounds what "missed" may say
+        witnessed = sum(w.get("misses", 0) for w in evidence(result, scenario)["witness"].values())
+        ceiling = MAX_MISSED + witnessed
+        check_counts(doc, t, f"{scenario} ", ceiling)
+        _check_nic_sockets(doc, t, scenario, key, path, ceiling)
 
 
 def check_nic_first_sight(result: Doc) -> None:
@@ -540,9 +546,10 @@ def check_kprobe_loss_is_skipped_kprobes(result: Doc) -> None:
         ev, doc, t = evidence(result, scenario), summary(result, scenario), truth(result, scenario)
         lost = 2 * t["exchanges"] - stat(doc, "recv", "e2e")["count"]
         skipped = ev["witness"]["sock_def_readable"]["misses"]
-        assert 0 <= lost <= skipped + missed(doc, "recv"), \
+        reported = missed(doc, "recv", MAX_MISSED + sum(w.get("misses", 0) for w in ev["witness"].values()))
+        assert 0 <= lost <= skipped + reported, \
             f"{scenario}: {lost} reads not timed, the kernel skipped {skipped} kprobe runs " \
-            f"({missed(doc, 'recv')} missed): {ev['witness']}"
+            f"({reported} missed): {ev['witness']}"
 
 
 def nic_figures(result: Doc) -> str:
