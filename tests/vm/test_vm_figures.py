@@ -249,7 +249,7 @@ def nic(healthy: dict) -> dict:
     bulk["truth"] = {"bytes": BULK, "sender": {"local": sender, "bytes_acked": BULK + 1, "bytes_received": 1},
                      "receiver": {"local": receiver, "bytes_received": BULK}}
     bulk["evidence"] = _evidence(800)
-    bulk["summary"]["paths"]["send"]["counters"] = {"packets": 800, "evicted": 0}
+    bulk["summary"]["paths"]["send"]["counters"] = {"packets": 20, "segs": 800, "evicted": 0}
     bulk["summary"]["paths"]["recv"]["counters"] = {"packets": 20, "bytes": BULK + 20 * 52}
     out["scenarios"]["nic_bulk"] = bulk
     return out
@@ -262,6 +262,7 @@ def _all_nic_checks(result: dict) -> None:
     fig.check_nic_rps(result)
     fig.check_nic_bulk_bytes(result)
     fig.check_nic_bulk_send_segments(result)
+    fig.check_nic_bulk_send_times_close(result)
     fig.check_nic_bulk_recv_path_bytes(result)
     fig.check_kprobe_loss_is_skipped_kprobes(result)
     fig.check_tbf_delay(result, "nic_tbf", "nic")
@@ -320,9 +321,17 @@ def test_nic_receive_path_bytes_below_the_payload_fail(nic: dict) -> None:
 
 def test_nic_segments_lost_on_send_fail(nic: dict) -> None:
     gso = copy.deepcopy(nic)
-    gso["scenarios"]["nic_bulk"]["summary"]["paths"]["send"]["counters"] = {"packets": 82, "evicted": 65}
-    with pytest.raises(AssertionError, match="counted 82 packets; the NICs sent 800"):
+    gso["scenarios"]["nic_bulk"]["summary"]["paths"]["send"]["counters"] = \
+        {"packets": 82, "segs": 799, "evicted": 65}
+    with pytest.raises(AssertionError, match="counted 799 segments in 82 packets; the NICs sent 800"):
         fig.check_nic_bulk_send_segments(gso)
+
+
+def test_nic_bulk_packets_queued_but_never_timed_fail(nic: dict) -> None:
+    fig.check_nic_bulk_send_times_close(nic)
+    gso = _with_stage(nic, "nic_bulk", "send", "tcp", [20.0] * 6)  # 6 reached net_dev_queue, 2 timed
+    with pytest.raises(AssertionError, match="6 packets reached net_dev_queue in their send"):
+        fig.check_nic_bulk_send_times_close(gso)
 
 
 def test_nic_first_sight_at_netif_rx_or_without_rps_fails(nic: dict) -> None:

@@ -363,11 +363,12 @@ KPROBE_NIC_LOSS = (
     "from every receive stage (the engine counts it in 'missed' when it is read)."
 )
 GSO_SEGMENTS = (
-    "send path, software GSO: virtio-net on a qemu hub offers no TSO, so a bulk TCP skb is cut into "
-    "new skbs between net_dev_queue (which keys the packet by the GSO skb's address) and "
+    "send path timing, software GSO: virtio-net on a qemu hub offers no TSO, so a bulk TCP skb is "
+    "cut into new skbs between net_dev_queue (which keys the packet by the GSO skb's address) and "
     "net_dev_start_xmit/net_dev_xmit (which see only the segments): no segmented packet ever "
-    "closes, qdisc/device/total/deferred lose it, and 'evicted' counts some when the address is "
-    "reused."
+    "closes, qdisc/device/total/deferred lose its times, and 'evicted' counts some when the "
+    "address is reused. (The path counters, counted at net_dev_queue, hold every segment: "
+    "check_nic_bulk_send_segments.)"
 )
 
 
@@ -484,16 +485,30 @@ def check_nic_bulk_recv_path_bytes(result: Doc) -> None:
 
 def check_nic_bulk_send_segments(result: Doc) -> None:
     """Every TCP segment that left a NIC during the bulk transfer is on the send path: the path's
-    packet counter (sent in the syscall, deferred) against the namespaces' own OutSegs
-    (/proc/net/snmp; only this transfer's connection lives there), less what ``missed`` reports."""
+    wire-segment counter (a GSO skb counts its gso_segs at net_dev_queue) against the namespaces'
+    own OutSegs (/proc/net/snmp; only this transfer's connection lives there), exactly: the path
+    counters count every packet at one hook, whatever is followed. Linux leaves retransmitted
+    segments out of OutSegs (RetransSegs counts them); they cross net_dev_queue again."""
     ev, doc = evidence(result, "nic_bulk"), summary(result, "nic_bulk")
-    out_segs = sum(v["OutSegs"] for v in ev["snmp"].values())
+    out_segs = sum(v["OutSegs"] + v["RetransSegs"] for v in ev["snmp"].values())
     counters = doc["paths"]["send"]["counters"]
-    got, tx_missed = counters["packets"], missed(doc, "send")
+    got, tx_missed = counters["segs"], missed(doc, "send")
     assert out_segs - tx_missed <= got <= out_segs, \
-        f"send path counted {got} packets; the NICs sent {out_segs} TCP segments (snmp OutSegs; " \
-        f"{runs(ev, 'net_dev_queue')} net_dev_queue, {runs(ev, 'net_dev_xmit')} net_dev_xmit runs; " \
-        f"{tx_missed} missed, {counters['evicted']} evicted)"
+        f"send path counted {got} segments in {counters['packets']} packets; the NICs sent " \
+        f"{out_segs} TCP segments (snmp OutSegs + RetransSegs; {tx_missed} missed)"
+
+
+def check_nic_bulk_send_times_close(result: Doc) -> None:
+    """Every bulk packet followed in its send syscall to net_dev_queue is timed to the device: the
+    send total has as many samples as the stage that ends at net_dev_queue, less ``missed``."""
+    doc = summary(result, "nic_bulk")
+    at_queue = next(s["opens"] for s in specs(doc, "send") if s["key"] == "qdisc")  # net_dev_queue
+    queued_key = next(s["key"] for s in specs(doc, "send") if not s["total"] and s["closes"] == at_queue)
+    queued, closed = stat(doc, "send", queued_key)["count"], stat(doc, "send", "total")["count"]
+    counters, tx_missed = doc["paths"]["send"]["counters"], missed(doc, "send")
+    assert queued - tx_missed <= closed <= queued, \
+        f"{queued} packets reached net_dev_queue in their send ({queued_key}), {closed} timed to the " \
+        f"device (total); {counters.get('evicted')} evicted, {tx_missed} missed"
 
 
 def received_short(result: Doc, scenarios: tuple[str, ...] = NIC_EXCHANGES) -> int:
