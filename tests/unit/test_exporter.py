@@ -21,7 +21,7 @@ from tui.exporter.buckets import (
     is_kernel_edge,
     le_seconds,
 )
-from tui.exporter.collector import OTHER_COMM, CommTotals, SnapshotCollector
+from tui.exporter.collector import OTHER_COMM, LabelTotals, SnapshotCollector
 from tui.model.groups import short_name
 from tui.model.histogram import SOCKET_SUB_BITS, STAGE_SUB_BITS, Histogram
 from tui.model.snapshot import RECV, SEND, Snapshot
@@ -163,7 +163,7 @@ def test_program_costs_are_exported_as_counters_in_seconds() -> None:
 
 def test_comm_totals_stay_monotonic_when_sockets_leave_the_table() -> None:
     snap = synthetic(2)
-    totals = CommTotals(limit=10)
+    totals = LabelTotals(limit=10)
     first = totals.update(snap)
     # Every socket but one closes; the remaining one grows by 5 packets.
     kept = replace(snap.sockets[0], tx_packets=snap.sockets[0].tx_packets + 5)
@@ -178,7 +178,7 @@ def test_comm_cap_sends_later_names_to_other() -> None:
     snap = synthetic(2)
     names = sorted({s.comm for s in snap.sockets})
     assert len(names) >= 3
-    figures = CommTotals(limit=1).update(snap)
+    figures = LabelTotals(limit=1).update(snap)
     assert set(figures) == {snap.sockets[0].comm, OTHER_COMM}
     assert sum(f.rx_packets for f in figures.values()) == sum(s.rx_packets for s in snap.sockets)
 

@@ -57,7 +57,7 @@ def missed(doc: Doc, path: str, ceiling: int = MAX_MISSED) -> int:
     (the kernel's recursion check is per program and per CPU). Seen: 0-4 per 400 packets on send,
     0-20 on receive, more when the host is busy. Over the NICs the kprobe plan's runs skipped by
     kprobe re-entry are counted too (hundreds of 2000 on a loaded host): there the ceiling is what
-    the witness kprobes saw skipped, plus MAX_MISSED (check_nic_counts).
+    the witness kprobes saw skipped, plus MAX_MISSED (missed_ceiling).
     """
     n = doc["paths"][path]["counters"].get("missed", 0)
     assert n <= ceiling, f"{path}: {n} probe runs skipped, more than {ceiling}: the counter is wrong"
@@ -393,6 +393,12 @@ def runs(ev: Doc, hook: str) -> int:
     return sum(n for name, n in ev["runs"].items() if name in (hook, f"rtp_{hook}"))
 
 
+def missed_ceiling(ev: Doc) -> int:
+    """How many skipped runs a NIC scenario's "missed" may report: MAX_MISSED, plus what the kernel
+    skipped under our witness kprobes (the kprobe plan's runs lost to kprobe re-entry)."""
+    return MAX_MISSED + sum(w.get("misses", 0) for w in ev["witness"].values())
+
+
 def _check_nic_sockets(doc: Doc, t: Doc, scenario: str, key: str, path: str, ceiling: int) -> None:
     busy = [s for s in doc["sockets"] if s["tx_packets"] or s["rx_packets"]]
     assert len(busy) == 2, f"{scenario}: {busy}"
@@ -412,9 +418,7 @@ def check_nic_counts(result: Doc, path: str) -> None:
     for scenario in NIC_EXCHANGES:
         nic_scenario(result, scenario)
         doc, t = summary(result, scenario), truth(result, scenario)
-        # what the kernel skipped under our witness kprobes bounds what "missed" may say
-        witnessed = sum(w.get("misses", 0) for w in evidence(result, scenario)["witness"].values())
-        ceiling = MAX_MISSED + witnessed
+        ceiling = missed_ceiling(evidence(result, scenario))
         check_counts(doc, t, f"{scenario} ", ceiling)
         _check_nic_sockets(doc, t, scenario, key, path, ceiling)
 
@@ -561,7 +565,7 @@ def check_kprobe_loss_is_skipped_kprobes(result: Doc) -> None:
         ev, doc, t = evidence(result, scenario), summary(result, scenario), truth(result, scenario)
         lost = 2 * t["exchanges"] - stat(doc, "recv", "e2e")["count"]
         skipped = ev["witness"]["sock_def_readable"]["misses"]
-        reported = missed(doc, "recv", MAX_MISSED + sum(w.get("misses", 0) for w in ev["witness"].values()))
+        reported = missed(doc, "recv", missed_ceiling(ev))
         assert 0 <= lost <= skipped + reported, \
             f"{scenario}: {lost} reads not timed, the kernel skipped {skipped} kprobe runs " \
             f"({reported} missed): {ev['witness']}"

@@ -117,9 +117,6 @@ class LabelTotals:
         return dict(totals)
 
 
-#: the older name (process names are the default key)
-CommTotals = LabelTotals
-
 
 @dataclass(frozen=True, slots=True)
 class Published:
