@@ -20,7 +20,7 @@ static __always_inline void fe_sock_sendmsg(u64 *ctx)
 /* tcp_sendmsg(sk, msg, size) */
 static __always_inline void fe_tcp_sendmsg(u64 *ctx)
 {
-	tx_begin(ctx[0]);
+	tx_begin(ctx[0], 0);
 }
 
 /* fexit tcp_sendmsg: end of the TCP send, the socket at hand (no per-thread lookup needed) */
@@ -32,14 +32,14 @@ static __always_inline void fx_tcp_sendmsg(u64 *ctx, int ret)
 /* udp_sendmsg(sk, msg, len) / udpv6_sendmsg */
 static __always_inline void fe_udp_sendmsg(u64 *ctx)
 {
-	tx_udp_begin(ctx[0]);
+	tx_begin(ctx[0], 1);
 }
 
 /* fexit udp_sendmsg: end of the UDP send. Only while its cursor is open: udpv6_sendmsg calls
  * udp_sendmsg for a v4-mapped peer, and the send must count once (the inner exit closes it). */
 static __always_inline void fx_udp_sendmsg(u64 *ctx, int ret)
 {
-	struct cursor *c = cursor_get(bpf_get_current_pid_tgid(), 0);
+	struct cursor *c = cursor_get(cursor_id(), 0);
 	if (c && c->sk == ctx[0])
 		tx_end(ctx[0], ret);
 }

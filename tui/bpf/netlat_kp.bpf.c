@@ -25,14 +25,14 @@ int kp_sock_sendmsg(struct pt_regs *ctx)
 /* tcp_sendmsg(sk, msg, size) / tcp_sendmsg_locked */
 int kp_tcp_sendmsg(struct pt_regs *ctx)
 {
-	tx_begin(PT_REGS_PARM1(ctx));
+	tx_begin(PT_REGS_PARM1(ctx), 0);
 	return 0;
 }
 
 /* The end of the send whose cursor this thread holds (its socket is not an argument at return). */
 static __always_inline void send_call_end(struct pt_regs *ctx)
 {
-	struct cursor *c = cursor_get(bpf_get_current_pid_tgid(), 0);
+	struct cursor *c = cursor_get(cursor_id(), 0);
 	if (c && c->sk)
 		tx_end(c->sk, (int)PT_REGS_RC(ctx));
 }
@@ -47,7 +47,7 @@ int kr_tcp_sendmsg(struct pt_regs *ctx)
 /* udp_sendmsg(sk, msg, len) / udpv6_sendmsg: a UDP send from L4 */
 int kp_udp_sendmsg(struct pt_regs *ctx)
 {
-	tx_udp_begin(PT_REGS_PARM1(ctx));
+	tx_begin(PT_REGS_PARM1(ctx), 1);
 	return 0;
 }
 

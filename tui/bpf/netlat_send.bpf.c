@@ -116,8 +116,10 @@ static __always_inline void tx_sock(u64 sock)
 	c->t_sock = bpf_ktime_get_ns();
 }
 
-/* Start of a send syscall's TCP (or, kprobe plan, UDP) work for (thread, sk). */
-static __always_inline void tx_begin(u64 sk)
+/* Start of a send syscall's TCP work for (thread, sk), or with ``udp`` (kprobe/fentry plans:
+ * udp_sendmsg / udpv6_sendmsg) a UDP datagram's, whose packets are told apart at net_dev_queue
+ * (TX_UDP_L4). */
+static __always_inline void tx_begin(u64 sk, int udp)
 {
 	u64 id = cursor_id();
 	struct cursor *c = cursor_get(id, 0);
@@ -145,23 +147,13 @@ static __always_inline void tx_begin(u64 sk)
 	 * that its packets are not mistaken for deferred ones, and costs no clock read */
 	c->skip = !sampled();
 	c->l5 = 0;
-	c->udp = 0;
+	c->udp = udp;
 	if (!c->skip) {
 		c->t = bpf_ktime_get_ns();
 		if (c->t_sock && c->sock_sk == sk && c->t - c->t_sock < AGE_LIMIT_NS)
 			c->l5 = c->t - c->t_sock;
 	}
 	c->t_sock = 0;
-}
-
-/* kprobe/fentry plans: udp_sendmsg(sk, msg, len) / udpv6_sendmsg: a UDP datagram's L4 starts.
- * The cursor works as for TCP; its datagrams are told apart at net_dev_queue (TX_UDP_L4). */
-static __always_inline void tx_udp_begin(u64 sk)
-{
-	tx_begin(sk);
-	struct cursor *c = cursor_get(bpf_get_current_pid_tgid(), 0);
-	if (c && c->sk == sk)
-		c->udp = 1;
 }
 
 #ifdef HAVE_PKT_FILTER

@@ -9,7 +9,7 @@
  * allocated, often NULL or an older skb, so it only marks "TCP got the data" for (thread, sk). */
 RAW_TRACEPOINT_PROBE(tcp_sendmsg_locked)
 {
-	tx_begin(ctx->args[0]);
+	tx_begin(ctx->args[0], 0);
 	return 0;
 }
 
