@@ -27,8 +27,8 @@ COUNTED = ("packets", "bytes", "segs")
 
 def snmp(ns: str) -> dict[str, int]:
     """``Proto.Field`` -> value of /proc/net/snmp inside namespace ``ns``."""
-    text = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"], check=True,
-                          capture_output=True, text=True).stdout.splitlines()
+    text = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/snmp", "/proc/net/netstat"],
+                          check=True, capture_output=True, text=True).stdout.splitlines()
     out: dict[str, int] = {}
     for names, values in zip(text[::2], text[1::2], strict=True):
         proto = names.split(":")[0]
@@ -62,6 +62,8 @@ def traffic(pair: VethPair) -> dict[str, int]:
     return {
         "tcp_out_segs": delta["Tcp.OutSegs"],
         "udp_out": delta["Udp.OutDatagrams"],
+        "retrans_segs": delta["Tcp.RetransSegs"],
+        "ofo_queued": delta["TcpExt.TCPOFOQueue"],
         "udp_in": delta["Udp.InDatagrams"],
         "bulk_data_segs_in": server["tcp_info"]["data_segs_in"] + client["tcp_info"]["data_segs_in"],
         "bulk_data_segs_out": server["tcp_info"]["data_segs_out"] + client["tcp_info"]["data_segs_out"],
@@ -84,20 +86,22 @@ def test_path_counters_at_sample_16_equal_sample_1_and_the_kernels_counts() -> N
                   for path in (SEND, RECV)} for n, snap in snaps.items()}
     figures = json.dumps({"counters": counts, "kernel": kernel})
     print(figures)
+    # missed: followed packets that were not timed. A segment TCP held out of order (the sender
+    # moved between CPUs, whose loopback backlogs then deliver out of order) is queued without a
+    # data-ready of its own; nothing else may be missed here.
     for n in (1, 16):
-        assert counts[n][SEND]["missed"] == counts[n][RECV]["missed"] == 0, figures
+        assert counts[n][SEND]["missed"] == 0, figures
+        assert counts[n][RECV]["missed"] <= kernel["ofo_queued"], figures
     for path in (SEND, RECV):
         assert {k: counts[16][path][k] for k in COUNTED} == {k: counts[1][path][k] for k in COUNTED}, figures
     send, recv = counts[16][SEND], counts[16][RECV]
-    # Everything TCP and UDP sent in the namespace, in wire segments (a GSO skb carries several).
-    assert send["segs"] == kernel["tcp_out_segs"] + kernel["udp_out"], figures
+    # Everything TCP and UDP sent in the namespace, in wire segments (a GSO skb carries several):
+    # OutSegs leaves out retransmissions (a reordering can make TCP retransmit spuriously).
+    assert send["segs"] == kernel["tcp_out_segs"] + kernel["retrans_segs"] + kernel["udp_out"], figures
     assert send["packets"] < send["segs"], figures  # some of the bulk's skbs carry several (GSO)
-    # Received: the packets queued on a socket (sk_data_ready), in wire segments: TCP's data
-    # segments (tcp_info) and the UDP datagrams; and a FIN queued on a socket still open (one
-    # per end of the two TCP connections at most: whether the peer already closed decides it,
-    # and tcp_info counts no FIN among the data segments).
-    data_in = kernel["bulk_data_segs_in"] + kernel["rr"] + kernel["udp_in"]
-    assert data_in <= recv["segs"] <= data_in + 4, figures
+    # Received: TCP's data segments as tcp_info counts them (out of order and duplicates
+    # included, a bare FIN not) and the UDP datagrams.
+    assert recv["segs"] == kernel["bulk_data_segs_in"] + kernel["rr"] + kernel["udp_in"], figures
     # UDP bytes are exact: each datagram's IP length on receive, plus its link header on send.
     assert kernel["udp_out"] == kernel["udp_in"] == UDP_COUNT, figures
     assert recv["bytes"] >= (64 << 20) + 2 * 200 * 100 + UDP_COUNT * (UDP_SIZE + 28), figures

@@ -59,6 +59,11 @@ PROBE_FIELDS: dict[str, str] = {
     "sock.__sk_common": "OFF_SK_COMMON",
     "tcp_sock.data_segs_in": "OFF_TCP_DATA_SEGS_IN",
     "tcp_sock.data_segs_out": "OFF_TCP_DATA_SEGS_OUT",
+    "sock.sk_lock.owned": "OFF_SK_LOCK_OWNED",
+    "sk_buff.cb": "OFF_SKB_CB",
+    "tcp_skb_cb.seq": "OFF_TCB_SEQ",
+    "tcp_skb_cb.end_seq": "OFF_TCB_END_SEQ",
+    "tcp_skb_cb.tcp_flags": "OFF_TCB_FLAGS",
 }
 
 #: Fields that attribute a socket to its workload: its own cgroup v2 (``sk_cgrp_data``, a
@@ -257,6 +262,7 @@ _HEADER_PROGRAM = """\
 #include <linux/net.h>
 #include <net/sock.h>
 #include <linux/tcp.h>
+#include <net/tcp.h>
 """
 
 

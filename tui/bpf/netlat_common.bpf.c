@@ -14,6 +14,7 @@
 #define PROTO_UDP 17
 #define MSG_PEEK_ 2
 #define TCP_CLOSE_ 7
+#define TCP_LISTEN_ 10
 #define TCP_TIME_WAIT_ 6
 #define TCP_NEW_SYN_RECV_ 12
 

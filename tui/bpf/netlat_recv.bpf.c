@@ -195,18 +195,54 @@ static __always_inline void rx_l4(u64 skb)
 		e->t_l4 = bpf_ktime_get_ns();
 }
 
-/* tcp_probe(sk, skb): TCP names the socket of this skb. */
+/* Whether a TCP segment carries data, the test tcp_info's data_segs_in counts by: end_seq - seq
+ * is its payload plus one for a SYN and one for a FIN (tcp_v4_fill_cb/tcp_v6_fill_cb, done before
+ * tcp_probe and before a packet goes to the socket backlog). One read of the skb's control block. */
+#define TCB_SPAN (OFF_TCB_FLAGS + 1 - OFF_TCB_SEQ)
+#define TCPHDR_FIN_ 0x01
+#define TCPHDR_SYN_ 0x02
+static __always_inline int tcp_has_data(u64 skb)
+{
+	u8 cb[TCB_SPAN] = {};
+	u32 seq, end_seq;
+	u8 flags;
+
+	if (bpf_probe_read_kernel(cb, sizeof(cb), (void *)(skb + OFF_SKB_CB + OFF_TCB_SEQ)))
+		return 0;
+	__builtin_memcpy(&seq, &cb[0], 4);
+	__builtin_memcpy(&end_seq, &cb[OFF_TCB_END_SEQ - OFF_TCB_SEQ], 4);
+	flags = cb[OFF_TCB_FLAGS - OFF_TCB_SEQ];
+	return end_seq - seq > (u32)(flags & TCPHDR_FIN_) + (u32)((flags & TCPHDR_SYN_) >> 1);
+}
+
+/* tcp_probe(sk, skb): TCP (tcp_rcv_established) has this skb's socket. A segment with data is
+ * counted on the receive path here, as tcp_info's data_segs_in counts it: a segment TCP holds out
+ * of order or drops as a duplicate never reaches sk_data_ready by itself (reordering across CPUs on
+ * loopback, loss on a network), and a kprobe on data-ready can be skipped (kprobe re-entry) where
+ * this raw tracepoint is not. The socket is named for the data-ready that follows.
+ *
+ * Which per-CPU slot: a socket its owner holds (sk_lock.owned) is being fed from its backlog in
+ * process context, with softirqs enabled (__release_sock), so a receive softirq can run between
+ * this tcp_probe and its data-ready (an ACK this very packet makes TCP send over loopback is
+ * received at local_bh_enable) and take the softirq's slot: such a packet takes RX_BACKLOG even
+ * when it is still the softirq slot's skb (it went to the backlog from the last softirq here).
+ * Its size is read again: the backlog may have merged later packets into it (tcp_add_backlog). */
 static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
 {
 	u32 idx = RX_SOFTIRQ;
 	struct rx_cur *cur = rx_current.lookup(&idx);
+	int owned = 0;
+
 	if (!cur)
 		return;
+	READ(owned, sk, OFF_SK_LOCK_OWNED);
 	struct rx_entry *e = rx_find(skb);
-	if (cur->skb != skb) {
-		/* from the socket backlog (release_sock): the softirq's slot is not this skb, whose
-		 * IP header is behind skb->data now */
+	if (cur->skb != skb || owned) {
+		/* from the socket backlog (its IP header is behind skb->data now), or a packet of a
+		 * list receive whose netif_receive_skb was not the last on this CPU */
 		struct skb_size sz;
+		if (cur->skb == skb)
+			cur->skb = 0;
 		idx = RX_BACKLOG;
 		cur = rx_current.lookup(&idx);
 		if (!cur)
@@ -225,10 +261,27 @@ static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
 			cur->skb = 0;
 #endif
 	}
+	if (!cur->skb)
+		return; /* not on a wanted interface */
+	struct skinfo si = {};
+	if (!sk_wanted(sk, &si)) {
+		cur->skb = 0;
+		if (e)
+			e->t0 = 0;
+		return;
+	}
 	cur->sk = sk;
 	/* named in the entry too: read without its data-ready stamp, it lost that run (rx_copy) */
 	if (e)
 		e->sk = sk;
+	/* Under a pid/comm filter (softirq: no process here) a socket counts once a wanted process
+	 * made a call on it, as deferred sends do (the socket table). */
+#ifdef PROCESS_FILTER
+	if (!sockets.lookup(&sk))
+		return;
+#endif
+	if (tcp_has_data(skb))
+		count_packet(PATH_RECV, cur->len, cur->segs);
 }
 
 /* The L2..L4 stages of a packet that reached its socket. Under a pid/comm filter they are
@@ -421,6 +474,26 @@ static __always_inline u64 udp_read(void *ctx, u64 sk, u64 id, int ret)
 }
 #endif
 
+/* sk_data_ready of TCP socket sk for the softirq slot's packet, which no tcp_probe named: TCP
+ * takes data outside tcp_rcv_established once the socket left ESTABLISHED (a receiver that
+ * half-closed its side, in FIN_WAIT: tcp_rcv_state_process). Counted and named here as tcp_probe
+ * would, when it carries data and a softirq delivers it (the socket not owned: the slot is then
+ * this packet's; one from the backlog of such a socket is not counted). A listener's data-ready
+ * (a new connection to accept) is not a packet's. Returns whether the packet is sk's. */
+static __always_inline int rx_tcp_unnamed(struct rx_cur *cur, u64 sk, struct skinfo *si)
+{
+	int owned = 1;
+	READ(owned, sk, OFF_SK_LOCK_OWNED);
+	if (owned || si->state == TCP_LISTEN_ || !tcp_has_data(cur->skb) || !sk_wanted(sk, si))
+		return 0;
+	cur->sk = sk;
+#ifdef PROCESS_FILTER
+	if (sockets.lookup(&sk))
+#endif
+		count_packet(PATH_RECV, cur->len, cur->segs);
+	return 1;
+}
+
 static __always_inline void rx_ready(u64 sk)
 {
 	u32 idx = RX_SOFTIRQ;
@@ -437,24 +510,28 @@ static __always_inline void rx_ready(u64 sk)
 		if (back && back->skb && back->sk == sk &&
 		    bpf_ktime_get_ns() - back->t_named < RX_BACKLOG_MAX_NS)
 			cur = back;
-		else if (!cur->skb || cur->sk || !sk_info(sk, &si) || si.protocol != PROTO_UDP)
+		else if (!cur->skb || cur->sk || !sk_info(sk, &si))
+			return;
+		else if (si.protocol == PROTO_TCP && !rx_tcp_unnamed(cur, sk, &si))
 			return;
 	}
 	u64 skb = cur->skb;
 	cur->skb = 0;
 	struct rx_entry *e = cur->followed ? rx_find(skb) : 0;
-	if (!rx_wanted(cur, sk, &si)) {
-		if (e)
-			e->t0 = 0;
-		return;
-	}
-	/* The path counters count every packet the filters select, followed or not. Under a pid/comm
-	 * filter (softirq: no process here) a socket counts once a wanted process made a call on it,
-	 * as deferred sends do (the socket table). */
+	if (!cur->sk) {
+		/* a UDP datagram: the filters decide here, and the path counters count every one they
+		 * select, followed or not (a TCP segment was decided and counted at tcp_probe). Under a
+		 * pid/comm filter a socket counts once a wanted process made a call on it. */
+		if (!rx_wanted(cur, sk, &si)) {
+			if (e)
+				e->t0 = 0;
+			return;
+		}
 #ifdef PROCESS_FILTER
-	if (sockets.lookup(&sk))
+		if (sockets.lookup(&sk))
 #endif
-		count_packet(PATH_RECV, cur->len, cur->segs);
+			count_packet(PATH_RECV, cur->len, cur->segs);
+	}
 	if (!e)
 		return;
 	u64 now = bpf_ktime_get_ns();
@@ -496,9 +573,10 @@ static __always_inline void rx_ready(u64 sk)
  * that stamp was lost, and with it the packet's stack, socket queue and end-to-end samples. Seen
  * on Debian 12's 6.1: the kprobe on sock_def_readable skipped when the NIC's receive softirq ran
  * on interrupt exit over one of our process-context kprobe handlers (kprobe re-entry, in no BPF
- * counter); and over veth, with no kprobe skipped, this CPU's rx_current taken between tcp_probe
- * and data-ready by a receive softirq nested in the socket's own processing (a transmit to the
- * peer from process context runs it at local_bh_enable). A kprobe is also skipped while a map
+ * counter); and over veth, before a backlog packet always took its own slot (rx_tcp_sock), this
+ * CPU's rx_current taken between tcp_probe and data-ready by a receive softirq nested in the
+ * socket's backlog processing (a transmit to the peer from process context runs it at
+ * local_bh_enable). A kprobe is also skipped while a map
  * syscall holds bpf_prog_active on the CPU (counted by the kernel only from 6.7). Counted in
  * missed, as the kernel's own skips are (a packet TCP held out of order, queued by the data-ready
  * of the one that filled the gap, counts too: it was not timed either). The socket check keeps

@@ -259,6 +259,9 @@ def build_source(
     span = [offs[f"sk_buff.{f}"] for f in ("len", "data_len", "network_header", "end", "head", "data")]
     if span != sorted(span) or span[-1] + 8 - span[0] > SKB_SPAN_MAX:
         raise BtfError("unexpected struct sk_buff layout: the probes read len to data in one go")
+    tcb = [offs[f"tcp_skb_cb.{f}"] for f in ("seq", "end_seq", "tcp_flags")]
+    if tcb != sorted(tcb) or tcb[-1] + 1 - tcb[0] > 16 or tcb[-1] >= 48:
+        raise BtfError("unexpected struct tcp_skb_cb layout: the probes read seq to tcp_flags in one go")
     head = [
         f"/* netlat-tui: plan {plan.info.name}; generated, do not edit */",
         c_defines(offs).rstrip("\n"),
