@@ -266,7 +266,10 @@ def test_tbf_wait_lands_in_the_qdisc_stage_only_and_matches_so_timestamping(veth
 def test_receive_e2e_agrees_with_rx_software_timestamps() -> None:
     """RX_SOFTWARE (stamped at netif_rx) to recvmsg return, seen from user space, bounds our e2e."""
     port = free_port()
-    with probes(port=str(port)) as source:
+    # lport: the server's socket alone, the witness's population (the client's reads wait for
+    # replies on a machine as busy as it is: mixed in, their median decided ours, 34.8 us
+    # against the server's 25.4 in one CI run)
+    with probes(lport=str(port)) as source:
         server, _client = run_pair(None, None, "127.0.0.1", N, 64, port=port,
                                    extra_server=("--tstamp",))
         snap = source.poll()
@@ -278,9 +281,9 @@ def test_receive_e2e_agrees_with_rx_software_timestamps() -> None:
     # Our p50 is only known to lie in its bucket (up to 1/8 wide); its low edge is what must not
     # be above the witness.
     low_ns, _high_ns = bucket_bounds(bucket_index(int(ours_p50 * 1000)))
-    # Ours ends inside the kernel (sock_recv_length), the witness after the return to Python,
-    # so ours is a little shorter, never longer. The 2% is for our e2e also counting the
-    # client's reads (the witness is the server's alone).
+    # Ours starts after the stamp (netif_rx's tracepoint follows it) and ends inside the kernel
+    # (sock_recv_length), the witness after the return to Python: per packet ours is shorter,
+    # never longer. The 2% is for the first reads, which may lack a stamp.
     assert low_ns / 1000.0 <= user_p50 * 1.02, (ours_p50, user_p50)
     assert user_p50 - ours_p50 < max(60.0, 0.6 * user_p50), (ours_p50, user_p50)
 
