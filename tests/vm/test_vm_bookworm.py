@@ -171,10 +171,7 @@ def test_kprobe_nic_bulk_bytes_match_tcp_info(kprobe: dict, request: pytest.Fixt
     fig.check_nic_bulk_bytes(kprobe)
 
 
-def test_kprobe_nic_bulk_recv_path_bytes_hold_the_payload(kprobe: dict,
-                                                          request: pytest.FixtureRequest) -> None:
-    # read where GRO is done (netif_receive_skb); a lost data-ready stamp on a merged skb
-    fig.expect_merged_skipped(request, kprobe)
+def test_kprobe_nic_bulk_recv_path_counts_tcp_info_data_segments(kprobe: dict) -> None:
     fig.check_nic_bulk_recv_path_bytes(kprobe)
 
 

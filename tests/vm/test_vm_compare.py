@@ -115,9 +115,7 @@ def test_nic_bulk_bytes_match_tcp_info(result: dict, request: pytest.FixtureRequ
     fig.check_nic_bulk_bytes(result)
 
 
-def test_nic_bulk_recv_path_bytes_hold_the_payload(result: dict, request: pytest.FixtureRequest) -> None:
-    # read where GRO is done (netif_receive_skb); a lost data-ready stamp on a merged skb
-    fig.expect_merged_skipped(request, result)
+def test_nic_bulk_recv_path_counts_tcp_info_data_segments(result: dict) -> None:
     fig.check_nic_bulk_recv_path_bytes(result)
 
 

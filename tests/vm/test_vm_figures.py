@@ -246,11 +246,12 @@ def nic(healthy: dict) -> dict:
     bulk = _scenario(1, [5.0] * 2, [
         dict(_socket(sender, receiver, 0), tx_bytes=BULK, rx_bytes=1),
         dict(_socket(receiver, sender, 0), tx_bytes=1, rx_bytes=BULK)], {})
-    bulk["truth"] = {"bytes": BULK, "sender": {"local": sender, "bytes_acked": BULK + 1, "bytes_received": 1},
-                     "receiver": {"local": receiver, "bytes_received": BULK}}
+    bulk["truth"] = {"bytes": BULK, "sender": {"local": sender, "bytes_acked": BULK + 1, "bytes_received": 1,
+                                               "data_segs_in": 1},
+                     "receiver": {"local": receiver, "bytes_received": BULK, "data_segs_in": 799}}
     bulk["evidence"] = _evidence(800)
     bulk["summary"]["paths"]["send"]["counters"] = {"packets": 20, "segs": 800, "evicted": 0}
-    bulk["summary"]["paths"]["recv"]["counters"] = {"packets": 20, "bytes": BULK + 20 * 52}
+    bulk["summary"]["paths"]["recv"]["counters"] = {"packets": 21, "bytes": BULK + 21 * 52 + 1, "segs": 800}
     out["scenarios"]["nic_bulk"] = bulk
     return out
 
@@ -355,26 +356,10 @@ def test_a_veth_read_lost_fails_unless_missed_counts_it(healthy: dict, plan: str
     fig.check_veth_counts(_missed(bad, "veth", "recv", 1))
 
 
-class _Request:
-    """What expect_* helpers need of pytest's request: the markers they apply."""
-
-    def __init__(self) -> None:
-        self.marks: list = []
-
-    def applymarker(self, mark) -> None:
-        self.marks.append(mark)
-
-
-def test_merged_skipped_bytes_are_expected_only_after_a_lost_stamp(nic: dict) -> None:
-    short = copy.deepcopy(nic)
-    short["scenarios"]["nic_bulk"]["summary"]["paths"]["recv"]["counters"]["bytes"] = BULK - 1
-    with pytest.raises(AssertionError, match=f"counted {BULK - 1} bytes"):
-        fig.check_nic_bulk_recv_path_bytes(short)
-    for skipped, missed, bytes_short, marked in ((1, 0, True, 1), (0, 2, True, 1), (0, 0, True, 0),
-                                                 (1, 2, False, 0)):
-        result = copy.deepcopy(short if bytes_short else nic)
-        result["scenarios"]["nic_bulk"]["evidence"] = _evidence(800, skipped=skipped)
-        result["scenarios"]["nic_bulk"]["summary"]["paths"]["recv"]["counters"]["missed"] = missed
-        request = _Request()
-        fig.expect_merged_skipped(request, result)
-        assert len(request.marks) == marked, (skipped, missed, bytes_short)
+def test_receive_path_bytes_and_segments_against_tcp_info(nic: dict) -> None:
+    for field, value, match in (("bytes", BULK - 1, f"counted {BULK - 1} bytes"),
+                                ("segs", 799, "counted 799 segments"), ("segs", 801, "counted 801 segments")):
+        wrong = copy.deepcopy(nic)
+        wrong["scenarios"]["nic_bulk"]["summary"]["paths"]["recv"]["counters"][field] = value
+        with pytest.raises(AssertionError, match=match):
+            fig.check_nic_bulk_recv_path_bytes(wrong)

@@ -348,13 +348,6 @@ NIC_EXCHANGES = ("nic", "nic_tbf")
 
 #: Engine faults the NIC scenarios show (strict xfails: the day one is fixed, its test fails and
 #: asks for the mark to go). Each test module adds what it measured on its kernel.
-MERGED_SKIPPED = (
-    "NIC bulk receive: a packet lost its data-ready stamp (the kprobe plan's kprobe skipped, the "
-    "witness's misses; or, on the one-vCPU preempt=full 7.3, rx_current taken while the socket's "
-    "backlog was processed: 'missed') and TCP merged it into the tail of the receive queue "
-    "(tcp_try_coalesce): it is never read as itself, so its bytes are not counted (a packet that "
-    "is read is counted at its copy)."
-)
 KPROBE_NIC_LOSS = (
     "kprobe plan, NIC receive: a receive softirq run on interrupt or RPS-IPI exit on top of one of "
     "our process-context kprobe handlers makes the kernel skip our kprobes on tcp_v4_rcv and "
@@ -478,13 +471,20 @@ def check_nic_bulk_bytes(result: Doc) -> None:
 
 def check_nic_bulk_recv_path_bytes(result: Doc) -> None:
     """The receive path's byte counter holds at least the payload the receiver got (it counts
-    each delivered skb's length with its IP and TCP headers, so a little more)."""
+    each received skb's length with its IP and TCP headers, so a little more; a retransmitted
+    duplicate too), and its segment counter the data segments tcp_info counts."""
     nic_scenario(result, "nic_bulk")
     doc, t = summary(result, "nic_bulk"), truth(result, "nic_bulk")
     counters = doc["paths"]["recv"]["counters"]
     got, payload = counters["bytes"], t["receiver"]["bytes_received"]
     assert got >= payload, f"receive path counted {got} bytes in {counters['packets']} packets; " \
         f"the receiver got {payload} (tcpi_bytes_received, {t['receiver'].get('data_segs_in')} segments)"
+    # TCP segments are counted where TCP takes them (tcp_probe; data-ready after a half-close),
+    # as tcp_info's data_segs_in counts them: the receiver's, and the one-byte answer the sender
+    # reads after its half-close, exactly
+    data_segs_in = t["receiver"]["data_segs_in"] + t["sender"]["data_segs_in"]
+    assert counters["segs"] == data_segs_in, f"receive path counted {counters['segs']} segments; " \
+        f"tcp_info: {t['receiver']['data_segs_in']} + {t['sender']['data_segs_in']} data segments in"
 
 
 def check_nic_bulk_send_segments(result: Doc) -> None:
@@ -541,19 +541,6 @@ def expect_kprobe_loss(request: pytest.FixtureRequest, result: Doc, reason: str,
     asking to be removed. A run without a loss (6.1 has few) faces the check as it is."""
     if result["probes"] == "kprobe" and received_short(result, scenarios) > 0:
         request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
-def expect_merged_skipped(request: pytest.FixtureRequest, result: Doc) -> None:
-    """Make the bulk receive path's byte check a strict xfail (MERGED_SKIPPED) in a run where a
-    data-ready stamp was lost during nic_bulk (the witness kprobe's misses, or the path's
-    ``missed``) and the path's bytes fell short of tcpi_bytes_received. Short without either, it
-    fails."""
-    doc, t = summary(result, "nic_bulk"), truth(result, "nic_bulk")
-    skipped = evidence(result, "nic_bulk")["witness"].get("sock_def_readable", {}).get("misses", 0)
-    lost = skipped + doc["paths"]["recv"]["counters"].get("missed", 0)
-    short = doc["paths"]["recv"]["counters"]["bytes"] < t["receiver"]["bytes_received"]
-    if lost and short:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=MERGED_SKIPPED))
 
 
 def check_kprobe_loss_is_skipped_kprobes(result: Doc) -> None:
