@@ -22,9 +22,9 @@ SYSTEM_PYTHON=/usr/bin/python3
 # What the tool needs at run time, and what the test suite needs on top (netns/veth/tc come from
 # iproute2, the end-to-end UI test drives tmux, the VM tests boot a Debian guest under qemu, the
 # histogram test compiles the BPF side's bucket code with a C compiler, the exporter's end-to-end test
-# runs a real Prometheus server).
+# runs a real Prometheus server, the software-GSO test turns a veth's TSO off with ethtool).
 RUNTIME_PACKAGES=(python3-bpfcc bpfcc-tools python3-venv iproute2 tmux procps)
-TEST_PACKAGES=(qemu-system-x86 mmdebstrap e2fsprogs gcc libc6-dev prometheus)
+TEST_PACKAGES=(qemu-system-x86 mmdebstrap e2fsprogs gcc libc6-dev prometheus ethtool)
 
 INVOCATION="$0${*:+ $*}"
 MODE=setup

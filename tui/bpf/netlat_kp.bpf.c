@@ -71,6 +71,14 @@ int rtp_net_dev_queue(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
+#ifdef HOOK_QDISC_DEQUEUE
+int rtp_qdisc_dequeue(struct bpf_raw_tracepoint_args *ctx)
+{
+	tx_dequeue(ctx->args[3], (int)ctx->args[2]);
+	return 0;
+}
+#endif
+
 int rtp_net_dev_start_xmit(struct bpf_raw_tracepoint_args *ctx)
 {
 	tx_start(ctx->args[0]);

@@ -76,7 +76,8 @@ struct tx_entry {
 	u64 sk;
 	u64 pid_tgid;
 	u32 len;
-	u32 flags;
+	u16 flags;
+	u16 segs;      /* wire segments (gso_segs): a GSO skb may be cut in software (tx_gso) */
 	struct peer_addr peer; /* UDP: where the datagram goes (family 0: unknown) */
 };
 BPF_ARRAY(tx_slots, struct tx_entry, 1 << SKB_SLOT_BITS);
@@ -93,6 +94,122 @@ static __always_inline struct tx_entry *tx_find(u64 skb)
 	if (!e || e->skb != skb || !e->t_queue)
 		return 0;
 	return e;
+}
+
+/* Software GSO. A followed GSO skb that the device cannot take whole (no TSO/USO: virtio-net on a
+ * qemu hub, tunnels without offload) is cut into segments on its way to the device
+ * (validate_xmit_skb -> skb_gso_segment), right after net_dev_queue (noqueue, a qdisc bypassed while
+ * empty) or after a qdisc dequeued it, on the same CPU; the GSO skb is freed and
+ * net_dev_start_xmit/net_dev_xmit see only the segments, under new addresses, one after the other.
+ * So each CPU keeps the followed GSO skbs it is about to hand to a device, in order (gso_arm); a
+ * segment no entry knows belongs to the oldest of them that is still in flight and of the
+ * segment's socket (segments keep skb->sk). Its first segment's start is the packet's device start,
+ * its last segment's net_dev_xmit closes it (gso_segs of them). A GSO skb the device takes whole
+ * leaves the list at its own net_dev_start_xmit. Armed at net_dev_queue and at qdisc_dequeue: a
+ * dequeue empties this CPU's list first (what net_dev_queue armed went into the qdisc), and one
+ * closed meanwhile elsewhere is dropped when met. */
+#define TX_GSO_RING 8
+struct tx_gso {
+	u64 skb[TX_GSO_RING];
+	u64 sk[TX_GSO_RING];
+	u32 head;  /* oldest */
+	u32 tail;  /* next write */
+	u32 seen;  /* the oldest one's segments that reached net_dev_start_xmit */
+	u32 pad;
+	u64 seg;   /* the segment that started last */
+};
+BPF_PERCPU_ARRAY(tx_gso_ring, struct tx_gso, 1);
+
+static __always_inline void gso_arm(u64 skb, u64 sk)
+{
+	u32 zero = 0;
+	struct tx_gso *g = tx_gso_ring.lookup(&zero);
+	if (!g)
+		return;
+	u32 tail = g->tail;
+	if (tail - g->head >= TX_GSO_RING) { /* full: the oldest was sent elsewhere or lost */
+		g->head = tail - TX_GSO_RING + 1;
+		g->seen = 0;
+	}
+	g->skb[tail & (TX_GSO_RING - 1)] = skb;
+	g->sk[tail & (TX_GSO_RING - 1)] = sk;
+	g->tail = tail + 1;
+}
+
+/* The oldest armed GSO skb still in flight, dropping those that are not (closed elsewhere, or
+ * their address taken by another packet); 0 when none. */
+static __always_inline struct tx_entry *gso_oldest(struct tx_gso *g)
+{
+#pragma unroll
+	for (int i = 0; i < TX_GSO_RING; i++) {
+		u32 head = g->head;
+		if (head == g->tail)
+			return 0;
+		u32 k = head & (TX_GSO_RING - 1);
+		struct tx_entry *e = tx_find(g->skb[k]);
+		if (e && e->sk == g->sk[k])
+			return e;
+		g->head = head + 1;
+		g->seen = 0;
+	}
+	return 0;
+}
+
+/* net_dev_start_xmit of an armed GSO skb itself: the device takes it whole. */
+static __always_inline void gso_not_cut(u64 skb)
+{
+	u32 zero = 0;
+	struct tx_gso *g = tx_gso_ring.lookup(&zero);
+	if (!g || g->head == g->tail)
+		return;
+#pragma unroll
+	for (int i = 0; i < TX_GSO_RING; i++) {
+		u32 head = g->head;
+		if (head == g->tail)
+			return;
+		g->head = head + 1; /* older ones before it were not cut here either */
+		g->seen = 0;
+		if (g->skb[head & (TX_GSO_RING - 1)] == skb)
+			return;
+	}
+}
+
+/* net_dev_start_xmit of an skb no entry knows: a segment of the oldest armed GSO skb? */
+static __always_inline void gso_segment_start(u64 skb)
+{
+	u32 zero = 0;
+	struct tx_gso *g = tx_gso_ring.lookup(&zero);
+	if (!g || g->head == g->tail)
+		return; /* nothing armed: the common case costs one per-CPU lookup */
+	struct tx_entry *e = gso_oldest(g);
+	u64 sk = 0;
+	if (!e)
+		return;
+	READ(sk, skb, OFF_SKB_SK);
+	if (sk != e->sk)
+		return;
+	if (!g->seen)
+		e->t_start = bpf_ktime_get_ns();
+	g->seen += 1;
+	g->seg = skb;
+}
+
+static __always_inline void tx_close(void *ctx, struct tx_entry *e);
+
+/* net_dev_xmit of an skb no entry knows: the last segment of the oldest armed GSO skb closes it. */
+static __always_inline void gso_segment_done(void *ctx, u64 skb)
+{
+	u32 zero = 0;
+	struct tx_gso *g = tx_gso_ring.lookup(&zero);
+	if (!g || g->head == g->tail || g->seg != skb)
+		return;
+	struct tx_entry *e = gso_oldest(g);
+	if (!e || g->seen < e->segs)
+		return;
+	g->head += 1;
+	g->seen = 0;
+	g->seg = 0;
+	tx_close(ctx, e);
 }
 
 /* kprobe/fentry plans: sock_sendmsg(sock, msg) / __sock_sendmsg, the socket layer (L5) starts a
@@ -292,7 +409,8 @@ static __always_inline void tx_queue(u64 skb)
 	 * ACK sent when release_sock() processes the socket backlog: not this send's data. */
 	in_syscall = in_syscall && !c->udp && sz.data_len > 0;
 
-	struct tx_entry e = {.skb = skb, .t_queue = now, .sk = sk, .pid_tgid = id, .len = sz.len};
+	struct tx_entry e = {.skb = skb, .t_queue = now, .sk = sk, .pid_tgid = id, .len = sz.len,
+			     .segs = sz.segs};
 
 	if (in_syscall) {
 		e.flags = TX_IN_SYSCALL;
@@ -324,7 +442,38 @@ static __always_inline void tx_queue(u64 skb)
 	if (slot->t_queue && now - slot->t_queue < AGE_LIMIT_NS)
 		count(PATH_SEND, CTR_EVICTED, 1);
 	*slot = e;
+	/* without a qdisc that queues it (noqueue, or one bypassed while empty) the packet goes on
+	 * to the device, and is cut there if it must be, on this CPU now */
+	if (sz.segs > 1)
+		gso_arm(skb, sk);
 }
+
+#ifdef HOOK_QDISC_DEQUEUE
+/* qdisc_dequeue(qdisc, txq, packets, skb): a qdisc hands these ``packets`` skbs (a list from skb
+ * on: a bulk dequeue under BQL) to the device, on this CPU, now: each is cut there if it must be,
+ * in that order. What this CPU armed at net_dev_queue went into a qdisc instead (or was sent
+ * already): each is armed again at its own dequeue, here or on another CPU. */
+static __always_inline void tx_dequeue(u64 skb, int packets)
+{
+	u32 zero = 0;
+	struct tx_gso *g = tx_gso_ring.lookup(&zero);
+	if (!g)
+		return;
+	g->head = g->tail;
+	g->seen = 0;
+#pragma unroll
+	for (int i = 0; i < TX_GSO_RING; i++) {
+		if (!skb || i >= packets)
+			return;
+		struct tx_entry *e = tx_find(skb);
+		if (e && e->segs > 1)
+			gso_arm(skb, e->sk);
+		u64 next = 0;
+		READ(next, skb, OFF_SKB_NEXT);
+		skb = next;
+	}
+}
+#endif
 
 /* kprobe plan: ip_queue_xmit(sk, skb) splits L4 from L3 for in-syscall TCP packets. */
 static __always_inline void tx_l3(u64 sk, u64 skb)
@@ -341,8 +490,14 @@ static __always_inline void tx_l3(u64 sk, u64 skb)
 static __always_inline void tx_start(u64 skb)
 {
 	struct tx_entry *e = tx_find(skb);
-	if (e && !e->t_start)
+	if (!e) {
+		gso_segment_start(skb);
+		return;
+	}
+	if (!e->t_start)
 		e->t_start = bpf_ktime_get_ns();
+	if (e->segs > 1)
+		gso_not_cut(skb);
 }
 
 /* The sampled event of a packet the device took (tx_done): its stages, total and sender. */
@@ -374,12 +529,10 @@ static __always_inline void tx_peer(struct tx_entry *v, u64 total)
 	__sync_fetch_and_add(&p->tx_ns, total);
 }
 
-/* net_dev_xmit: the device took the packet; close qdisc, device and total. */
-static __always_inline void tx_done(void *ctx, u64 skb)
+/* The device took the packet of entry e (net_dev_xmit; a software-cut packet's last segment):
+ * close qdisc, device and total. */
+static __always_inline void tx_close(void *ctx, struct tx_entry *e)
 {
-	struct tx_entry *e = tx_find(skb);
-	if (!e)
-		return;
 	u64 now = bpf_ktime_get_ns();
 	struct tx_entry v = *e;
 	e->t_queue = 0; /* done */
@@ -423,6 +576,16 @@ static __always_inline void tx_done(void *ctx, u64 skb)
 
 	if (event_allowed(PATH_SEND, now))
 		tx_event(ctx, &v, now, qdisc, device, total, deferred);
+}
+
+/* net_dev_xmit(skb) */
+static __always_inline void tx_done(void *ctx, u64 skb)
+{
+	struct tx_entry *e = tx_find(skb);
+	if (e)
+		tx_close(ctx, e);
+	else
+		gso_segment_done(ctx, skb);
 }
 
 /* sock_send_length: end of a send syscall (any socket family; cheap exit for others). Every call

@@ -20,6 +20,15 @@ RAW_TRACEPOINT_PROBE(net_dev_queue)
 	return 0;
 }
 
+#ifdef HOOK_QDISC_DEQUEUE
+/* qdisc_dequeue(qdisc, txq, packets, skb) */
+RAW_TRACEPOINT_PROBE(qdisc_dequeue)
+{
+	tx_dequeue(ctx->args[3], (int)ctx->args[2]);
+	return 0;
+}
+#endif
+
 /* net_dev_start_xmit(skb, dev) */
 RAW_TRACEPOINT_PROBE(net_dev_start_xmit)
 {

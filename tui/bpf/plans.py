@@ -76,8 +76,8 @@ COUNTERS: dict[str, dict[str, int]] = {
 
 #: The hooks of the send path, by BPF function name without its kind prefix (``raw_tracepoint__``,
 #: ``rtp_``, ``kp_``, ``kr_``); every other program of a plan is on the receive path.
-SEND_HOOKS = frozenset({"tcp_sendmsg_locked", "net_dev_queue", "net_dev_start_xmit", "net_dev_xmit",
-                        "sock_send_length", "tcp_sendmsg", "ip_queue_xmit", "sock_sendmsg",
+SEND_HOOKS = frozenset({"tcp_sendmsg_locked", "net_dev_queue", "qdisc_dequeue", "net_dev_start_xmit",
+                        "net_dev_xmit", "sock_send_length", "tcp_sendmsg", "ip_queue_xmit", "sock_sendmsg",
                         "__ip_queue_xmit", "ip6_xmit", "__sock_sendmsg", "security_socket_sendmsg",
                         "udp_sendmsg", "udpv6_sendmsg"})
 _PROGRAM_PREFIXES = ("raw_tracepoint__", "rtp_", "kp_", "kr_", "kfunc__", "kretfunc__")
@@ -210,8 +210,9 @@ TRACEPOINT_EVENTS: tuple[str, ...] = (
     "sock:sock_recv_length",
     "sock:inet_sock_set_state",
 )
-#: Optional: first sight on NIC receive (NAPI/GRO) when netif_rx is not on the path.
-OPTIONAL_EVENTS: tuple[str, ...] = ("net:napi_gro_receive_entry",)
+#: Optional: first sight on NIC receive (NAPI/GRO) when netif_rx is not on the path; a qdisc handing
+#: a packet to the device (where a GSO skb is cut in software, netlat_send.bpf.c).
+OPTIONAL_EVENTS: tuple[str, ...] = ("net:napi_gro_receive_entry", "qdisc:qdisc_dequeue")
 
 #: kprobe plan: hook -> candidate kernel symbols, in preference order (renamed copies included;
 #: compiler-suffixed copies such as ``.isra.0`` are matched by read_kallsyms).

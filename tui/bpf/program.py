@@ -278,6 +278,8 @@ def build_source(
         head.append("#define HAVE_TASK_STORAGE 1")
     if "net:napi_gro_receive_entry" in optional_hooks:
         head.append("#define HOOK_NAPI_GRO 1")
+    if "qdisc:qdisc_dequeue" in optional_hooks:
+        head.append("#define HOOK_QDISC_DEQUEUE 1")
     if any(s.key == "udp_e2e" for s in plan.info.totals.get("recv", ())):
         head.append("#define UDP_E2E 1")
     if any(s.key == "ip" for s in plan.info.stages.get("recv", ())):  # tcp_v4_rcv & co. hooked
