@@ -355,14 +355,6 @@ KPROBE_NIC_LOSS = (
     "on sock_def_readable shares, not in the program's recursion_misses), so the message is lost "
     "from every receive stage (the engine counts it in 'missed' when it is read)."
 )
-GSO_SEGMENTS = (
-    "send path timing, software GSO: virtio-net on a qemu hub offers no TSO, so a bulk TCP skb is "
-    "cut into new skbs between net_dev_queue (which keys the packet by the GSO skb's address) and "
-    "net_dev_start_xmit/net_dev_xmit (which see only the segments): no segmented packet ever "
-    "closes, qdisc/device/total/deferred lose its times, and 'evicted' counts some when the "
-    "address is reused. (The path counters, counted at net_dev_queue, hold every segment: "
-    "check_nic_bulk_send_segments.)"
-)
 
 
 def nic_scenario(result: Doc, scenario: str) -> Doc:
