@@ -224,8 +224,9 @@ static __always_inline int tcp_has_data(u64 skb)
  * Which per-CPU slot: a socket its owner holds (sk_lock.owned) is being fed from its backlog in
  * process context, with softirqs enabled (__release_sock), so a receive softirq can run between
  * this tcp_probe and its data-ready (an ACK this very packet makes TCP send over loopback is
- * received at local_bh_enable) and take the softirq's slot: such a packet takes RX_BACKLOG even
- * when it is still the softirq slot's skb (it went to the backlog from the last softirq here).
+ * received at local_bh_enable) and take the softirq's slot: such a packet, when followed, takes
+ * RX_BACKLOG even when it is still the softirq slot's skb (it went to the backlog from the last
+ * softirq here).
  * Its size is read again: the backlog may have merged later packets into it (tcp_add_backlog). */
 static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
 {
@@ -235,8 +236,10 @@ static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
 
 	if (!cur)
 		return;
-	READ(owned, sk, OFF_SK_LOCK_OWNED);
-	struct rx_entry *e = rx_find(skb);
+	/* only a followed packet needs its own slot until data-ready (the count is made here) */
+	if (cur->skb == skb && cur->followed)
+		READ(owned, sk, OFF_SK_LOCK_OWNED);
+	struct rx_entry *e = 0;
 	if (cur->skb != skb || owned) {
 		/* from the socket backlog (its IP header is behind skb->data now), or a packet of a
 		 * list receive whose netif_receive_skb was not the last on this CPU */
@@ -247,6 +250,7 @@ static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
 		cur = rx_current.lookup(&idx);
 		if (!cur)
 			return;
+		e = rx_find(skb);
 		cur->skb = skb;
 		cur->t_named = bpf_ktime_get_ns();
 		cur->followed = e != 0;
@@ -260,6 +264,8 @@ static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
 		if (!cur->followed && !dev_wanted(skb))
 			cur->skb = 0;
 #endif
+	} else if (cur->followed) { /* netif_receive_skb found its entry: no lookup for the others */
+		e = rx_find(skb);
 	}
 	if (!cur->skb)
 		return; /* not on a wanted interface */
