@@ -81,7 +81,8 @@ struct rx_cur {
 	u64 sk; /* set by tcp_probe; 0 for UDP */
 	u32 len; /* the packet from its IP header on (skb_size) */
 	u16 segs;
-	u16 followed; /* it has an rx entry (--sample chose it) */
+	u8 followed; /* it has an rx entry (--sample chose it) */
+	u8 paged; /* bytes in page fragments: payload (headers are pulled into the linear part) */
 	u64 l4; /* rx_l4's argument, read back as a number */
 	u64 t_named; /* RX_BACKLOG: when tcp_probe named it (its data-ready follows in the same call) */
 #ifdef HAVE_PKT_FILTER
@@ -154,6 +155,7 @@ static __always_inline void rx_l2_done(u64 skb)
 	skb_size(skb, &sz);
 	cur->len = sz.len;
 	cur->segs = sz.segs;
+	cur->paged = sz.data_len > 0;
 	if (e)
 		e->t1 = bpf_ktime_get_ns();
 #ifdef HAVE_PKT_FILTER
@@ -195,24 +197,34 @@ static __always_inline void rx_l4(u64 skb)
 		e->t_l4 = bpf_ktime_get_ns();
 }
 
-/* Whether a TCP segment carries data, the test tcp_info's data_segs_in counts by: end_seq - seq
- * is its payload plus one for a SYN and one for a FIN (tcp_v4_fill_cb/tcp_v6_fill_cb, done before
- * tcp_probe and before a packet goes to the socket backlog). One read of the skb's control block. */
+/* A TCP segment's sequence space, end_seq - seq: its payload plus one for a SYN and one for a FIN
+ * (tcp_v4_fill_cb/tcp_v6_fill_cb, done before tcp_probe and before a packet goes to the socket
+ * backlog); *data says whether it carries payload, the test tcp_info's data_segs_in counts by. One
+ * read of the skb's control block. */
 #define TCB_SPAN (OFF_TCB_FLAGS + 1 - OFF_TCB_SEQ)
 #define TCPHDR_FIN_ 0x01
 #define TCPHDR_SYN_ 0x02
-static __always_inline int tcp_has_data(u64 skb)
+static __always_inline u32 tcp_seq_space(u64 skb, int *data)
 {
 	u8 cb[TCB_SPAN] = {};
 	u32 seq, end_seq;
 	u8 flags;
 
+	*data = 0;
 	if (bpf_probe_read_kernel(cb, sizeof(cb), (void *)(skb + OFF_SKB_CB + OFF_TCB_SEQ)))
 		return 0;
 	__builtin_memcpy(&seq, &cb[0], 4);
 	__builtin_memcpy(&end_seq, &cb[OFF_TCB_END_SEQ - OFF_TCB_SEQ], 4);
 	flags = cb[OFF_TCB_FLAGS - OFF_TCB_SEQ];
-	return end_seq - seq > (u32)(flags & TCPHDR_FIN_) + (u32)((flags & TCPHDR_SYN_) >> 1);
+	*data = end_seq - seq > (u32)(flags & TCPHDR_FIN_) + (u32)((flags & TCPHDR_SYN_) >> 1);
+	return end_seq - seq;
+}
+
+static __always_inline int tcp_has_data(u64 skb)
+{
+	int data;
+	tcp_seq_space(skb, &data);
+	return data;
 }
 
 /* tcp_probe(sk, skb): TCP (tcp_rcv_established) has this skb's socket. A segment with data is
@@ -240,10 +252,15 @@ static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
 	if (cur->skb == skb && cur->followed)
 		READ(owned, sk, OFF_SK_LOCK_OWNED);
 	struct rx_entry *e = 0;
+	int data = -1; /* carries payload: not known yet */
 	if (cur->skb != skb || owned) {
 		/* from the socket backlog (its IP header is behind skb->data now), or a packet of a
-		 * list receive whose netif_receive_skb was not the last on this CPU */
+		 * list receive whose netif_receive_skb was not the last on this CPU. A pure ACK gets
+		 * no data-ready and no count: it must not take the slot from one that will (a
+		 * half-closed receiver's data-ready in softirq took a pure ACK named here for its own). */
 		struct skb_size sz;
+		if (!tcp_seq_space(skb, &data))
+			return;
 		if (cur->skb == skb)
 			cur->skb = 0;
 		idx = RX_BACKLOG;
@@ -257,6 +274,7 @@ static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
 		skb_size(skb, &sz);
 		cur->len = sz.ip_len;
 		cur->segs = sz.segs;
+		cur->paged = sz.data_len > 0;
 #ifdef HAVE_PKT_FILTER
 		cur->pkt = PKT_NOT_UDP;
 #endif
@@ -286,7 +304,11 @@ static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
 	if (!sockets.lookup(&sk))
 		return;
 #endif
-	if (tcp_has_data(skb))
+	/* paged bytes are payload: most data segments (loopback and veth pass the sender's page
+	 * fragments; NIC drivers put payload in pages) need no read of the control block */
+	if (data < 0)
+		data = cur->paged || tcp_has_data(skb);
+	if (data)
 		count_packet(PATH_RECV, cur->len, cur->segs);
 }
 
@@ -490,7 +512,7 @@ static __always_inline int rx_tcp_unnamed(struct rx_cur *cur, u64 sk, struct ski
 {
 	int owned = 1;
 	READ(owned, sk, OFF_SK_LOCK_OWNED);
-	if (owned || si->state == TCP_LISTEN_ || !tcp_has_data(cur->skb) || !sk_wanted(sk, si))
+	if (owned || si->state == TCP_LISTEN_ || !(cur->paged || tcp_has_data(cur->skb)) || !sk_wanted(sk, si))
 		return 0;
 	cur->sk = sk;
 #ifdef PROCESS_FILTER
