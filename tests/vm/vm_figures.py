@@ -380,8 +380,12 @@ def runs(ev: Doc, hook: str) -> int:
 
 def missed_ceiling(ev: Doc) -> int:
     """How many skipped runs a NIC scenario's "missed" may report: MAX_MISSED, plus what the kernel
-    skipped under our witness kprobes (the kprobe plan's runs lost to kprobe re-entry)."""
-    return MAX_MISSED + sum(w.get("misses", 0) for w in ev["witness"].values())
+    skipped under our witness kprobes (the kprobe plan's runs lost to kprobe re-entry), plus the
+    runs of our programs the kernel itself says it skipped in the scenario (recursion_misses, read
+    by the harness: on the one-vCPU preempt=full 7.3 a task preempted inside the send-end program,
+    12-124 per 2000 exchanges as the host's load goes)."""
+    return (MAX_MISSED + sum(w.get("misses", 0) for w in ev["witness"].values())
+            + sum(ev.get("misses", {}).values()))
 
 
 def _check_nic_sockets(doc: Doc, t: Doc, scenario: str, key: str, path: str, ceiling: int) -> None:
@@ -502,7 +506,12 @@ def check_nic_bulk_send_times_close(result: Doc) -> None:
     queued_key = next(s["key"] for s in specs(doc, "send") if not s["total"] and s["closes"] == at_queue)
     queued, closed = stat(doc, "send", queued_key)["count"], stat(doc, "send", "total")["count"]
     counters, tx_missed = doc["paths"]["send"]["counters"], missed(doc, "send")
-    assert queued - tx_missed <= closed <= queued, \
+    # a packet whose stage-opening run was skipped (the kprobe plan's ip_queue_xmit under a NIC
+    # softirq) is timed in total but not in that stage, and counted in missed. Up to 2% may stay
+    # open, uncounted: a software-cut packet whose segments go out from a bulk dequeue past the
+    # 8 skbs the engine walks (7.3, tracepoint plan, once: 100 of 101).
+    unclosed = max(2, queued // 50)
+    assert queued - tx_missed - unclosed <= closed <= queued + tx_missed, \
         f"{queued} packets reached net_dev_queue in their send ({queued_key}), {closed} timed to the " \
         f"device (total); {counters.get('evicted')} evicted, {tx_missed} missed"
 

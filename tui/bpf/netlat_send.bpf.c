@@ -423,7 +423,15 @@ static __always_inline void tx_queue(u64 skb)
 			record(PATH_SEND, SLOT_SEND_TCP, c->t_l3 - c->t);
 			record(PATH_SEND, SLOT_SEND_IP, now - c->t_l3);
 			e.t_l3 = c->t_l3;
+			c->t_l3 = 0; /* used: tx_close may move the cursor again */
 		}
+#ifdef TX_L3_HOOK
+		else {
+			/* its ip_queue_xmit run was skipped (a kprobe under a NIC's softirq, as on
+			 * receive): timed in total, not in the TCP/IP split */
+			count(PATH_SEND, CTR_MISSED, 1);
+		}
+#endif
 	} else if (si.protocol == PROTO_UDP) {
 		e.flags = TX_UDP;
 		if (udp_l4) {
@@ -452,15 +460,20 @@ static __always_inline void tx_queue(u64 skb)
 /* qdisc_dequeue(qdisc, txq, packets, skb): a qdisc hands these ``packets`` skbs (a list from skb
  * on: a bulk dequeue under BQL) to the device, on this CPU, now: each is cut there if it must be,
  * in that order. What this CPU armed at net_dev_queue went into a qdisc instead (or was sent
- * already): each is armed again at its own dequeue, here or on another CPU. */
+ * already): each is armed again at its own dequeue, here or on another CPU; but a packet whose
+ * segments are partly sent stays first (the qdisc hands its other segments out again first). */
 static __always_inline void tx_dequeue(u64 skb, int packets)
 {
 	u32 zero = 0;
 	struct tx_gso *g = tx_gso_ring.lookup(&zero);
 	if (!g)
 		return;
-	g->head = g->tail;
-	g->seen = 0;
+	if (g->seen && g->head != g->tail)
+		g->tail = g->head + 1; /* cut and partly sent: the driver handed the rest back (requeue) */
+	else {
+		g->head = g->tail;
+		g->seen = 0;
+	}
 #pragma unroll
 	for (int i = 0; i < TX_GSO_RING; i++) {
 		if (!skb || i >= packets)
@@ -559,7 +572,11 @@ static __always_inline void tx_close(void *ctx, struct tx_entry *e)
 			if (c && c->sk == v.sk) {
 				if (c->segs == 1)
 					c->first_total = total;
-				c->t = now; /* the next segment's stack time starts here */
+				/* the next segment's stack time starts here; not while one is between
+				 * ip_queue_xmit and net_dev_queue (this close ran in a softirq on top of
+				 * its sender: a software-cut packet's last segment) */
+				if (c->t_l3 <= c->t)
+					c->t = now;
 			}
 		}
 	} else if (v.flags & TX_UDP) {

@@ -284,6 +284,8 @@ def build_source(
         head.append("#define UDP_E2E 1")
     if any(s.key == "ip" for s in plan.info.stages.get("recv", ())):  # tcp_v4_rcv & co. hooked
         head.append("#define RX_L4_HOOK 1")
+    if any(s.key == "ip" for s in plan.info.stages.get("send", ())):  # ip_queue_xmit & co. hooked
+        head.append("#define TX_L3_HOOK 1")
     if plan.source == "netlat_kp.bpf.c":
         head.append(f"#define UDP_RECVMSG_FLAGS(ctx) {recvmsg_flags('udp_recvmsg')}")
         head.append(f"#define TCP_RECVMSG_FLAGS(ctx) {recvmsg_flags('tcp_recvmsg')}")
