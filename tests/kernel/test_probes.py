@@ -250,8 +250,11 @@ def test_tbf_wait_lands_in_the_qdisc_stage_only_and_matches_so_timestamping(veth
     # SO_TIMESTAMPING sched->sw interval within 50 us (sorted lists, same packets).
     # A packet whose record was lost, and reported (a probe run the kernel skipped, or an entry
     # overwritten in flight: `missed`, `evicted`), has no event: allowed, as many as reported.
+    # The requests by their frame size, in the send or deferred: TCP may hold a request back
+    # (autocorking, while the client's delayed ACK still waits behind the filler) and send it
+    # from a softirq when that ACK leaves (1 in ~6 runs here counted 11 of 12 in the send).
     ours = sorted(e.stages_ns["qdisc"] for e in snap.events
-                  if e.path == SEND and not e.deferred and e.lport == client["local_port"])
+                  if e.path == SEND and e.length == TBF_BURST and e.lport == client["local_port"])
     counters = snap.path(SEND).counters
     lost = counters.get("missed", 0) + counters.get("evicted", 0)
     assert exchanges - lost <= len(ours) <= exchanges, (len(ours), dict(counters))
