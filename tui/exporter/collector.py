@@ -117,7 +117,6 @@ class LabelTotals:
         return dict(totals)
 
 
-
 @dataclass(frozen=True, slots=True)
 class Published:
     """What one scrape reads: a snapshot and the figures gathered beside it."""
