@@ -345,6 +345,9 @@ def tracers(cpu: int, sample: int) -> dict[str, Tracer]:
             f"netlat_sample{sample}", [netlat_cmd("--sample", str(sample))], cpu
         ),
         "empty_hooks": Tracer("empty_hooks", [[PYTHON, str(REPO / "bench" / "empty_hooks.py")]], cpu),
+        "counters_floor": Tracer(
+            "counters_floor", [[PYTHON, str(REPO / "bench" / "counters_floor.py")]], cpu
+        ),
     } | ({"seed_bpftrace": Tracer("seed_bpftrace", seed_cmds(), cpu)} if shutil.which("bpftrace") else {})
 
 

@@ -85,7 +85,8 @@ def main() -> int:
     p.add_argument("--sample", type=int, default=16, help="N for the netlat --sample N condition")
     p.add_argument("--topology", default="loopback,veth")
     p.add_argument("--only", help="comma-separated conditions: netlat, netlat_sampleN, seed_bpftrace, "
-                   "empty_hooks (the plan's hooks with empty bodies: the floor)")
+                   "empty_hooks (the plan's hooks with empty bodies: the floor), "
+                   "counters_floor (the same hooks doing only the exact counting: bench/counters_floor.py)")
     p.add_argument("--busy-limit", type=float, default=0.12,
                    help="before each pair wait until under this share of all CPUs is busy (1: never wait)")
     p.add_argument("--name", default="overhead", help="result file bench/results/NAME.json")
