@@ -351,6 +351,19 @@ def tracers(cpu: int, sample: int) -> dict[str, Tracer]:
     } | ({"seed_bpftrace": Tracer("seed_bpftrace", seed_cmds(), cpu)} if shutil.which("bpftrace") else {})
 
 
+def pick_conditions(only: str | None, cpu: int, sample: int) -> list[str]:
+    """The conditions a run measures: --only's (checked), else every one this machine has, both
+    floors (empty_hooks, counters_floor) included, so each report carries its own floors."""
+    known = list(tracers(cpu, sample))
+    if not only:
+        return [name for name in known if name != "netlat_nocost"]
+    names = only.split(",")
+    for name in names:
+        if name not in known:
+            raise SystemExit(f"bench: unknown condition {name!r} (known here: {', '.join(known)})")
+    return names
+
+
 # -- BPF program statistics (BPF_ENABLE_STATS) --------------------------------------------------------
 
 _libc = ctypes.CDLL(None, use_errno=True)

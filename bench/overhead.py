@@ -22,6 +22,7 @@ from benchlib import (
     log,
     machine_info,
     median,
+    pick_conditions,
     rr,
     tracers,
     wait_quiet,
@@ -84,18 +85,16 @@ def main() -> int:
     p.add_argument("--tool-cpu", type=int, default=0)
     p.add_argument("--sample", type=int, default=16, help="N for the netlat --sample N condition")
     p.add_argument("--topology", default="loopback,veth")
-    p.add_argument("--only", help="comma-separated conditions: netlat, netlat_sampleN, seed_bpftrace, "
-                   "empty_hooks (the plan's hooks with empty bodies: the floor), "
-                   "counters_floor (the same hooks doing only the exact counting: bench/counters_floor.py)")
+    p.add_argument("--only", help="comma-separated conditions (default: all of them): netlat, netlat_nocost, "
+                   "netlat_sampleN, seed_bpftrace (if installed), empty_hooks (the plan's hooks with empty "
+                   "bodies: the floor), counters_floor (the same hooks doing only the exact counting)")
     p.add_argument("--busy-limit", type=float, default=0.12,
                    help="before each pair wait until under this share of all CPUs is busy (1: never wait)")
     p.add_argument("--name", default="overhead", help="result file bench/results/NAME.json")
     args = p.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench: run as root (BPF and namespaces)")
-    conditions = ["netlat", f"netlat_sample{args.sample}", "seed_bpftrace"]
-    if args.only:
-        conditions = args.only.split(",")
+    conditions = pick_conditions(args.only, args.tool_cpu, args.sample)
     quiet = check_quiet()
     doc = {"machine": machine_info(), "quiet_at_start": quiet, "args": vars(args), "results": {}}
     for topology in args.topology.split(","):

@@ -22,6 +22,7 @@ from benchlib import (
     check_quiet,
     log,
     machine_info,
+    pick_conditions,
     prog_stats,
     rr,
     tracers,
@@ -64,12 +65,12 @@ def main() -> int:
     p.add_argument("--load-cpu", type=int, default=1)
     p.add_argument("--tool-cpu", type=int, default=0)
     p.add_argument("--sample", type=int, default=16)
-    p.add_argument("--only", help="comma-separated: netlat, netlat_sampleN, seed_bpftrace")
+    p.add_argument("--only", help="comma-separated conditions, as bench/overhead.py's (default: all of them)")
     p.add_argument("--name", default="probe_cost")
     args = p.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench: run as root")
-    names = args.only.split(",") if args.only else ["netlat", f"netlat_sample{args.sample}", "seed_bpftrace"]
+    names = pick_conditions(args.only, args.tool_cpu, args.sample)
     doc = {"machine": machine_info(), "quiet_at_start": check_quiet(), "args": vars(args), "results": {}}
     with bpf_stats_enabled():
         for name in names:

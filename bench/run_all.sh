@@ -1,5 +1,5 @@
 #!/bin/sh
-# Every benchmark in sequence (about 15 minutes on the development machine); results in bench/results/.
+# Every benchmark in sequence (about 20 minutes on the development machine); results in bench/results/.
 set -eu
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
