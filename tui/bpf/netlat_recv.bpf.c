@@ -168,15 +168,29 @@ static __always_inline void rx_l2_done(u64 skb)
 #endif
 }
 
-/* The filters for a packet reaching socket sk at sk_data_ready: a UDP datagram by its headers
- * (under a port/address filter), anything else by its socket. */
-static __always_inline int rx_wanted(struct rx_cur *cur, u64 sk, struct skinfo *si)
+/* The filters for a UDP datagram reaching socket sk at sk_data_ready (a TCP segment was decided
+ * at tcp_probe): by its own headers under a port/address filter, else (or when its headers were
+ * not UDP's) by its socket. */
+static __always_inline int rx_udp_wanted(struct rx_cur *cur, u64 sk, struct skinfo *si)
 {
 #ifdef HAVE_PKT_FILTER
-	if (si->protocol == PROTO_UDP && cur->pkt != PKT_NOT_UDP)
+	if (cur->pkt != PKT_NOT_UDP)
 		return cur->pkt == 1 && sk_owner_wanted(sk, si);
 #endif
 	return sk_wanted(sk, si);
+}
+
+/* The slot's packet, which the filters selected for socket sk, on the receive path's counters,
+ * followed or not (--sample thins the latency figures only). Under a pid/comm filter (softirq: no
+ * process here) a socket counts once a wanted process made a call on it, as deferred sends do
+ * (the socket table). */
+static __always_inline void rx_count(struct rx_cur *cur, u64 sk)
+{
+#ifdef PROCESS_FILTER
+	if (!sockets.lookup(&sk))
+		return;
+#endif
+	count_packet(PATH_RECV, cur->len, cur->segs);
 }
 
 /* kprobe plan: L4 entry (tcp_v4_rcv / udp_rcv) in the same softirq. */
@@ -220,9 +234,14 @@ static __always_inline u32 tcp_seq_space(u64 skb, int *data)
 	return end_seq - seq;
 }
 
-static __always_inline int tcp_has_data(u64 skb)
+/* Whether the slot's TCP segment skb carries payload. Paged bytes are payload: most data
+ * segments (loopback and veth pass the sender's page fragments; NIC drivers put payload in pages)
+ * need no read of the control block. */
+static __always_inline int rx_tcp_data(struct rx_cur *cur, u64 skb)
 {
 	int data;
+	if (cur->paged)
+		return 1;
 	tcp_seq_space(skb, &data);
 	return data;
 }
@@ -298,18 +317,10 @@ static __always_inline void rx_tcp_sock(u64 sk, u64 skb)
 	/* named in the entry too: read without its data-ready stamp, it lost that run (rx_copy) */
 	if (e)
 		e->sk = sk;
-	/* Under a pid/comm filter (softirq: no process here) a socket counts once a wanted process
-	 * made a call on it, as deferred sends do (the socket table). */
-#ifdef PROCESS_FILTER
-	if (!sockets.lookup(&sk))
-		return;
-#endif
-	/* paged bytes are payload: most data segments (loopback and veth pass the sender's page
-	 * fragments; NIC drivers put payload in pages) need no read of the control block */
 	if (data < 0)
-		data = cur->paged || tcp_has_data(skb);
+		data = rx_tcp_data(cur, skb);
 	if (data)
-		count_packet(PATH_RECV, cur->len, cur->segs);
+		rx_count(cur, sk);
 }
 
 /* The L2..L4 stages of a packet that reached its socket. Under a pid/comm filter they are
@@ -512,13 +523,10 @@ static __always_inline int rx_tcp_unnamed(struct rx_cur *cur, u64 sk, struct ski
 {
 	int owned = 1;
 	READ(owned, sk, OFF_SK_LOCK_OWNED);
-	if (owned || si->state == TCP_LISTEN_ || !(cur->paged || tcp_has_data(cur->skb)) || !sk_wanted(sk, si))
+	if (owned || si->state == TCP_LISTEN_ || !rx_tcp_data(cur, cur->skb) || !sk_wanted(sk, si))
 		return 0;
 	cur->sk = sk;
-#ifdef PROCESS_FILTER
-	if (sockets.lookup(&sk))
-#endif
-		count_packet(PATH_RECV, cur->len, cur->segs);
+	rx_count(cur, sk);
 	return 1;
 }
 
@@ -547,18 +555,14 @@ static __always_inline void rx_ready(u64 sk)
 	cur->skb = 0;
 	struct rx_entry *e = cur->followed ? rx_find(skb) : 0;
 	if (!cur->sk) {
-		/* a UDP datagram: the filters decide here, and the path counters count every one they
-		 * select, followed or not (a TCP segment was decided and counted at tcp_probe). Under a
-		 * pid/comm filter a socket counts once a wanted process made a call on it. */
-		if (!rx_wanted(cur, sk, &si)) {
+		/* a UDP datagram: the filters decide and it is counted here (a TCP segment was at
+		 * tcp_probe) */
+		if (!rx_udp_wanted(cur, sk, &si)) {
 			if (e)
 				e->t0 = 0;
 			return;
 		}
-#ifdef PROCESS_FILTER
-		if (sockets.lookup(&sk))
-#endif
-			count_packet(PATH_RECV, cur->len, cur->segs);
+		rx_count(cur, sk);
 	}
 	if (!e)
 		return;
