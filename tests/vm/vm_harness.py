@@ -31,6 +31,7 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -75,6 +76,7 @@ NIC_MACS = ("52:54:00:00:00:01", "52:54:00:00:00:02")
 ROOT_PARTUUID = "6e6c6174-01"
 
 EXIT_RE = re.compile(r"NETLAT_VM_EXIT=(\d+)")
+MONITOR = "monitor.sock"  # qemu's monitor, a unix socket in the run's work directory
 
 
 class VmError(RuntimeError):
@@ -230,14 +232,18 @@ def qemu_command(image: GuestImage, job_disk: Path, workdir: Path, memory_mb: in
     cmdline = (
         f"console=ttyS0,115200 root=PARTUUID={ROOT_PARTUUID} rootfstype=ext4 rootwait rw "
         "init=/sbin/netlat-vm-init "
-        "panic=-1 mitigations=off"
+        "panic=-1 mitigations=off "
+        # a guest that hangs is sent an NMI before it is killed (hang_report): it panics and prints
+        # every task and every CPU's backtrace to the console, so a silent hang says where it was
+        "unknown_nmi_panic panic_print=0x41"
     )
     return [
         "nice", "-n", "10",
         "qemu-system-x86_64",
         "-accel", "tcg,thread=multi", "-cpu", "qemu64",
         "-m", str(memory_mb), "-smp", str(cpus),
-        "-display", "none", "-monitor", "none", *nic_args(nics), "-no-reboot",
+        "-display", "none", "-monitor", f"unix:{workdir / MONITOR},server=on,wait=off",
+        *nic_args(nics), "-no-reboot",
         "-kernel", str(image.kernel), "-append", cmdline,
         "-device", "nvme,id=nvme0,serial=netlat0",
         "-drive", f"file={image.rootfs},if=none,id=rootdisk,format=raw,snapshot=on",
@@ -285,8 +291,9 @@ def run_in_guest(
         try:
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            dump = hang_report(proc, workdir)
             raise VmTimeout(f"guest still running after {timeout_s:.0f} s; killed. Last output:\n"
-                            + "".join(lines[-30:])) from None
+                            + "".join(lines[-30:]) + dump) from None
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -308,6 +315,23 @@ def run_in_guest(
         _copy_out(job_disk, out_dir)
     return GuestRun(exit_status=int(found.group(1)), output="".join(lines), out_dir=out_dir / "out",
                     console_log=console, seconds=seconds)
+
+
+def hang_report(proc: subprocess.Popen, workdir: Path, wait_s: float = 20.0) -> str:
+    """Where a hung guest is: an NMI through qemu's monitor makes it panic (unknown_nmi_panic) and
+    print every task and CPU backtrace (panic_print) to its console; returns that console tail."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as mon:
+            mon.settimeout(5)
+            mon.connect(str(workdir / MONITOR))
+            mon.sendall(b"nmi\n")
+            proc.wait(timeout=wait_s)  # panic=-1 with -no-reboot: qemu exits once the guest panicked
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"\n(no NMI report from the guest: {exc})"
+    console = workdir / "console.log"
+    tail = console.read_text(errors="replace").splitlines()[-150:] if console.exists() else []
+    return ("\nguest console after an NMI (its tail; every task and CPU backtrace are in the run's "
+            "console.log):\n" + "\n".join(tail))
 
 
 def _pump(pipe, lines: list[str], stream: TextIO | None) -> None:
