@@ -14,11 +14,9 @@ SIGINT.
 
 from __future__ import annotations
 
-import signal
+from empty_hooks import hold_plan_hooks  # bench/ is on sys.path: this script's directory
 
 from tui.bpf.btf import c_defines
-from tui.bpf.plans import TRACEPOINT_EVENTS
-from tui.system import import_bcc
 
 COUNTING = """
 #define READ(dst, base, off) bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)((u64)(base) + (off)))
@@ -58,48 +56,23 @@ static __always_inline void count_call(u64 sk, int ret, u32 off)
     READ(segs, sk, off);
     r->packets = segs;
 }
+"""
 
-RAW_TRACEPOINT_PROBE(net_dev_queue)
-{
+#: The hooks that count, and their bodies (u64 ctx->args[] as in netlat_tp.bpf.c); the rest stay empty.
+BODIES = {
+    "net_dev_queue": """
     u64 skb = ctx->args[0], sk = 0;
     READ(sk, skb, OFF_SKB_SK);
     if (sk)
-        count_skb(0, skb);
-    return 0;
-}
-
-RAW_TRACEPOINT_PROBE(tcp_probe)
-{
+        count_skb(0, skb);""",
+    "tcp_probe": """
     u64 skb = ctx->args[1];
     u32 seq[2] = {};
     bpf_probe_read_kernel(seq, sizeof(seq), (void *)(skb + OFF_SKB_CB + OFF_TCB_SEQ));
     if (seq[1] - seq[0] > 1)
-        count_skb(1, skb);
-    return 0;
+        count_skb(1, skb);""",
+    "sock_send_length": "    count_call(ctx->args[0], (int)ctx->args[1], OFF_TCP_DATA_SEGS_OUT);",
+    "sock_recv_length": "    count_call(ctx->args[0], (int)ctx->args[1], OFF_TCP_DATA_SEGS_IN);",
 }
 
-RAW_TRACEPOINT_PROBE(sock_send_length)
-{
-    count_call(ctx->args[0], (int)ctx->args[1], OFF_TCP_DATA_SEGS_OUT);
-    return 0;
-}
-
-RAW_TRACEPOINT_PROBE(sock_recv_length)
-{
-    count_call(ctx->args[0], (int)ctx->args[1], OFF_TCP_DATA_SEGS_IN);
-    return 0;
-}
-"""
-COUNTED = {"net_dev_queue", "tcp_probe", "sock_send_length", "sock_recv_length"}
-
-bcc = import_bcc()
-names = [event.split(":")[1] for event in TRACEPOINT_EVENTS]
-empty = "\n".join(f"RAW_TRACEPOINT_PROBE({n}) {{ return 0; }}" for n in names if n not in COUNTED)
-bpf = bcc.BPF(text=c_defines() + COUNTING + empty)  # BCC attaches RAW_TRACEPOINT_PROBE functions itself
-print(f"attached {len(names)} raw tracepoints, {len(COUNTED)} of them counting", flush=True)
-try:
-    signal.pause()
-except KeyboardInterrupt:
-    pass
-finally:
-    bpf.cleanup()
+hold_plan_hooks(BODIES, prelude=c_defines() + COUNTING)
