@@ -28,6 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "kernel"))  # the namespaces and bulk load of the tests
 
 from netns import VethPair, run_bulk  # noqa: E402
+from test_path_counters import snmp  # noqa: E402
+from test_software_gso import QDISCS, tso_off  # noqa: E402
 
 from tui.bpf.btf import KernelBtf, c_defines  # noqa: E402
 from tui.bpf.stats import program_misses  # noqa: E402
@@ -116,28 +118,18 @@ def _json(cmd: list[str]) -> list | dict:
     return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
 
 
-def snmp_out_segs(ns: str) -> int:
-    """TCP's OutSegs + RetransSegs inside namespace ns."""
-    text = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"],
-                          capture_output=True, text=True, check=True).stdout
-    head, values = [line.split() for line in text.splitlines() if line.startswith("Tcp:")][:2]
-    row = dict(zip(head[1:], map(int, values[1:]), strict=True))
-    return row["OutSegs"] + row["RetransSegs"]
-
-
 def kernel_counts(ns: str, dev: str) -> dict[str, int]:
     link = _json(["ip", "-n", ns, "-j", "-s", "link", "show", dev])[0]
     qdisc = _json(["tc", "-n", ns, "-s", "-j", "qdisc", "show", "dev", dev])[0]
-    return {"tcp_out_segs": snmp_out_segs(ns), "tbf_sent_pkts": qdisc["packets"],
+    tcp = snmp(ns)
+    return {"tcp_out_segs": tcp["Tcp.OutSegs"] + tcp["Tcp.RetransSegs"], "tbf_sent_pkts": qdisc["packets"],
             "veth_tx_packets": link["stats64"]["tx"]["packets"]}
 
 
 def one_run(bcc: object, dev_name_off: int, with_netlat: bool) -> dict:
     with VethPair() as pair:
-        subprocess.run(["ip", "netns", "exec", pair.ns_a, "ethtool", "-K", pair.dev_a, "tso", "off"],
-                       check=True, capture_output=True)
-        pair.tc(pair.ns_a, "qdisc", "add", "dev", pair.dev_a, "root",
-                "tbf", "rate", "1gbit", "burst", "256kb", "latency", "100ms")
+        tso_off(pair)  # the veth and tbf of tests/kernel/test_software_gso.py's shaping case
+        pair.tc(pair.ns_a, "qdisc", "add", "dev", pair.dev_a, "root", *QDISCS["tbf_shaping"])
         defines = c_defines() + f"#define OFF_DEV_NAME {dev_name_off}\n"
         text = defines + PROGRAM.replace("WANTED_DEV", json.dumps(pair.dev_a))
         probe = bcc.BPF(text=text)  # type: ignore[attr-defined]
