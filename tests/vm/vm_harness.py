@@ -76,6 +76,8 @@ NIC_MACS = ("52:54:00:00:00:01", "52:54:00:00:00:02")
 ROOT_PARTUUID = "6e6c6174-01"
 
 EXIT_RE = re.compile(r"NETLAT_VM_EXIT=(\d+)")
+BOOT_S = 120.0  # from qemu's start until the kernel runs our init
+INIT_MARK = b"Run /sbin/netlat-vm-init"  # the kernel's console line as it starts init
 MONITOR = "monitor.sock"  # qemu's monitor, a unix socket in the run's work directory
 
 
@@ -284,10 +286,22 @@ def run_in_guest(
         cmd = qemu_command(image, job_disk, workdir, memory_mb, cpus or SUITE_CPUS[suite], nics)
         started = time.monotonic()
         lines: list[str] = []
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        reader = threading.Thread(target=_pump, args=(proc.stdout, lines, stream), daemon=True)
-        reader.start()
+        proc, reader = _boot(cmd, lines, stream)
+        if not _reached_init(proc, workdir):
+            # Seen under TCG with two vCPUs: both stuck in early boot on a jump label being patched
+            # (int3), before any of our code ran. The guest never started its job: boot it again,
+            # once, and keep the stuck boot's NMI report beside the run.
+            report = hang_report(proc, workdir)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            reader.join(timeout=5)
+            if (workdir / "console.log").exists():
+                shutil.move(workdir / "console.log", out_dir / "console-stuck-boot.log")
+            print(f"vm: the guest did not reach init in {BOOT_S:.0f} s; booting it again{report[:300]}",
+                  file=sys.stderr)
+            lines.clear()
+            proc, reader = _boot(cmd, lines, stream)
         try:
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -315,6 +329,27 @@ def run_in_guest(
         _copy_out(job_disk, out_dir)
     return GuestRun(exit_status=int(found.group(1)), output="".join(lines), out_dir=out_dir / "out",
                     console_log=console, seconds=seconds)
+
+
+def _boot(cmd: list[str], lines: list[str],
+          stream: TextIO | None) -> tuple[subprocess.Popen, threading.Thread]:
+    """Start qemu; a thread copies the job's output into ``lines`` (and ``stream``)."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader = threading.Thread(target=_pump, args=(proc.stdout, lines, stream), daemon=True)
+    reader.start()
+    return proc, reader
+
+
+def _reached_init(proc: subprocess.Popen, workdir: Path) -> bool:
+    """Whether the guest kernel started our init within BOOT_S (about 2 s under TCG); True also
+    when qemu already ended (the caller reports that)."""
+    console = workdir / "console.log"
+    deadline = time.monotonic() + BOOT_S
+    while time.monotonic() < deadline and proc.poll() is None:
+        if console.exists() and INIT_MARK in console.read_bytes():
+            return True
+        time.sleep(0.5)
+    return proc.poll() is not None or (console.exists() and INIT_MARK in console.read_bytes())
 
 
 def hang_report(proc: subprocess.Popen, workdir: Path, wait_s: float = 20.0) -> str:
